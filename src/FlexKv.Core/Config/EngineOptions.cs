@@ -1,0 +1,71 @@
+using System.Text.Json.Serialization;
+
+namespace FlexKv.Core.Config;
+
+/// <summary>
+/// The engine's configuration: the one JSON document that crosses the C ABI at create.
+/// Names follow FlexKV's (<c>cpu_cache_gb</c>, <c>tokens_per_block</c>, …) so a FlexKV user's
+/// file maps over unchanged; the Python package fills it from files, env vars and vLLM.
+/// </summary>
+public sealed class EngineOptions
+{
+    /// <summary>Default block size in tokens (vLLM's default on CUDA).</summary>
+    public const int DefaultTokensPerBlock = 16;
+
+    /// <summary>Tokens per block (= vLLM's cache block size).</summary>
+    [JsonPropertyName("tokens_per_block")] public int TokensPerBlock { get; set; } = DefaultTokensPerBlock;
+
+    /// <summary>CPU tier size in GiB; used when <see cref="NumCpuBlocks"/> is not set.</summary>
+    [JsonPropertyName("cpu_cache_gb")] public double? CpuCacheGb { get; set; }
+
+    /// <summary>CPU tier size in blocks; wins over <see cref="CpuCacheGb"/>.</summary>
+    [JsonPropertyName("num_cpu_blocks")] public long? NumCpuBlocks { get; set; }
+
+    /// <summary>Bytes of one block over all layers; derived from the model fields when absent.</summary>
+    [JsonPropertyName("block_bytes")] public long? BlockBytes { get; set; }
+
+    /// <summary>Number of attention layers (with the fields below gives <see cref="BlockBytes"/>).</summary>
+    [JsonPropertyName("num_layers")] public int? NumLayers { get; set; }
+
+    /// <summary>KV heads per rank.</summary>
+    [JsonPropertyName("num_kv_heads")] public int? NumKvHeads { get; set; }
+
+    /// <summary>Head size in elements.</summary>
+    [JsonPropertyName("head_size")] public int? HeadSize { get; set; }
+
+    /// <summary>KV cache dtype name (float16, bfloat16, float32, fp8, …).</summary>
+    [JsonPropertyName("dtype")] public string Dtype { get; set; } = "float16";
+
+    /// <summary>MLA caches hold one latent vector per token instead of K and V.</summary>
+    [JsonPropertyName("use_mla")] public bool UseMla { get; set; }
+
+    /// <summary>Model identity for the cache fingerprint.</summary>
+    [JsonPropertyName("model_name")] public string ModelName { get; set; } = "";
+
+    /// <summary>Layout name for the cache fingerprint (blocks copied as bytes must match layouts).</summary>
+    [JsonPropertyName("layout")] public string Layout { get; set; } = "";
+
+    /// <summary>Tensor-parallel size for the cache fingerprint.</summary>
+    [JsonPropertyName("tp_size")] public int TpSize { get; set; } = 1;
+
+    /// <summary>Tensor-parallel rank for the cache fingerprint.</summary>
+    [JsonPropertyName("tp_rank")] public int TpRank { get; set; }
+
+    /// <summary>Optional deployment secret mixed into every block key.</summary>
+    [JsonPropertyName("secret")] public string Secret { get; set; } = "";
+
+    /// <summary>Dedicated copy threads.</summary>
+    [JsonPropertyName("transfer_threads")] public int TransferThreads { get; set; } = 2;
+
+    /// <summary>Capacity of the copy-work queue (chunks); launch never blocks on it.</summary>
+    [JsonPropertyName("transfer_queue_capacity")] public int TransferQueueCapacity { get; set; } = 4096;
+
+    /// <summary>Ask the kernel for transparent huge pages on the CPU pool.</summary>
+    [JsonPropertyName("use_hugepage_cpu_buffer")] public bool UseHugepageCpuBuffer { get; set; } = true;
+
+    /// <summary>Eviction policy name; "lru" is the one implemented.</summary>
+    [JsonPropertyName("eviction_policy")] public string EvictionPolicy { get; set; } = "lru";
+
+    /// <summary>Refuse a CPU pool larger than this fraction of MemAvailable.</summary>
+    [JsonPropertyName("max_memory_fraction")] public double MaxMemoryFraction { get; set; } = 0.9;
+}

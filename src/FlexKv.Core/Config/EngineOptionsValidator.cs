@@ -1,0 +1,72 @@
+using FlexKv.Core.Errors;
+
+namespace FlexKv.Core.Config;
+
+/// <summary>Checks an <see cref="EngineOptions"/> once, before anything is allocated.</summary>
+public static class EngineOptionsValidator
+{
+    /// <summary>Throws <see cref="FlexKvStatus.InvalidConfig"/> naming the first bad key.</summary>
+    public static void Validate(EngineOptions o)
+    {
+        Require(o.TokensPerBlock is > 0 and <= 4096, "tokens_per_block", $"must be in 1..4096, got {o.TokensPerBlock}");
+        if (o.CpuCacheGb is { } gb)
+            Require(gb > 0 && double.IsFinite(gb), "cpu_cache_gb", $"must be > 0, got {gb}");
+        if (o.NumCpuBlocks is { } nb)
+            Require(nb > 0 && nb <= int.MaxValue, "num_cpu_blocks", $"must be in 1..{int.MaxValue}, got {nb}");
+        if (o.CpuCacheGb is null && o.NumCpuBlocks is null)
+            Fail("cpu_cache_gb", "the CPU tier needs a size: set cpu_cache_gb or num_cpu_blocks");
+        if (o.BlockBytes is { } bb)
+            Require(bb > 0, "block_bytes", $"must be > 0, got {bb}");
+        else
+        {
+            Require(o.NumLayers is > 0, "num_layers", "must be > 0 (or give block_bytes)");
+            Require(o.NumKvHeads is > 0, "num_kv_heads", "must be > 0 (or give block_bytes)");
+            Require(o.HeadSize is > 0, "head_size", "must be > 0 (or give block_bytes)");
+        }
+        _ = DtypeSize(o.Dtype);
+        Require(o.TpSize > 0, "tp_size", $"must be > 0, got {o.TpSize}");
+        Require(o.TpRank >= 0 && o.TpRank < o.TpSize, "tp_rank", $"must be in 0..tp_size-1, got {o.TpRank}");
+        Require(o.TransferThreads is > 0 and <= 64, "transfer_threads", $"must be in 1..64, got {o.TransferThreads}");
+        Require(o.TransferQueueCapacity is >= 16 and <= 1 << 20, "transfer_queue_capacity", $"must be in 16..1048576, got {o.TransferQueueCapacity}");
+        Require(o.EvictionPolicy == "lru", "eviction_policy", $"'{o.EvictionPolicy}' is not supported (supported: lru)");
+        Require(o.MaxMemoryFraction is > 0 and <= 1, "max_memory_fraction", $"must be in (0, 1], got {o.MaxMemoryFraction}");
+        Require(ResolveBlockBytes(o) <= 1L << 32, "block_bytes", $"a block of {ResolveBlockBytes(o)} bytes is larger than 4 GiB");
+    }
+
+    /// <summary>Bytes of one block over all layers, from <c>block_bytes</c> or the model fields.</summary>
+    public static long ResolveBlockBytes(EngineOptions o)
+    {
+        if (o.BlockBytes is { } bb) return bb;
+        long perToken = (long)o.NumKvHeads!.Value * o.HeadSize!.Value * DtypeSize(o.Dtype) * (o.UseMla ? 1 : 2);
+        return perToken * o.TokensPerBlock * o.NumLayers!.Value;
+    }
+
+    /// <summary>Number of CPU blocks the pool will hold.</summary>
+    public static long ResolveCpuBlocks(EngineOptions o)
+    {
+        if (o.NumCpuBlocks is { } nb) return nb;
+        long bytes = (long)(o.CpuCacheGb!.Value * (1L << 30));
+        long blocks = bytes / ResolveBlockBytes(o);
+        if (blocks < 1)
+            Fail("cpu_cache_gb", $"{o.CpuCacheGb} GiB holds no block of {ResolveBlockBytes(o)} bytes");
+        return Math.Min(blocks, int.MaxValue);
+    }
+
+    /// <summary>Element size of a KV dtype name as vLLM and FlexKV spell them.</summary>
+    public static int DtypeSize(string dtype) => dtype.ToLowerInvariant() switch
+    {
+        "float16" or "fp16" or "half" or "bfloat16" or "bf16" => 2,
+        "float32" or "fp32" or "float" => 4,
+        "fp8" or "fp8_e4m3" or "fp8_e5m2" or "e4m3" or "uint8" or "int8" or "fp8_ds_mla" => 1,
+        _ => throw new FlexKvException(FlexKvStatus.InvalidConfig,
+            $"configuration key 'dtype': unknown KV dtype '{dtype}' (use float16, bfloat16, float32 or fp8)"),
+    };
+
+    private static void Require(bool ok, string key, string what)
+    {
+        if (!ok) Fail(key, what);
+    }
+
+    private static void Fail(string key, string what) =>
+        throw new FlexKvException(FlexKvStatus.InvalidConfig, $"configuration key '{key}': {what}");
+}

@@ -1,0 +1,50 @@
+using System.Text.Json.Serialization;
+
+namespace FlexKv.Core.Engine;
+
+/// <summary>A snapshot of the engine's counters (serialised as the stats JSON).</summary>
+public sealed class EngineStats
+{
+    /// <summary>Match calls.</summary>
+    [JsonPropertyName("match_calls")] public long MatchCalls { get; set; }
+    /// <summary>Prompt tokens in full blocks that matches looked at.</summary>
+    [JsonPropertyName("queried_tokens")] public long QueriedTokens { get; set; }
+    /// <summary>Tokens matches returned beyond vLLM's own hit.</summary>
+    [JsonPropertyName("matched_tokens")] public long MatchedTokens { get; set; }
+    /// <summary>Blocks loaded into the registered cache.</summary>
+    [JsonPropertyName("blocks_loaded")] public long BlocksLoaded { get; set; }
+    /// <summary>Blocks saved from the registered cache.</summary>
+    [JsonPropertyName("blocks_saved")] public long BlocksSaved { get; set; }
+    /// <summary>Blocks whose load failed (reported for recompute).</summary>
+    [JsonPropertyName("blocks_failed")] public long BlocksFailed { get; set; }
+    /// <summary>Blocks a put could not store because the tier was full of pinned blocks.</summary>
+    [JsonPropertyName("blocks_dropped")] public long BlocksDropped { get; set; }
+    /// <summary>Bytes moved by the copy threads.</summary>
+    [JsonPropertyName("bytes_moved")] public long BytesMoved { get; set; }
+    /// <summary>Blocks evicted from the CPU tier.</summary>
+    [JsonPropertyName("evictions")] public long Evictions { get; set; }
+    /// <summary>CPU slots in use.</summary>
+    [JsonPropertyName("cpu_blocks_used")] public long CpuBlocksUsed { get; set; }
+    /// <summary>CPU slots in total.</summary>
+    [JsonPropertyName("cpu_blocks_total")] public long CpuBlocksTotal { get; set; }
+    /// <summary>Bytes per block.</summary>
+    [JsonPropertyName("block_bytes")] public long BlockBytes { get; set; }
+    /// <summary>Bytes reserved for the CPU pool.</summary>
+    [JsonPropertyName("cpu_reserved_bytes")] public long CpuReservedBytes { get; set; }
+    /// <summary>Pins held on index blocks (0 when idle).</summary>
+    [JsonPropertyName("pinned_blocks")] public long PinnedBlocks { get; set; }
+    /// <summary>Requests the engine tracks.</summary>
+    [JsonPropertyName("active_requests")] public long ActiveRequests { get; set; }
+    /// <summary>Tasks planned but not launched.</summary>
+    [JsonPropertyName("tasks_planned")] public long TasksPlanned { get; set; }
+    /// <summary>Tasks launched and not finished.</summary>
+    [JsonPropertyName("tasks_in_flight")] public long TasksInFlight { get; set; }
+    /// <summary>Tasks finished since start.</summary>
+    [JsonPropertyName("tasks_finished")] public long TasksFinished { get; set; }
+    /// <summary>Whether a KV cache is registered.</summary>
+    [JsonPropertyName("registered")] public bool Registered { get; set; }
+}
+
+/// <summary>Source-generated JSON for <see cref="EngineStats"/>.</summary>
+[JsonSerializable(typeof(EngineStats))]
+internal sealed partial class EngineStatsJsonContext : JsonSerializerContext;

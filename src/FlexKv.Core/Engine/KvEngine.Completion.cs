@@ -1,0 +1,114 @@
+using FlexKv.Core.Errors;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+public sealed partial class KvEngine
+{
+    /// <summary>
+    /// vLLM's <c>query_finished_task</c>: hands out the requests whose loads (Recving) and saves
+    /// (Sending, only for requests whose finish returned true) ended, each exactly once, and the
+    /// device block ids whose loads failed. When a buffer is too small nothing is handed out and
+    /// the sizes needed are returned; the next call gets everything.
+    /// </summary>
+    public bool QueryFinished(Span<byte> entries, Span<int> failedBlocks, out int entryBytes, out int failedCount)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            _transfer.Pump();
+            ApplyCompletions();
+            return _report.TryDrain(entries, failedBlocks, out entryBytes, out failedCount);
+        }
+    }
+
+    /// <summary>Managed form of <see cref="QueryFinished(Span{byte}, Span{int}, out int, out int)"/>.</summary>
+    public (List<(FinishedKind Kind, string Id)> Entries, List<int> FailedBlocks) QueryFinished()
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            _transfer.Pump();
+            ApplyCompletions();
+            return _report.Take();
+        }
+    }
+
+    /// <summary>
+    /// Drops every cached block (vLLM's <c>reset_cache</c>). Pending tasks are cancelled and
+    /// waited for, and still reported, so vLLM's held blocks are released normally.
+    /// </summary>
+    public void Reset()
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            foreach (TransferTask t in _planned.ToArray()) CancelTask(t);
+            foreach (TransferTask t in _inFlight) t.Cancel();
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            while (_inFlight.Count > 0)
+            {
+                _transfer.Pump();
+                ApplyCompletions();
+                if (_inFlight.Count == 0) break;
+                if (sw.ElapsedMilliseconds > CancelWaitMs)
+                    ThrowHelper.Throw(FlexKvStatus.Internal, $"reset: {_inFlight.Count} transfers did not stop within {CancelWaitMs} ms");
+                _transfer.WaitForCompletion(10);
+            }
+            foreach (RequestState s in _requests.Values) ReleaseMatch(s);
+            _index.Clear();
+        }
+    }
+
+    // Applies what the copy threads finished: pins released, written blocks made ready (or
+    // dropped), requests reported. Runs on the caller's thread under the lock.
+    private void ApplyCompletions()
+    {
+        while (_transfer.Completed.TryDequeue(out TransferTask? task))
+        {
+            _inFlight.Remove(task);
+            task.State = task.IsCancelled ? TransferState.Cancelled
+                : task.FailedCount > 0 ? TransferState.Failed : TransferState.Done;
+            Complete(task);
+        }
+    }
+
+    private void Complete(TransferTask task)
+    {
+        bool cancelled = task.State == TransferState.Cancelled;
+        RequestState? s = Find(task.RequestId);
+        if (task.Kind == TransferKind.Get)
+        {
+            for (int i = 0; i < task.Count; i++)
+            {
+                _index.Unpin(task.Nodes[i]);
+                if (cancelled) continue;
+                if (task.Failed[i] != 0)
+                {
+                    _report.AddFailed(task.DeviceBlocks[i]);
+                    _stats.BlocksFailed++;
+                }
+                else _stats.BlocksLoaded++;
+            }
+            _report.Add(FinishedKind.Recving, task.RequestId);
+            if (s is not null) s.Get = null;
+        }
+        else
+        {
+            for (int i = 0; i < task.Count; i++)
+            {
+                bool ok = !cancelled && task.Failed[i] == 0;
+                _index.CompleteWrite(task.Nodes[i], ok);
+                if (ok) _stats.BlocksSaved++;
+            }
+            if (s is not null)
+            {
+                if (s.Hold) _report.Add(FinishedKind.Sending, task.RequestId);
+                s.Put = null;
+            }
+        }
+        _stats.TasksFinished++;
+        if (s is not null && s.Finished && s.Get is null && s.Put is null) Forget(s);
+        _taskPool.Return(task);
+    }
+}

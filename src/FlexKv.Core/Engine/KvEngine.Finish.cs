@@ -1,0 +1,144 @@
+using FlexKv.Core.Errors;
+using FlexKv.Core.Index;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+public sealed partial class KvEngine
+{
+    /// <summary>
+    /// vLLM's <c>request_finished</c>. With <paramref name="save"/>, plans a put of the full
+    /// blocks whose KV exists (all tokens but the last, whose KV is never computed) that the
+    /// index lacks, from the request's <paramref name="blockIds"/> (block 0 first). Returns true
+    /// when vLLM must keep the blocks until the request is reported as finished sending.
+    /// A request the engine never saw is accepted when its tokens are given (vLLM can abort a
+    /// request before matching it). A load still in flight is cancelled; its end is still
+    /// reported as finished receiving, because vLLM holds such blocks until then.
+    /// </summary>
+    public bool RequestFinished(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens,
+        ReadOnlySpan<int> blockIds, bool save, ReadOnlySpan<byte> utf8Namespace = default)
+    {
+        if (requestId.IsEmpty) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, "request id is empty");
+        if (numTokens < 0) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"num_tokens must be >= 0, got {numTokens}");
+        if (!tokens.IsEmpty && tokens.Length != numTokens)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"token buffer holds {tokens.Length} tokens but num_tokens is {numTokens}");
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            ApplyCompletions();
+            RequestState? s = Find(requestId);
+            if (s is null)
+            {
+                if (_recentlyFinishedBySpan.Contains(requestId))
+                    ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
+                if (tokens.IsEmpty && numTokens > 0) ThrowHelper.UnknownRequest(requestId.ToString());
+                s = Add(requestId, utf8Namespace);
+            }
+            else if (s.Finished)
+                ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
+
+            if (!tokens.IsEmpty)
+            {
+                if (tokens.Length < s.Sequence.TokensSeen)
+                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                        $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
+                s.Sequence.Extend(_hasher, tokens);
+            }
+            else if (numTokens > s.Sequence.TokensSeen)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+
+            s.Finished = true;
+            ReleaseMatch(s);
+            bool loading = s.Get is not null;
+            if (loading) CancelTask(s.Get!);
+            // A request whose load never ended computed nothing, so there is nothing to save.
+            if (save && !loading && _transfer.Transport is not null && numTokens > 0)
+                PlanPut(s, Math.Min((numTokens - 1) / TokensPerBlock, blockIds.Length), blockIds);
+            s.Hold = s.Put is not null;
+            if (s.Get is null && s.Put is null) Forget(s);
+            return s.Hold;
+        }
+    }
+
+    /// <summary>
+    /// Preemption or abort of a request that stays known: drops its match pins and cancels its
+    /// tasks. Returns only when no copy of those tasks is running any more, so vLLM may reuse the
+    /// blocks at once. Cancelled tasks are still reported when they end.
+    /// </summary>
+    public void CancelRequest(ReadOnlySpan<char> requestId)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            RequestState? s = Find(requestId);
+            if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
+            ReleaseMatch(s);
+            if (s.Get is not null) CancelTask(s.Get);
+            if (s.Put is not null) CancelTask(s.Put);
+            s.NumComputedTokens = 0;
+            s.ComputedBlocks = 0;
+        }
+    }
+
+    private void PlanPut(RequestState s, int blocks, ReadOnlySpan<int> blockIds)
+    {
+        if (blocks <= 0) return;
+        ReadOnlySpan<UInt128> keys = s.Sequence.Keys[..blocks];
+        _transfer.Transport!.Layout.CheckBlockIds(blockIds[..blocks]);
+        long clock = _index.Tick();
+        TransferTask? task = null;
+        int parent = -1;
+        int last = -1;
+        for (int i = 0; i < blocks; i++)
+        {
+            int id = _index.Lookup(keys[i]);
+            if (id >= 0)
+            {
+                _index.Touch(id, clock);
+                last = id;
+                // Ready or being written by another task: nothing to do. Empty: its write failed, redo it.
+                if (_index.StateOf(id) == BlockState.Empty)
+                {
+                    if (!_index.TryRewrite(id, clock)) { _stats.BlocksDropped += blocks - i; break; }
+                    (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
+                }
+                parent = id;
+                continue;
+            }
+            id = _index.InsertWriting(keys[i], parent, clock);
+            if (id < 0) { _stats.BlocksDropped += blocks - i; break; }
+            (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
+            parent = id;
+            last = id;
+        }
+        _index.TouchDone(last);
+        if (task is null) return;
+        s.Put = task;
+        _planned.Add(task);
+    }
+
+    private TransferTask NewPut(RequestState s)
+    {
+        TransferTask task = _taskPool.Get();
+        task.Kind = TransferKind.Put;
+        task.RequestId = s.Id;
+        return task;
+    }
+
+    // A planned task is finished as cancelled right away; a launched one is flagged and waited
+    // for until none of its copies runs, then ends through the normal completion path.
+    private void CancelTask(TransferTask task)
+    {
+        task.Cancel();
+        if (task.State == TransferState.Planned)
+        {
+            _planned.Remove(task);
+            task.State = TransferState.Cancelled;
+            Complete(task);
+            return;
+        }
+        if (!TransferEngine.WaitNotExecuting(task, CancelWaitMs))
+            ThrowHelper.Throw(FlexKvStatus.Internal, $"a copy for request '{task.RequestId}' did not stop within {CancelWaitMs} ms");
+    }
+}

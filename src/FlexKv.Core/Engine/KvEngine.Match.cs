@@ -1,0 +1,130 @@
+using FlexKv.Core.Errors;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+public sealed partial class KvEngine
+{
+    /// <summary>
+    /// vLLM's <c>get_num_new_matched_tokens</c>: how many tokens beyond
+    /// <paramref name="numComputedTokens"/> (vLLM's own hit, block-aligned) can be loaded now.
+    /// Only full blocks of the first <paramref name="numTokens"/> tokens count. The matched blocks
+    /// are pinned until the request's load ends; asking again replaces the previous answer and its
+    /// pins. <paramref name="tokens"/> may be empty when the engine already saw at least
+    /// <paramref name="numTokens"/> tokens of this request (no re-hashing, no re-sending).
+    /// </summary>
+    public int GetNumNewMatchedTokens(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens,
+        int numComputedTokens, ReadOnlySpan<byte> utf8Namespace = default)
+    {
+        if (requestId.IsEmpty) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, "request id is empty");
+        if (numTokens < 0) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"num_tokens must be >= 0, got {numTokens}");
+        if (numComputedTokens < 0 || numComputedTokens % TokensPerBlock != 0)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                $"num_computed_tokens must be a non-negative multiple of tokens_per_block ({TokensPerBlock}), got {numComputedTokens}");
+        if (!tokens.IsEmpty && tokens.Length != numTokens)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"token buffer holds {tokens.Length} tokens but num_tokens is {numTokens}");
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            ApplyCompletions();
+            RequestState? s = Find(requestId);
+            if (s is null)
+            {
+                if (tokens.IsEmpty && numTokens > 0)
+                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"request '{requestId}' is new: its token ids are required");
+                s = Add(requestId, utf8Namespace);
+            }
+            else if (s.Finished)
+                ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
+            else if (s.Get is not null)
+                ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' has a load in flight; it cannot be matched again until the load ends");
+
+            if (!tokens.IsEmpty)
+            {
+                if (tokens.Length < s.Sequence.TokensSeen)
+                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                        $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
+                s.Sequence.Extend(_hasher, tokens);
+            }
+            else if (numTokens > s.Sequence.TokensSeen)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+
+            ReleaseMatch(s);
+            s.GetPlanned = false;
+            _stats.MatchCalls++;
+            int blocks = numTokens / TokensPerBlock;
+            _stats.QueriedTokens += (long)blocks * TokensPerBlock;
+            s.NumComputedTokens = numComputedTokens;
+            s.ComputedBlocks = numComputedTokens / TokensPerBlock;
+            // Without a registered cache nothing can be loaded, so nothing is offered.
+            if (_transfer.Transport is null || blocks <= s.ComputedBlocks) return 0;
+
+            s.EnsureMatchCapacity(blocks);
+            int matched = _index.MatchReady(s.Sequence.Keys[..blocks], s.MatchNodes, _index.Tick());
+            if (matched <= s.ComputedBlocks) return 0;
+            for (int i = s.ComputedBlocks; i < matched; i++) _index.Pin(s.MatchNodes[i]);
+            s.PinnedCount = matched - s.ComputedBlocks;
+            int newTokens = s.PinnedCount * TokensPerBlock;
+            _stats.MatchedTokens += newTokens;
+            return newTokens;
+        }
+    }
+
+    /// <summary>
+    /// vLLM's <c>update_state_after_alloc</c>: <paramref name="blockIds"/> are the request's
+    /// device blocks from block 0; the external tokens go to blocks
+    /// [num_computed/bs, (num_computed + external)/bs). Plans the load. A call with 0 external
+    /// tokens drops the match's pins, or is a no-op when a load is already planned (vLLM calls
+    /// again after an async load finished).
+    /// </summary>
+    public void UpdateStateAfterAlloc(ReadOnlySpan<char> requestId, ReadOnlySpan<int> blockIds, int numExternalTokens)
+    {
+        if (numExternalTokens < 0) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"num_external_tokens must be >= 0, got {numExternalTokens}");
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            RequestState? s = Find(requestId);
+            if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
+            if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
+            if (numExternalTokens == 0)
+            {
+                if (!s.GetPlanned) ReleaseMatch(s);
+                return;
+            }
+            if (s.GetPlanned) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already has a load planned");
+            int blocks = (numExternalTokens + TokensPerBlock - 1) / TokensPerBlock;
+            if (blocks > s.PinnedCount)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}': {numExternalTokens} external tokens requested but only {s.PinnedCount * TokensPerBlock} were matched");
+            if (blockIds.Length < s.ComputedBlocks + blocks)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}': {blockIds.Length} block ids given, {s.ComputedBlocks + blocks} needed");
+            ReadOnlySpan<int> dst = blockIds.Slice(s.ComputedBlocks, blocks);
+            KvLayout? layout = _transfer.Transport?.Layout;
+            if (layout is null) ThrowHelper.Throw(FlexKvStatus.NotRegistered, "no KV cache is registered");
+            layout.CheckBlockIds(dst);
+
+            TransferTask task = _taskPool.Get();
+            task.Kind = TransferKind.Get;
+            task.RequestId = s.Id;
+            for (int i = 0; i < blocks; i++)
+            {
+                int node = s.MatchNodes[s.ComputedBlocks + i];
+                task.Add(dst[i], _index.SlotOf(node), node);
+            }
+            // The task takes over the pins of the blocks it loads; the rest are released.
+            for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
+            s.PinnedCount = 0;
+            s.Get = task;
+            s.GetPlanned = true;
+            _planned.Add(task);
+        }
+    }
+
+    private void ReleaseMatch(RequestState s)
+    {
+        for (int i = 0; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
+        s.PinnedCount = 0;
+    }
+}

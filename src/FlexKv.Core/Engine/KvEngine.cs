@@ -1,0 +1,225 @@
+using System.Text.Json;
+using FlexKv.Core.Config;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Hashing;
+using FlexKv.Core.Index;
+using FlexKv.Core.Tiers;
+using FlexKv.Core.Transfer;
+using Microsoft.Extensions.ObjectPool;
+
+namespace FlexKv.Core.Engine;
+
+/// <summary>
+/// The scheduler-side engine: one object per vLLM scheduler. Its methods mirror the connector
+/// calls (match, update after alloc, request finished, launch, query finished, cancel, reset)
+/// and return in microseconds; bytes move on the transfer threads. Every public method takes
+/// one lock, so the engine is safe to call from any thread, and the index is only touched under it.
+/// </summary>
+public sealed unsafe partial class KvEngine : IDisposable
+{
+    private const int RecentlyFinishedLimit = 65_536;
+    private const int CancelWaitMs = 10_000;
+
+    private readonly object _sync = new();
+    private readonly EngineOptions _options;
+    private readonly BlockHasher _hasher;
+    private readonly CpuTier _cpu;
+    private readonly BlockIndex _index;
+    private readonly TransferEngine _transfer;
+    private readonly Dictionary<string, RequestState> _requests = new();
+    private readonly Dictionary<string, RequestState>.AlternateLookup<ReadOnlySpan<char>> _requestsBySpan;
+    private readonly HashSet<string> _recentlyFinished = new();
+    private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _recentlyFinishedBySpan;
+    private readonly Queue<string> _recentlyFinishedOrder = new();
+    private readonly Stack<RequestState> _spareStates = new();
+    private readonly ObjectPool<TransferTask> _taskPool = new DefaultObjectPool<TransferTask>(new TransferTask.PoolPolicy(), 1024);
+    private readonly List<TransferTask> _planned = new();
+    private readonly HashSet<TransferTask> _inFlight = new();
+    private readonly FinishedReport _report = new();
+    private readonly EngineStats _stats = new();
+    private bool _shutDown;
+
+    private KvEngine(EngineOptions options)
+    {
+        _options = options;
+        Fingerprint = CacheFingerprint.From(options);
+        _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
+        _cpu = new CpuTier(options);
+        _index = new BlockIndex(_cpu.Slots);
+        _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.BlockBytes);
+        _requestsBySpan = _requests.GetAlternateLookup<ReadOnlySpan<char>>();
+        _recentlyFinishedBySpan = _recentlyFinished.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    /// <summary>Creates an engine from validated options.</summary>
+    public static KvEngine Create(EngineOptions options)
+    {
+        EngineOptionsValidator.Validate(options);
+        return new KvEngine(options);
+    }
+
+    /// <summary>Creates an engine from a UTF-8 JSON configuration document.</summary>
+    public static KvEngine Create(ReadOnlySpan<byte> utf8Json) => new(EngineOptionsJson.Parse(utf8Json));
+
+    /// <summary>The engine's options.</summary>
+    public EngineOptions Options => _options;
+
+    /// <summary>The cache fingerprint every key is seeded with.</summary>
+    public CacheFingerprint Fingerprint { get; }
+
+    /// <summary>Tokens per block.</summary>
+    public int TokensPerBlock => _options.TokensPerBlock;
+
+    /// <summary>Bytes per block.</summary>
+    public long BlockBytes => _cpu.BlockBytes;
+
+    /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
+    public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            if (_inFlight.Count > 0 || _planned.Count > 0)
+                ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
+            _transfer.Transport = new HostMemoryTransport(KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes));
+        }
+    }
+
+    /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
+    public void RegisterTransport(IDeviceTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            if (transport.Layout.BlockBytes != _cpu.BlockBytes)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"transport blocks are {transport.Layout.BlockBytes} bytes, engine blocks {_cpu.BlockBytes}");
+            if (_inFlight.Count > 0 || _planned.Count > 0)
+                ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
+            _transfer.Transport = transport;
+        }
+    }
+
+    /// <summary>Whether a KV cache is registered.</summary>
+    public bool IsRegistered => _transfer.Transport is not null;
+
+    /// <summary>Launches every planned task; returns how many were launched.</summary>
+    public int LaunchTasks()
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            ApplyCompletions();
+            int n = _planned.Count;
+            foreach (TransferTask t in _planned)
+            {
+                _inFlight.Add(t);
+                _transfer.Submit(t);
+            }
+            _planned.Clear();
+            _transfer.Pump();
+            return n;
+        }
+    }
+
+    /// <summary>Blocks the caller until some task finishes or the timeout passes (for non-vLLM callers).</summary>
+    public bool WaitForCompletion(int timeoutMs)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            _transfer.Pump();
+            if (_report.EntryCount > 0) return true;
+        }
+        return _transfer.WaitForCompletion(timeoutMs);
+    }
+
+    /// <summary>A snapshot of the counters.</summary>
+    public EngineStats Stats()
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            ApplyCompletions();
+            return SnapshotStats();
+        }
+    }
+
+    /// <summary>The counters as UTF-8 JSON.</summary>
+    public byte[] StatsJson() => JsonSerializer.SerializeToUtf8Bytes(Stats(), EngineStatsJsonContext.Default.EngineStats);
+
+    private EngineStats SnapshotStats()
+    {
+        _stats.BytesMoved = _transfer.BytesMoved;
+        _stats.Evictions = _index.Evictions;
+        _stats.CpuBlocksUsed = _index.UsedSlots;
+        _stats.CpuBlocksTotal = _index.Capacity;
+        _stats.BlockBytes = _cpu.BlockBytes;
+        _stats.CpuReservedBytes = _cpu.ReservedBytes;
+        _stats.PinnedBlocks = _index.TotalPins;
+        _stats.ActiveRequests = _requests.Count;
+        _stats.TasksPlanned = _planned.Count;
+        _stats.TasksInFlight = _inFlight.Count;
+        _stats.Registered = _transfer.Transport is not null;
+        return new EngineStats
+        {
+            MatchCalls = _stats.MatchCalls, QueriedTokens = _stats.QueriedTokens, MatchedTokens = _stats.MatchedTokens,
+            BlocksLoaded = _stats.BlocksLoaded, BlocksSaved = _stats.BlocksSaved, BlocksFailed = _stats.BlocksFailed,
+            BlocksDropped = _stats.BlocksDropped, BytesMoved = _stats.BytesMoved, Evictions = _stats.Evictions,
+            CpuBlocksUsed = _stats.CpuBlocksUsed, CpuBlocksTotal = _stats.CpuBlocksTotal, BlockBytes = _stats.BlockBytes,
+            CpuReservedBytes = _stats.CpuReservedBytes, PinnedBlocks = _stats.PinnedBlocks, ActiveRequests = _stats.ActiveRequests,
+            TasksPlanned = _stats.TasksPlanned, TasksInFlight = _stats.TasksInFlight, TasksFinished = _stats.TasksFinished,
+            Registered = _stats.Registered,
+        };
+    }
+
+    /// <summary>
+    /// Stops the engine: cancels pending work, joins the copy threads and frees the CPU pool.
+    /// Idempotent. If a copy thread does not stop in time the pool is leaked rather than freed
+    /// under it.
+    /// </summary>
+    public void Shutdown()
+    {
+        lock (_sync)
+        {
+            if (_shutDown) return;
+            _shutDown = true;
+            foreach (TransferTask t in _planned) t.Cancel();
+            foreach (TransferTask t in _inFlight) t.Cancel();
+            bool stopped = _transfer.Stop(CancelWaitMs);
+            if (stopped) _cpu.Dispose();
+        }
+    }
+
+    /// <summary>Same as <see cref="Shutdown"/>.</summary>
+    public void Dispose() => Shutdown();
+
+    private void ThrowIfShutDown()
+    {
+        if (_shutDown) ThrowHelper.ShutDown();
+    }
+
+    private RequestState? Find(ReadOnlySpan<char> id) => _requestsBySpan.TryGetValue(id, out var s) ? s : null;
+
+    private RequestState Add(ReadOnlySpan<char> id, ReadOnlySpan<byte> utf8Namespace)
+    {
+        var s = _spareStates.Count > 0 ? _spareStates.Pop() : new RequestState();
+        s.Id = id.ToString();
+        s.Sequence.Begin(_hasher.SeedFor(utf8Namespace));
+        _requests.Add(s.Id, s);
+        _recentlyFinishedBySpan.Remove(id);
+        return s;
+    }
+
+    private void Forget(RequestState s)
+    {
+        _requests.Remove(s.Id);
+        if (_recentlyFinished.Add(s.Id))
+        {
+            _recentlyFinishedOrder.Enqueue(s.Id);
+            if (_recentlyFinishedOrder.Count > RecentlyFinishedLimit) _recentlyFinished.Remove(_recentlyFinishedOrder.Dequeue());
+        }
+        s.Reset();
+        _spareStates.Push(s);
+    }
+}

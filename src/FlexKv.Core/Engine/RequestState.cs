@@ -1,0 +1,43 @@
+using FlexKv.Core.Hashing;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+/// <summary>
+/// What the engine remembers about one vLLM request between connector calls: its hashing state,
+/// vLLM's local hit, the blocks pinned by the latest match, and its get/put tasks.
+/// </summary>
+internal sealed class RequestState
+{
+    public string Id = "";
+    public readonly HashedSequence Sequence = new();
+    public int NumComputedTokens;
+    public int[] MatchNodes = new int[64];
+    /// <summary>Nodes [ComputedBlocks, ComputedBlocks + PinnedCount) of MatchNodes hold a pin for this request.</summary>
+    public int PinnedCount;
+    public int ComputedBlocks;
+    public TransferTask? Get;
+    public TransferTask? Put;
+    public bool GetPlanned;
+    public bool Finished;
+    public bool Hold;
+
+    public void EnsureMatchCapacity(int blocks)
+    {
+        if (MatchNodes.Length < blocks) MatchNodes = new int[Math.Max(blocks, MatchNodes.Length * 2)];
+    }
+
+    public void Reset()
+    {
+        Id = "";
+        Sequence.Reset();
+        NumComputedTokens = 0;
+        PinnedCount = 0;
+        ComputedBlocks = 0;
+        Get = null;
+        Put = null;
+        GetPlanned = false;
+        Finished = false;
+        Hold = false;
+    }
+}

@@ -1,0 +1,178 @@
+using System.Runtime.CompilerServices;
+
+namespace FlexKv.Core.Index;
+
+/// <summary>
+/// The block index: per block key, its node (slot, state, pins, recency) in a prefix tree kept
+/// implicitly through parent links and child counts.
+///
+/// Invariants: a node's parent is always present (prefix-closed), so eviction only removes
+/// leaves (no children), never pinned or writing ones; a match walks keys from the first block
+/// and stops at the first block that is not <see cref="BlockState.Ready"/>. Nodes live by value
+/// in one array addressed by int ids with a free list, so steady-state use allocates nothing.
+/// Not thread-safe: the owner serialises calls.
+/// </summary>
+public sealed partial class BlockIndex
+{
+    private readonly Dictionary<UInt128, int> _map;
+    private readonly SlotPool _slots;
+    private readonly IEvictionPolicy _policy;
+    private BlockNode[] _nodes;
+    private int[] _freeNodes;
+    private int _freeNodeCount;
+    private int _highWater;
+    private long _clock;
+
+    /// <summary>Creates an index whose blocks occupy slots of <paramref name="slots"/>.</summary>
+    public BlockIndex(SlotPool slots)
+    {
+        _slots = slots;
+        _policy = new LruEvictionPolicy();
+        int initial = Math.Min(slots.Capacity + 16, 1 << 16);
+        _nodes = new BlockNode[initial];
+        _freeNodes = new int[initial];
+        _map = new Dictionary<UInt128, int>(initial);
+    }
+
+    /// <summary>Blocks present in any state.</summary>
+    public int Count => _map.Count;
+
+    /// <summary>Slots in use.</summary>
+    public int UsedSlots => _slots.Capacity - _slots.FreeCount;
+
+    /// <summary>Total slots.</summary>
+    public int Capacity => _slots.Capacity;
+
+    /// <summary>Blocks evicted since creation.</summary>
+    public long Evictions { get; private set; }
+
+    /// <summary>Sum of pins over all nodes (0 when no task holds blocks).</summary>
+    public long TotalPins { get; private set; }
+
+    /// <summary>Advances the logical clock; one tick per match or put.</summary>
+    public long Tick() => ++_clock;
+
+    /// <summary>Read access to a node.</summary>
+    internal ref readonly BlockNode Node(int id) => ref _nodes[id];
+
+    /// <summary>The node of a key, or -1.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Lookup(UInt128 key) => _map.TryGetValue(key, out int id) ? id : -1;
+
+    /// <summary>The slot of a node.</summary>
+    public int SlotOf(int node) => _nodes[node].Slot;
+
+    /// <summary>The state of a node.</summary>
+    public BlockState StateOf(int node) => _nodes[node].State;
+
+    /// <summary>
+    /// Longest run of leading <paramref name="keys"/> that are ready; touches them at
+    /// <paramref name="clock"/> and writes their node ids to <paramref name="nodes"/>.
+    /// </summary>
+    public int MatchReady(ReadOnlySpan<UInt128> keys, Span<int> nodes, long clock)
+    {
+        int n = 0;
+        while (n < keys.Length && _map.TryGetValue(keys[n], out int id) && _nodes[id].State == BlockState.Ready)
+        {
+            _nodes[id].LastUse = clock;
+            nodes[n++] = id;
+        }
+        if (n > 0) OfferIfEvictable(nodes[n - 1]);
+        return n;
+    }
+
+    /// <summary>Touches a node at <paramref name="clock"/> (a put walking existing blocks).</summary>
+    public void Touch(int node, long clock) => _nodes[node].LastUse = clock;
+
+    /// <summary>Offers the last node of a walk to the eviction policy if it is an evictable leaf.</summary>
+    public void TouchDone(int lastNode)
+    {
+        if (lastNode >= 0) OfferIfEvictable(lastNode);
+    }
+
+    /// <summary>Adds a pin: the node can be neither evicted nor dropped until unpinned.</summary>
+    public void Pin(int node)
+    {
+        _nodes[node].Pins++;
+        TotalPins++;
+    }
+
+    /// <summary>Removes a pin; an unpinned leaf becomes evictable again.</summary>
+    public void Unpin(int node)
+    {
+        ref BlockNode n = ref _nodes[node];
+        if (n.Pins <= 0) throw new InvalidOperationException($"block node {node} unpinned more often than pinned");
+        n.Pins--;
+        TotalPins--;
+        if (n.Pins == 0)
+        {
+            if (n.State == BlockState.Empty && n.Children == 0) Remove(node);
+            else OfferIfEvictable(node);
+        }
+    }
+
+    /// <summary>
+    /// Inserts <paramref name="key"/> under <paramref name="parent"/> (-1 for a first block) in
+    /// state <see cref="BlockState.Writing"/>, pinned once, with a free slot; evicts LRU leaves
+    /// other than <paramref name="parent"/> when no slot is free. Returns -1 when nothing fits.
+    /// </summary>
+    public int InsertWriting(UInt128 key, int parent, long clock)
+    {
+        if (!TryAllocateSlot(parent, out int slot)) return -1;
+        int id = NewNode();
+        ref BlockNode n = ref _nodes[id];
+        n.Key = key;
+        n.Parent = parent;
+        n.Children = 0;
+        n.Slot = slot;
+        n.Pins = 1;
+        n.LastUse = clock;
+        n.State = BlockState.Writing;
+        TotalPins++;
+        _map.Add(key, id);
+        if (parent >= 0) _nodes[parent].Children++;
+        return id;
+    }
+
+    /// <summary>Gives an <see cref="BlockState.Empty"/> node a slot again and marks it writing (pinned once).</summary>
+    public bool TryRewrite(int node, long clock)
+    {
+        ref BlockNode n = ref _nodes[node];
+        if (n.State != BlockState.Empty) throw new InvalidOperationException($"block node {node} is {n.State}, not Empty");
+        if (!TryAllocateSlot(n.Parent, out int slot)) return false;
+        n = ref _nodes[node];
+        n.Slot = slot;
+        n.State = BlockState.Writing;
+        n.LastUse = clock;
+        n.Pins++;
+        TotalPins++;
+        return true;
+    }
+
+    /// <summary>Ends a write: ready on success; on failure the slot is freed and the block is dropped.</summary>
+    public void CompleteWrite(int node, bool ok)
+    {
+        ref BlockNode n = ref _nodes[node];
+        if (n.State != BlockState.Writing) throw new InvalidOperationException($"block node {node} is {n.State}, not Writing");
+        if (ok) n.State = BlockState.Ready;
+        else
+        {
+            _slots.Free(n.Slot);
+            n.Slot = -1;
+            n.State = BlockState.Empty;
+        }
+        Unpin(node);
+    }
+
+    /// <summary>Drops every block and frees every slot. The caller guarantees no pins remain.</summary>
+    public void Clear()
+    {
+        _map.Clear();
+        Array.Clear(_nodes, 0, _highWater);
+        _highWater = 0;
+        _freeNodeCount = 0;
+        _slots.Reset();
+        _policy.Clear();
+        TotalPins = 0;
+    }
+}

@@ -1,0 +1,114 @@
+using FlexKv.Core.Config;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Hashing;
+
+namespace FlexKv.Core.Index;
+
+/// <summary>
+/// The control plane alone: hashing plus the block index over a block budget, with no bytes.
+/// It answers "how much of this sequence is cached" and records "this sequence is now cached",
+/// which is what trace replays and capacity planning need (FlexKV's cache engine has the same
+/// role). Sequences are named by the caller so a match followed by an insert of the same, longer
+/// sequence hashes each block once. Not thread-safe.
+/// </summary>
+public sealed class PrefixCache
+{
+    private readonly BlockHasher _hasher;
+    private readonly BlockIndex _index;
+    private readonly Dictionary<long, HashedSequence> _sequences = new();
+    private readonly Stack<HashedSequence> _spare = new();
+    private int[] _walk = new int[1024];
+
+    /// <summary>Creates a cache of <paramref name="capacityBlocks"/> blocks of <paramref name="tokensPerBlock"/> tokens.</summary>
+    public PrefixCache(int tokensPerBlock, int capacityBlocks)
+    {
+        if (tokensPerBlock < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'tokens_per_block': must be > 0");
+        if (capacityBlocks < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'num_cpu_blocks': must be > 0");
+        _hasher = new BlockHasher(tokensPerBlock, CacheFingerprint.From(new EngineOptions { TokensPerBlock = tokensPerBlock, BlockBytes = 1 }).Value);
+        _index = new BlockIndex(new SlotPool(capacityBlocks));
+    }
+
+    /// <summary>Tokens per block.</summary>
+    public int TokensPerBlock => _hasher.TokensPerBlock;
+
+    /// <summary>The underlying index (stats).</summary>
+    public BlockIndex Index => _index;
+
+    /// <summary>Cached leading tokens of sequence <paramref name="seq"/> (a multiple of the block size).</summary>
+    public int Match(long seq, ReadOnlySpan<long> tokens)
+    {
+        HashedSequence s = Sequence(seq, tokens);
+        EnsureWalk(s.Blocks);
+        return _index.MatchReady(s.Keys, _walk, _index.Tick()) * TokensPerBlock;
+    }
+
+    /// <summary>
+    /// Stores the full blocks of <paramref name="tokens"/> not cached yet (evicting LRU leaves
+    /// when full) and ends sequence <paramref name="seq"/>. Returns the number of blocks stored.
+    /// </summary>
+    public int Insert(long seq, ReadOnlySpan<long> tokens)
+    {
+        HashedSequence s = Sequence(seq, tokens);
+        try
+        {
+            ReadOnlySpan<UInt128> keys = s.Keys;
+            long clock = _index.Tick();
+            int parent = -1, i = 0;
+            for (; i < keys.Length; i++)
+            {
+                int id = _index.Lookup(keys[i]);
+                if (id < 0) break;
+                _index.Touch(id, clock);
+                parent = id;
+            }
+            int stored = 0;
+            for (; i < keys.Length; i++)
+            {
+                int id = _index.InsertWriting(keys[i], parent, clock);
+                if (id < 0) break;
+                _index.CompleteWrite(id, ok: true);
+                parent = id;
+                stored++;
+            }
+            _index.TouchDone(parent);
+            return stored;
+        }
+        finally
+        {
+            _sequences.Remove(seq);
+            s.Reset();
+            _spare.Push(s);
+        }
+    }
+
+    /// <summary>Forgets a sequence's hashing state without storing it.</summary>
+    public bool Forget(long seq)
+    {
+        if (!_sequences.Remove(seq, out var s)) return false;
+        s.Reset();
+        _spare.Push(s);
+        return true;
+    }
+
+    private HashedSequence Sequence(long seq, ReadOnlySpan<long> tokens)
+    {
+        if (!_sequences.TryGetValue(seq, out var s))
+        {
+            s = _spare.Count > 0 ? _spare.Pop() : new HashedSequence();
+            s.Begin(_hasher.RootSeed);
+            _sequences.Add(seq, s);
+        }
+        else if (tokens.Length < s.TokensSeen)
+        {
+            throw new FlexKvException(FlexKvStatus.InvalidArgument,
+                $"sequence {seq} was {s.TokensSeen} tokens long and is now {tokens.Length}: a sequence may only grow");
+        }
+        s.Extend(_hasher, tokens);
+        return s;
+    }
+
+    private void EnsureWalk(int n)
+    {
+        if (_walk.Length < n) _walk = new int[Math.Max(n, _walk.Length * 2)];
+    }
+}

@@ -1,0 +1,55 @@
+using FlexKv.Core.Config;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Index;
+using FlexKv.Core.Memory;
+
+namespace FlexKv.Core.Tiers;
+
+/// <summary>
+/// The CPU tier: one native region cut into fixed-size slots, one slot per block holding all its
+/// layers (block-major, so a block is one contiguous run). The slot free list lives in the index.
+/// </summary>
+public sealed unsafe class CpuTier : IDisposable
+{
+    private readonly NativeRegion _region;
+
+    /// <summary>Allocates the pool described by <paramref name="options"/>, refusing sizes the machine cannot give.</summary>
+    public CpuTier(EngineOptions options)
+    {
+        BlockBytes = EngineOptionsValidator.ResolveBlockBytes(options);
+        NumBlocks = (int)EngineOptionsValidator.ResolveCpuBlocks(options);
+        long bytes = BlockBytes * NumBlocks;
+        long? available = MemoryInfo.AvailableBytes();
+        if (available is { } avail && bytes > avail * options.MaxMemoryFraction)
+            throw new FlexKvException(FlexKvStatus.OutOfMemory,
+                $"the CPU cache needs {bytes / (1 << 20)} MiB ({NumBlocks} blocks of {BlockBytes} bytes) but only " +
+                $"{avail / (1 << 20)} MiB are available (limit {options.MaxMemoryFraction:P0}); lower cpu_cache_gb");
+        _region = new NativeRegion(bytes, options.UseHugepageCpuBuffer);
+        Slots = new SlotPool(NumBlocks);
+    }
+
+    /// <summary>Bytes per block (all layers).</summary>
+    public long BlockBytes { get; }
+
+    /// <summary>Slots in the pool.</summary>
+    public int NumBlocks { get; }
+
+    /// <summary>The pool's free list.</summary>
+    public SlotPool Slots { get; }
+
+    /// <summary>Bytes reserved for the pool.</summary>
+    public long ReservedBytes => _region.Length;
+
+    /// <summary>Whether huge pages were hinted successfully.</summary>
+    public bool HugePages => _region.HugePagesHinted;
+
+    /// <summary>Address of a slot.</summary>
+    public byte* SlotAddress(int slot)
+    {
+        if ((uint)slot >= (uint)NumBlocks) throw new ArgumentOutOfRangeException(nameof(slot), slot, "CPU slot out of range");
+        return _region.Base + (long)slot * BlockBytes;
+    }
+
+    /// <summary>Releases the pool.</summary>
+    public void Dispose() => _region.Dispose();
+}

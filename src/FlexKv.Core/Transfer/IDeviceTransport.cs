@@ -1,0 +1,29 @@
+namespace FlexKv.Core.Transfer;
+
+/// <summary>Direction of a block copy.</summary>
+public enum TransferDirection
+{
+    /// <summary>Registered KV cache → CPU slots (a put).</summary>
+    DeviceToHost,
+    /// <summary>CPU slots → registered KV cache (a get).</summary>
+    HostToDevice,
+}
+
+/// <summary>
+/// Moves whole blocks between the registered KV cache and CPU slots. The same-process host
+/// path is <see cref="HostMemoryTransport"/>; the CUDA and cross-process paths implement this
+/// too. Called from copy threads, concurrently, on disjoint blocks.
+/// </summary>
+public unsafe interface IDeviceTransport
+{
+    /// <summary>The registered layout.</summary>
+    KvLayout Layout { get; }
+
+    /// <summary>
+    /// Copies block <c>deviceBlocks[i]</c> to/from the host slot at
+    /// <c>hostBase + cpuSlots[i] * hostStride</c>. Sets <c>failed[i] = 1</c> for each block that
+    /// could not be copied and returns how many failed; throwing fails the whole batch.
+    /// </summary>
+    int Copy(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
+        byte* hostBase, long hostStride, Span<byte> failed);
+}

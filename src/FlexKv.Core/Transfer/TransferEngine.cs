@@ -1,0 +1,181 @@
+using System.Collections.Concurrent;
+using System.Threading.Channels;
+
+namespace FlexKv.Core.Transfer;
+
+/// <summary>
+/// Dedicated copy threads fed by one bounded channel of task slices. Launch never blocks: a
+/// slice the channel cannot take waits in a backlog that <see cref="Pump"/> drains on the next
+/// call. A finished task is queued on <see cref="Completed"/> for the scheduler thread to apply,
+/// so the index is only ever touched by the thread that owns it.
+/// </summary>
+internal sealed unsafe class TransferEngine : IDisposable
+{
+    private readonly Channel<CopyWork> _queue;
+    private readonly Thread[] _threads;
+    private readonly Queue<CopyWork> _backlog = new();
+    private readonly object _signal = new();
+    private readonly byte* _hostBase;
+    private readonly long _hostStride;
+    private volatile IDeviceTransport? _transport;
+    private long _bytesMoved;
+
+    public TransferEngine(int threads, int queueCapacity, byte* hostBase, long hostStride)
+    {
+        _hostBase = hostBase;
+        _hostStride = hostStride;
+        _queue = Channel.CreateBounded<CopyWork>(new BoundedChannelOptions(queueCapacity)
+        {
+            SingleReader = threads == 1,
+            SingleWriter = true,
+            FullMode = BoundedChannelFullMode.Wait,
+            AllowSynchronousContinuations = false,
+        });
+        _threads = new Thread[threads];
+        for (int i = 0; i < threads; i++)
+        {
+            _threads[i] = new Thread(CopyLoop) { IsBackground = true, Name = $"flexkv-copy-{i}" };
+            _threads[i].Start();
+        }
+    }
+
+    /// <summary>Finished tasks, in completion order.</summary>
+    public ConcurrentQueue<TransferTask> Completed { get; } = new();
+
+    /// <summary>The transport in use, or null before registration.</summary>
+    public IDeviceTransport? Transport
+    {
+        get => _transport;
+        set => _transport = value;
+    }
+
+    /// <summary>Bytes copied so far.</summary>
+    public long BytesMoved => Interlocked.Read(ref _bytesMoved);
+
+    /// <summary>Slices waiting for room in the channel.</summary>
+    public int BacklogCount => _backlog.Count;
+
+    public int ThreadCount => _threads.Length;
+
+    /// <summary>Splits a task over the copy threads and queues it. Caller: the scheduler thread.</summary>
+    public void Submit(TransferTask task)
+    {
+        task.State = TransferState.Launched;
+        int chunks = Math.Clamp(task.Count, 1, _threads.Length);
+        int per = (task.Count + chunks - 1) / chunks;
+        chunks = Math.Max(1, (task.Count + per - 1) / per);
+        Volatile.Write(ref task.PendingChunks, chunks);
+        for (int c = 0; c < chunks; c++)
+        {
+            int start = c * per;
+            var work = new CopyWork(task, start, Math.Min(per, task.Count - start));
+            if (_backlog.Count > 0 || !_queue.Writer.TryWrite(work)) _backlog.Enqueue(work);
+        }
+    }
+
+    /// <summary>Moves backlog slices into the channel while it has room.</summary>
+    public void Pump()
+    {
+        while (_backlog.Count > 0 && _queue.Writer.TryWrite(_backlog.Peek())) _backlog.Dequeue();
+    }
+
+    /// <summary>Waits until a completion is queued or the timeout passes.</summary>
+    public bool WaitForCompletion(int timeoutMs)
+    {
+        if (!Completed.IsEmpty) return true;
+        lock (_signal)
+        {
+            if (!Completed.IsEmpty) return true;
+            Monitor.Wait(_signal, timeoutMs);
+            return !Completed.IsEmpty;
+        }
+    }
+
+    /// <summary>Waits (bounded) until no copy of <paramref name="task"/> is executing.</summary>
+    public static bool WaitNotExecuting(TransferTask task, int timeoutMs)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var spin = new SpinWait();
+        while (Volatile.Read(ref task.Executing) != 0)
+        {
+            if (sw.ElapsedMilliseconds > timeoutMs) return false;
+            spin.SpinOnce();
+        }
+        return true;
+    }
+
+    private void CopyLoop()
+    {
+        ChannelReader<CopyWork> reader = _queue.Reader;
+        while (true)
+        {
+            if (reader.TryRead(out CopyWork work))
+            {
+                Run(work);
+                continue;
+            }
+            // Idle path only: waiting allocates, copying does not.
+            if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+        }
+    }
+
+    private void Run(CopyWork work)
+    {
+        TransferTask task = work.Task;
+        Interlocked.Increment(ref task.Executing);
+        try
+        {
+            if (!task.IsCancelled) Copy(task, work.Start, work.Count);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref task.Executing);
+        }
+        if (Interlocked.Decrement(ref task.PendingChunks) == 0)
+        {
+            Completed.Enqueue(task);
+            lock (_signal) Monitor.PulseAll(_signal);
+        }
+    }
+
+    private void Copy(TransferTask task, int start, int count)
+    {
+        Span<byte> failed = task.Failed.AsSpan(start, count);
+        IDeviceTransport? transport = _transport;
+        int failures;
+        if (transport is null)
+        {
+            failed.Fill(1);
+            failures = count;
+        }
+        else
+        {
+            var dir = task.Kind == TransferKind.Put ? TransferDirection.DeviceToHost : TransferDirection.HostToDevice;
+            try
+            {
+                failures = transport.Copy(dir, task.DeviceBlocks.AsSpan(start, count), task.CpuSlots.AsSpan(start, count),
+                    _hostBase, _hostStride, failed);
+            }
+            catch (Exception)
+            {
+                // A transport that throws loses the whole slice, never the process.
+                failed.Fill(1);
+                failures = count;
+            }
+            Interlocked.Add(ref _bytesMoved, (count - failures) * transport.Layout.BlockBytes);
+        }
+        if (failures > 0) Interlocked.Add(ref task.FailedCount, failures);
+    }
+
+    /// <summary>Stops accepting work and joins the threads (bounded); returns whether all stopped.</summary>
+    public bool Stop(int timeoutMs)
+    {
+        _backlog.Clear();
+        _queue.Writer.TryComplete();
+        bool all = true;
+        foreach (var t in _threads) all &= t.Join(timeoutMs);
+        return all;
+    }
+
+    public void Dispose() => Stop(10_000);
+}

@@ -1,0 +1,36 @@
+using System.Collections.Concurrent;
+using FlexKv.Core.Errors;
+
+namespace FlexKv.Native.Marshalling;
+
+/// <summary>
+/// Opaque 64-bit handles for objects handed to C. Ids are never reused, so a stale or garbage
+/// handle finds nothing and becomes <see cref="FlexKvStatus.InvalidHandle"/>, never a crash.
+/// </summary>
+internal static class HandleTable
+{
+    private static readonly ConcurrentDictionary<ulong, object> s_objects = new();
+    // Starts far from small integers so that 0, 1, 2… passed by mistake are never valid.
+    private static long s_next = 0x5F1E_0000_0000;
+
+    public static ulong Add(object o)
+    {
+        ulong h = (ulong)Interlocked.Increment(ref s_next);
+        s_objects[h] = o;
+        return h;
+    }
+
+    public static T Get<T>(ulong handle) where T : class
+    {
+        if (!s_objects.TryGetValue(handle, out object? o))
+            throw new FlexKvException(FlexKvStatus.InvalidHandle, $"handle 0x{handle:x} is unknown or was destroyed");
+        return o as T ?? throw new FlexKvException(FlexKvStatus.InvalidHandle, $"handle 0x{handle:x} is not a {typeof(T).Name}");
+    }
+
+    public static T? Remove<T>(ulong handle) where T : class
+    {
+        if (!s_objects.TryGetValue(handle, out object? o) || o is not T t)
+            throw new FlexKvException(FlexKvStatus.InvalidHandle, $"handle 0x{handle:x} is unknown or was destroyed");
+        return s_objects.TryRemove(handle, out _) ? t : null;
+    }
+}

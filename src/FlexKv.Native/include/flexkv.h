@@ -1,0 +1,181 @@
+/*
+ * flexkv.h — the C ABI of libflexkv.so, the single source of truth for its exports.
+ *
+ * Rules (design §7):
+ *  - Every function returns an int status: 0 = FLEXKV_OK, negative = error. After an error,
+ *    flexkv_last_error() returns the calling thread's message.
+ *  - Handles are opaque 64-bit ids; a stale or garbage handle gives FLEXKV_ERR_INVALID_HANDLE.
+ *  - Strings are UTF-8 with explicit byte lengths (no terminator needed). Arrays come with
+ *    explicit lengths. Outputs go to caller-owned memory; a too-small buffer gives
+ *    FLEXKV_ERR_BUFFER_TOO_SMALL and writes the size needed.
+ *  - No C# exception ever crosses this boundary.
+ *  - Do not call the library in a process forked after its first use (the .NET runtime's
+ *    threads do not survive fork); spawn instead.
+ */
+#ifndef FLEXKV_H
+#define FLEXKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FLEXKV_ABI_VERSION 1
+
+/* Status codes. */
+#define FLEXKV_OK                      0
+#define FLEXKV_ERR_INVALID_ARGUMENT   -1  /* null pointer, bad length or value */
+#define FLEXKV_ERR_INVALID_HANDLE     -2  /* unknown, stale or wrong-type handle */
+#define FLEXKV_ERR_INVALID_CONFIG     -3  /* configuration JSON malformed or inconsistent */
+#define FLEXKV_ERR_BUFFER_TOO_SMALL   -4  /* output buffer too small; the needed size was written */
+#define FLEXKV_ERR_UNKNOWN_REQUEST    -5  /* request id not known to the engine */
+#define FLEXKV_ERR_INVALID_STATE      -6  /* call not allowed now (e.g. request finished twice) */
+#define FLEXKV_ERR_OUT_OF_MEMORY      -7  /* the cache could not be reserved */
+#define FLEXKV_ERR_NOT_REGISTERED     -8  /* no KV cache registered */
+#define FLEXKV_ERR_SHUT_DOWN          -9  /* the engine was shut down */
+#define FLEXKV_ERR_IO                -10  /* an I/O operation failed */
+#define FLEXKV_ERR_NOT_SUPPORTED     -11  /* not supported in this build or setup */
+#define FLEXKV_ERR_INTERNAL          -99  /* unexpected internal error */
+
+/* Kinds of records in flexkv_query_finished_task's entry buffer. */
+#define FLEXKV_FINISHED_RECVING 1  /* the request's load ended (vLLM finished_recving) */
+#define FLEXKV_FINISHED_SENDING 2  /* the request's save ended (vLLM finished_sending) */
+
+typedef uint64_t flexkv_engine_t;
+typedef uint64_t flexkv_index_t;
+
+/*
+ * One registered KV-cache layer. Block b's first span starts at base + b * block_stride; with
+ * num_kv == 2 its second (V) span starts kv_stride bytes after the first. Each span is
+ * span_bytes contiguous bytes. Sum over layers of num_kv * span_bytes must equal the engine's
+ * block_bytes. FlashAttention (2, N, ...) and (N, 2, ...), packed (N, H, bs, 2D) and MLA (N, bs, D)
+ * caches are all expressible.
+ */
+typedef struct flexkv_layer {
+    uint64_t base;
+    int64_t block_stride;
+    int64_t kv_stride;
+    int64_t span_bytes;
+    int32_t num_kv;
+    int32_t reserved; /* must be 0 */
+} flexkv_layer_t;
+
+/* Writes FLEXKV_ABI_VERSION of the loaded library to *version. */
+int flexkv_abi_version(int32_t* version);
+
+/*
+ * Copies the calling thread's last error message (NUL-terminated) into buffer.
+ * *needed receives the size including the terminator; FLEXKV_ERR_BUFFER_TOO_SMALL if capacity < *needed.
+ * Does not change the recorded message.
+ */
+int flexkv_last_error(char* buffer, size_t capacity, size_t* needed);
+
+/* ---- Engine lifetime ------------------------------------------------------------------- */
+
+/*
+ * Creates an engine from one JSON document (keys: tokens_per_block, cpu_cache_gb or
+ * num_cpu_blocks, block_bytes or num_layers/num_kv_heads/head_size/dtype/use_mla, model_name,
+ * layout, tp_size, tp_rank, secret, transfer_threads, transfer_queue_capacity,
+ * use_hugepage_cpu_buffer, eviction_policy, max_memory_fraction). Unknown keys are errors.
+ * *engine receives the handle (0 on failure).
+ */
+int flexkv_engine_create(const char* config_json, size_t config_json_length, flexkv_engine_t* engine);
+
+/* Shuts the engine down (if not yet) and releases the handle. engine == 0 is a no-op. */
+int flexkv_engine_destroy(flexkv_engine_t engine);
+
+/* Cancels pending work, joins the copy threads and frees the CPU pool; later calls give
+ * FLEXKV_ERR_SHUT_DOWN until flexkv_engine_destroy. Idempotent. */
+int flexkv_engine_shutdown(flexkv_engine_t engine);
+
+/* Registers the same-process KV cache (host memory) the engine copies blocks to and from.
+ * Valid device block ids are 0..num_device_blocks-1. */
+int flexkv_register_kv_caches(flexkv_engine_t engine, const flexkv_layer_t* layers, size_t num_layers,
+                              int32_t num_device_blocks);
+
+/* Drops every cached block; pending tasks are cancelled and still reported as finished. */
+int flexkv_reset(flexkv_engine_t engine);
+
+/* Writes the engine's counters as a NUL-terminated JSON object. */
+int flexkv_stats(flexkv_engine_t engine, char* buffer, size_t capacity, size_t* needed);
+
+/* Waits up to timeout_ms for a task to finish; *ready = 1 if something can be queried. */
+int flexkv_wait(flexkv_engine_t engine, int32_t timeout_ms, int32_t* ready);
+
+/* ---- Scheduler calls (vLLM's names) ----------------------------------------------------- */
+
+/*
+ * How many tokens beyond num_computed_tokens (vLLM's local hit, a multiple of tokens_per_block)
+ * can be loaded from the cache now; full blocks of the first num_tokens tokens only. The
+ * matched blocks are pinned; asking again replaces the previous answer. tokens may be NULL when
+ * the engine already saw at least num_tokens tokens of this request. ns (may be NULL/0) is the
+ * request's namespace (LoRA name, cache salt), used the first time a request is seen.
+ */
+int flexkv_get_num_new_matched_tokens(flexkv_engine_t engine, const char* request_id, size_t request_id_length,
+                                      const int64_t* tokens, size_t num_tokens, int32_t num_computed_tokens,
+                                      const char* ns, size_t ns_length, int32_t* matched_tokens);
+
+/*
+ * After vLLM allocated the request's blocks: block_ids are all its blocks from block 0. With
+ * num_external_tokens > 0 plans the load into block_ids[num_computed/bs ...]; with 0 it drops
+ * the match (or is a no-op when a load is already planned).
+ */
+int flexkv_update_state_after_alloc(flexkv_engine_t engine, const char* request_id, size_t request_id_length,
+                                    const int32_t* block_ids, size_t num_block_ids, int32_t num_external_tokens);
+
+/*
+ * The request ended. With save != 0 plans a put of its full blocks except the last token's
+ * (whose KV is never computed) that the cache lacks, from block_ids. *hold = 1 when vLLM must
+ * keep the blocks until the request is reported with FLEXKV_FINISHED_SENDING. tokens may be NULL
+ * when the engine already saw num_tokens tokens of this request.
+ */
+int flexkv_request_finished(flexkv_engine_t engine, const char* request_id, size_t request_id_length,
+                            const int64_t* tokens, size_t num_tokens, const int32_t* block_ids, size_t num_block_ids,
+                            int32_t save, const char* ns, size_t ns_length, int32_t* hold);
+
+/* Preemption: drops the request's match and cancels its tasks; returns once none of its copies
+ * runs any more (the blocks may be reused). The request stays known. */
+int flexkv_cancel_request(flexkv_engine_t engine, const char* request_id, size_t request_id_length);
+
+/* Launches every planned load and save; *launched = number of tasks. Nothing planned is not an error. */
+int flexkv_launch_tasks(flexkv_engine_t engine, int32_t* launched);
+
+/*
+ * Hands out finished requests once each. entries receives records
+ * [uint8 kind][uint32 little-endian length][length bytes of UTF-8 request id], *entries_length
+ * their total size; failed_blocks receives the device block ids whose loads failed (vLLM must
+ * recompute them), *failed_count their number. If either buffer is too small, nothing is taken,
+ * the sizes needed are written and FLEXKV_ERR_BUFFER_TOO_SMALL is returned.
+ */
+int flexkv_query_finished_task(flexkv_engine_t engine, uint8_t* entries, size_t entries_capacity,
+                               size_t* entries_length, int32_t* failed_blocks, size_t failed_capacity,
+                               size_t* failed_count);
+
+/* ---- Control-plane prefix index (no bytes; trace replay, capacity planning) ------------- */
+
+/* Creates an index of capacity_blocks blocks of tokens_per_block tokens with LRU leaf eviction. */
+int flexkv_index_create(int32_t tokens_per_block, int64_t capacity_blocks, flexkv_index_t* index);
+
+/* Releases an index. index == 0 is a no-op. */
+int flexkv_index_destroy(flexkv_index_t index);
+
+/* Cached leading tokens of sequence `sequence` (caller-chosen id; its tokens may only grow, so
+ * blocks hashed before are not hashed again). */
+int flexkv_index_match(flexkv_index_t index, int64_t sequence, const int64_t* tokens, size_t num_tokens,
+                       int32_t* matched_tokens);
+
+/* Stores the full blocks of tokens not cached yet (evicting LRU leaves) and ends the sequence;
+ * *stored_blocks = blocks stored. */
+int flexkv_index_insert(flexkv_index_t index, int64_t sequence, const int64_t* tokens, size_t num_tokens,
+                        int32_t* stored_blocks);
+
+/* Blocks held and blocks evicted so far. */
+int flexkv_index_info(flexkv_index_t index, int64_t* blocks, int64_t* evictions);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLEXKV_H */
