@@ -1,0 +1,148 @@
+"""The one place that loads libflexkv.so and declares every C prototype (see flexkv.h).
+
+Set ``FLEXKV_LIBRARY_PATH`` to load another build of the library. The .NET runtime inside
+the library does not survive ``fork()``: a child forked after the first call must not use it
+(use ``multiprocessing`` with the ``spawn`` start method); such a call raises
+:class:`ForkedProcessError` instead of deadlocking.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import POINTER, c_char_p, c_int32, c_int64, c_size_t, c_uint8, c_uint64, c_void_p
+from pathlib import Path
+
+from ._errors import BY_STATUS, FlexKVError, ForkedProcessError, InternalError, LibraryNotFoundError
+
+ABI_VERSION = 1
+LIBRARY_NAME = "libflexkv.so"
+
+
+class Layer(ctypes.Structure):
+    """``flexkv_layer_t``: where one layer's blocks live in a registered KV cache."""
+
+    _fields_ = [
+        ("base", c_uint64),
+        ("block_stride", c_int64),
+        ("kv_stride", c_int64),
+        ("span_bytes", c_int64),
+        ("num_kv", c_int32),
+        ("reserved", c_int32),
+    ]
+
+
+_P = POINTER
+# name -> argtypes; every export returns int32 status.
+PROTOTYPES: dict[str, list] = {
+    "flexkv_abi_version": [_P(c_int32)],
+    "flexkv_last_error": [c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_engine_create": [c_char_p, c_size_t, _P(c_uint64)],
+    "flexkv_engine_destroy": [c_uint64],
+    "flexkv_engine_shutdown": [c_uint64],
+    "flexkv_register_kv_caches": [c_uint64, _P(Layer), c_size_t, c_int32],
+    "flexkv_reset": [c_uint64],
+    "flexkv_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_wait": [c_uint64, c_int32, _P(c_int32)],
+    "flexkv_get_num_new_matched_tokens": [
+        c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32, c_char_p, c_size_t, _P(c_int32)],
+    "flexkv_update_state_after_alloc": [c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32],
+    "flexkv_request_finished": [
+        c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_void_p, c_size_t, c_int32, c_char_p, c_size_t,
+        _P(c_int32)],
+    "flexkv_cancel_request": [c_uint64, c_char_p, c_size_t],
+    "flexkv_launch_tasks": [c_uint64, _P(c_int32)],
+    "flexkv_query_finished_task": [
+        c_uint64, _P(c_uint8), c_size_t, _P(c_size_t), _P(c_int32), c_size_t, _P(c_size_t)],
+    "flexkv_index_create": [c_int32, c_int64, _P(c_uint64)],
+    "flexkv_index_destroy": [c_uint64],
+    "flexkv_index_match": [c_uint64, c_int64, c_void_p, c_size_t, _P(c_int32)],
+    "flexkv_index_insert": [c_uint64, c_int64, c_void_p, c_size_t, _P(c_int32)],
+    "flexkv_index_info": [c_uint64, _P(c_int64), _P(c_int64)],
+}
+
+_lock = threading.Lock()
+_lib: ctypes.CDLL | None = None
+_loaded_pid: int | None = None
+_forked = False
+
+
+def _mark_forked() -> None:
+    global _forked
+    _forked = _lib is not None
+
+
+os.register_at_fork(after_in_child=_mark_forked)
+
+
+def forked() -> bool:
+    """Whether this process was forked after the library started (it must not be used then)."""
+    return _forked
+
+
+def library_path() -> Path:
+    """Path of the library that :func:`lib` loads."""
+    override = os.environ.get("FLEXKV_LIBRARY_PATH")
+    return Path(override) if override else Path(__file__).with_name(LIBRARY_NAME)
+
+
+def lib() -> ctypes.CDLL:
+    """Loads the library once, declares every prototype and checks the ABI version."""
+    global _lib, _loaded_pid
+    if _forked:
+        raise ForkedProcessError(
+            "libflexkv was started in the parent process and cannot be used after fork(); "
+            "create engines in processes started with multiprocessing's 'spawn' method")
+    if _lib is not None:
+        return _lib
+    with _lock:
+        if _lib is None:
+            path = library_path()
+            if not path.is_file():
+                raise LibraryNotFoundError(
+                    f"{path} does not exist; build it with ./build.sh or set FLEXKV_LIBRARY_PATH")
+            try:
+                handle = ctypes.CDLL(str(path))
+            except OSError as e:
+                raise LibraryNotFoundError(f"cannot load {path}: {e}") from e
+            for name, argtypes in PROTOTYPES.items():
+                fn = getattr(handle, name)
+                fn.argtypes = argtypes
+                fn.restype = c_int32
+            version = c_int32()
+            handle.flexkv_abi_version(ctypes.byref(version))
+            if version.value != ABI_VERSION:
+                raise LibraryNotFoundError(
+                    f"{path} has ABI version {version.value}; this package needs {ABI_VERSION}")
+            _lib = handle
+            _loaded_pid = os.getpid()
+    return _lib
+
+
+def last_error() -> str:
+    """The calling thread's last error message from the library."""
+    lib_ = lib()
+    needed = c_size_t()
+    buf = ctypes.create_string_buffer(512)
+    rc = lib_.flexkv_last_error(buf, len(buf), ctypes.byref(needed))
+    if rc == BY_STATUS_TOO_SMALL:
+        buf = ctypes.create_string_buffer(needed.value)
+        lib_.flexkv_last_error(buf, len(buf), ctypes.byref(needed))
+    return buf.value.decode("utf-8", errors="replace")
+
+
+BY_STATUS_TOO_SMALL = -4
+
+
+def check(rc: int) -> int:
+    """Raises the typed exception for a non-zero status, with the library's message."""
+    if rc == 0:
+        return rc
+    cls = BY_STATUS.get(rc, InternalError)
+    raise cls(last_error() or f"libflexkv returned status {rc}", rc)
+
+
+def error_for(rc: int) -> FlexKVError:
+    """The exception a status maps to (without raising)."""
+    return BY_STATUS.get(rc, InternalError)(last_error(), rc)
