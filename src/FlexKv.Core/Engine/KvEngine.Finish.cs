@@ -26,6 +26,9 @@ public sealed partial class KvEngine
         {
             ThrowIfShutDown();
             ApplyCompletions();
+            // Validate before any state changes, so a rejected call leaves the request as it was.
+            int saveBlocks = Math.Min(Math.Max(numTokens - 1, 0) / TokensPerBlock, blockIds.Length);
+            if (save) _transfer.Transport?.Layout.CheckBlockIds(blockIds[..saveBlocks]);
             RequestState? s = Find(requestId);
             if (s is null)
             {
@@ -54,7 +57,7 @@ public sealed partial class KvEngine
             if (loading) CancelTask(s.Get!);
             // A request whose load never ended computed nothing, so there is nothing to save.
             if (save && !loading && _transfer.Transport is not null && numTokens > 0)
-                PlanPut(s, Math.Min((numTokens - 1) / TokensPerBlock, blockIds.Length), blockIds);
+                PlanPut(s, saveBlocks, blockIds);
             s.Hold = s.Put is not null;
             if (s.Get is null && s.Put is null) Forget(s);
             return s.Hold;
@@ -85,7 +88,6 @@ public sealed partial class KvEngine
     {
         if (blocks <= 0) return;
         ReadOnlySpan<UInt128> keys = s.Sequence.Keys[..blocks];
-        _transfer.Transport!.Layout.CheckBlockIds(blockIds[..blocks]);
         long clock = _index.Tick();
         TransferTask? task = null;
         int parent = -1;
