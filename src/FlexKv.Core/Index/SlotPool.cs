@@ -1,50 +1,52 @@
 namespace FlexKv.Core.Index;
 
 /// <summary>
-/// Free list of fixed-size slot ids 0..Capacity-1 (a stack: recently freed slots are reused
-/// first, which keeps their pages warm). Not thread-safe: the index's lock guards it.
+/// Slot ids 0..Capacity-1: never-used ids are handed out in order, freed ids are reused first
+/// (a stack, so recently freed slots with warm pages go out again). Memory grows with the slots
+/// actually used, so a huge capacity (an index-only cache) costs nothing up front. Not
+/// thread-safe: the index's owner serialises calls.
 /// </summary>
 public sealed class SlotPool
 {
-    private readonly int[] _free;
-    private int _count;
+    private int[] _free = new int[64];
+    private int _freeCount;
+    private int _nextFresh;
 
     /// <summary>Creates a pool with every slot free.</summary>
     public SlotPool(int capacity)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
-        _free = new int[capacity];
-        for (int i = 0; i < capacity; i++) _free[i] = capacity - 1 - i;
-        _count = capacity;
+        Capacity = capacity;
     }
 
     /// <summary>Total slots.</summary>
-    public int Capacity => _free.Length;
+    public int Capacity { get; }
 
     /// <summary>Slots currently free.</summary>
-    public int FreeCount => _count;
+    public int FreeCount => Capacity - _nextFresh + _freeCount;
 
     /// <summary>Takes a free slot, or returns false when none is left.</summary>
     public bool TryAllocate(out int slot)
     {
-        if (_count == 0) { slot = -1; return false; }
-        slot = _free[--_count];
-        return true;
+        if (_freeCount > 0) { slot = _free[--_freeCount]; return true; }
+        if (_nextFresh < Capacity) { slot = _nextFresh++; return true; }
+        slot = -1;
+        return false;
     }
 
-    /// <summary>Returns a slot; a double free is a bug and throws.</summary>
+    /// <summary>Returns a slot; an id never handed out, or more frees than allocations, throws.</summary>
     public void Free(int slot)
     {
-        if ((uint)slot >= (uint)_free.Length || _count == _free.Length)
-            throw new InvalidOperationException($"slot {slot} freed twice or out of range");
-        _free[_count++] = slot;
+        if ((uint)slot >= (uint)_nextFresh || _freeCount == _nextFresh)
+            throw new InvalidOperationException($"slot {slot} freed twice or never allocated");
+        if (_freeCount == _free.Length) Array.Resize(ref _free, _free.Length * 2);
+        _free[_freeCount++] = slot;
     }
 
     /// <summary>Marks every slot free again.</summary>
     public void Reset()
     {
-        int n = _free.Length;
-        for (int i = 0; i < n; i++) _free[i] = n - 1 - i;
-        _count = n;
+        _freeCount = 0;
+        _nextFresh = 0;
     }
 }
