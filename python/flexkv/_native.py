@@ -60,6 +60,8 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_index_match": [c_uint64, c_int64, c_void_p, c_size_t, _P(c_int32)],
     "flexkv_index_insert": [c_uint64, c_int64, c_void_p, c_size_t, _P(c_int32)],
     "flexkv_index_info": [c_uint64, _P(c_int64), _P(c_int64)],
+    "flexkv_index_replay": [
+        c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, _P(c_int32), _P(c_int64)],
 }
 
 _lock = threading.Lock()

@@ -50,22 +50,21 @@ public sealed partial class KvEngine
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
                     $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
 
-            ReleaseMatch(s);
             s.GetPlanned = false;
             _stats.MatchCalls++;
             int blocks = numTokens / TokensPerBlock;
+            int computedBlocks = numComputedTokens / TokensPerBlock;
             _stats.QueriedTokens += (long)blocks * TokensPerBlock;
-            s.NumComputedTokens = numComputedTokens;
-            s.ComputedBlocks = numComputedTokens / TokensPerBlock;
             // Without a registered cache nothing can be loaded, so nothing is offered.
-            if (_transfer.Transport is null || blocks <= s.ComputedBlocks) return 0;
-
-            s.EnsureMatchCapacity(blocks);
-            int matched = _index.MatchReady(s.Sequence.Keys[..blocks], s.MatchNodes, _index.Tick());
-            if (matched <= s.ComputedBlocks) return 0;
-            for (int i = s.ComputedBlocks; i < matched; i++) _index.Pin(s.MatchNodes[i]);
-            s.PinnedCount = matched - s.ComputedBlocks;
-            int newTokens = s.PinnedCount * TokensPerBlock;
+            if (_transfer.Transport is null || blocks <= computedBlocks)
+            {
+                ReleaseMatch(s);
+                s.NumComputedTokens = numComputedTokens;
+                s.ComputedBlocks = computedBlocks;
+                return 0;
+            }
+            int newTokens = Match(s, blocks, computedBlocks) * TokensPerBlock;
+            s.NumComputedTokens = numComputedTokens;
             _stats.MatchedTokens += newTokens;
             return newTokens;
         }
@@ -120,6 +119,31 @@ public sealed partial class KvEngine
             s.GetPlanned = true;
             _planned.Add(task);
         }
+    }
+
+    // Matches blocks [computedBlocks, blocks) and pins them. A request asked about again (vLLM
+    // retries waiting requests every step) keeps its pinned run: pinned blocks cannot have been
+    // evicted, so only the blocks after it are looked up.
+    private int Match(RequestState s, int blocks, int computedBlocks)
+    {
+        s.EnsureMatchCapacity(blocks);
+        long clock = _index.Tick();
+        int start;
+        if (s.PinnedCount > 0 && s.ComputedBlocks == computedBlocks && s.ComputedBlocks + s.PinnedCount <= blocks)
+        {
+            start = computedBlocks + s.PinnedCount;
+            for (int i = computedBlocks; i < start; i++) _index.Touch(s.MatchNodes[i], clock);
+        }
+        else
+        {
+            ReleaseMatch(s);
+            s.ComputedBlocks = computedBlocks;
+            start = 0;
+        }
+        int matched = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
+        for (int i = Math.Max(start, computedBlocks); i < matched; i++) _index.Pin(s.MatchNodes[i]);
+        s.PinnedCount = Math.Max(0, matched - computedBlocks);
+        return s.PinnedCount;
     }
 
     private void ReleaseMatch(RequestState s)

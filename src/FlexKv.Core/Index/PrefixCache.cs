@@ -35,12 +35,7 @@ public sealed class PrefixCache
     public BlockIndex Index => _index;
 
     /// <summary>Cached leading tokens of sequence <paramref name="seq"/> (a multiple of the block size).</summary>
-    public int Match(long seq, ReadOnlySpan<long> tokens)
-    {
-        HashedSequence s = Sequence(seq, tokens);
-        EnsureWalk(s.Blocks);
-        return _index.MatchReady(s.Keys, _walk, _index.Tick()) * TokensPerBlock;
-    }
+    public int Match(long seq, ReadOnlySpan<long> tokens) => MatchKeys(Sequence(seq, tokens));
 
     /// <summary>
     /// Stores the full blocks of <paramref name="tokens"/> not cached yet (evicting LRU leaves
@@ -51,27 +46,7 @@ public sealed class PrefixCache
         HashedSequence s = Sequence(seq, tokens);
         try
         {
-            ReadOnlySpan<UInt128> keys = s.Keys;
-            long clock = _index.Tick();
-            int parent = -1, i = 0;
-            for (; i < keys.Length; i++)
-            {
-                int id = _index.Lookup(keys[i]);
-                if (id < 0) break;
-                _index.Touch(id, clock);
-                parent = id;
-            }
-            int stored = 0;
-            for (; i < keys.Length; i++)
-            {
-                int id = _index.InsertWriting(keys[i], parent, clock);
-                if (id < 0) break;
-                _index.CompleteWrite(id, ok: true);
-                parent = id;
-                stored++;
-            }
-            _index.TouchDone(parent);
-            return stored;
+            return InsertKeys(s);
         }
         finally
         {
@@ -79,6 +54,67 @@ public sealed class PrefixCache
             s.Reset();
             _spare.Push(s);
         }
+    }
+
+    private int MatchKeys(HashedSequence s)
+    {
+        EnsureWalk(s.Blocks);
+        return _index.MatchReady(s.Keys, _walk, _index.Tick()) * TokensPerBlock;
+    }
+
+    private int InsertKeys(HashedSequence s)
+    {
+        ReadOnlySpan<UInt128> keys = s.Keys;
+        long clock = _index.Tick();
+        int parent = -1, i = 0;
+        for (; i < keys.Length; i++)
+        {
+            int id = _index.Lookup(keys[i]);
+            if (id < 0) break;
+            _index.Touch(id, clock);
+            parent = id;
+        }
+        int stored = 0;
+        for (; i < keys.Length; i++)
+        {
+            int id = _index.InsertWriting(keys[i], parent, clock);
+            if (id < 0) break;
+            _index.CompleteWrite(id, ok: true);
+            parent = id;
+            stored++;
+        }
+        _index.TouchDone(parent);
+        return stored;
+    }
+
+    /// <summary>
+    /// Replays a whole trace in one call: for each sequence i, match its first
+    /// <c>promptLengths[i]</c> tokens, then insert all <c>totalLengths[i]</c> tokens. Sequences
+    /// are packed back to back in <paramref name="tokens"/>. Writes each match into
+    /// <paramref name="matched"/> and returns the total matched tokens.
+    /// </summary>
+    public long Replay(ReadOnlySpan<long> tokens, ReadOnlySpan<long> promptLengths, ReadOnlySpan<long> totalLengths, Span<int> matched)
+    {
+        if (promptLengths.Length != totalLengths.Length || matched.Length < promptLengths.Length)
+            throw new FlexKvException(FlexKvStatus.InvalidArgument, "prompt_lengths, total_lengths and matched must have the same length");
+        long offset = 0, total = 0;
+        var s = new HashedSequence();
+        for (int i = 0; i < promptLengths.Length; i++)
+        {
+            long p = promptLengths[i], t = totalLengths[i];
+            if (p < 0 || t < p || offset + t > tokens.Length)
+                throw new FlexKvException(FlexKvStatus.InvalidArgument, $"sequence {i}: lengths {p}/{t} do not fit the token buffer");
+            ReadOnlySpan<long> seq = tokens.Slice((int)offset, (int)t);
+            s.Begin(_hasher.RootSeed);
+            s.Extend(_hasher, seq[..(int)p]);
+            matched[i] = MatchKeys(s);
+            s.Extend(_hasher, seq);
+            InsertKeys(s);
+            total += matched[i];
+            offset += t;
+        }
+        s.Reset();
+        return total;
     }
 
     /// <summary>Forgets a sequence's hashing state without storing it.</summary>

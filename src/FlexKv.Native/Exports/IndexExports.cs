@@ -72,4 +72,21 @@ internal static unsafe class IndexExports
         }
         catch (Exception ex) { return LastError.Set(ex); }
     }
+
+    [UnmanagedCallersOnly(EntryPoint = "flexkv_index_replay")]
+    public static int Replay(ulong index, long* tokens, nuint numTokens, long* promptLengths, long* totalLengths,
+        nuint numSequences, int* matchedTokens, long* totalMatched)
+    {
+        try
+        {
+            Args.NotNull(totalMatched, "total_matched");
+            Args.NotNull(matchedTokens, "matched_tokens");
+            PrefixCache c = HandleTable.Get<PrefixCache>(index);
+            var matched = new Span<int>(matchedTokens, (int)Math.Min(numSequences, int.MaxValue));
+            *totalMatched = c.Replay(Args.Span(tokens, numTokens, "tokens"), Args.Span(promptLengths, numSequences, "prompt_lengths"),
+                Args.Span(totalLengths, numSequences, "total_lengths"), matched);
+            return 0;
+        }
+        catch (Exception ex) { return LastError.Set(ex); }
+    }
 }

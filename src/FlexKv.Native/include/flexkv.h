@@ -171,6 +171,13 @@ int flexkv_index_match(flexkv_index_t index, int64_t sequence, const int64_t* to
 int flexkv_index_insert(flexkv_index_t index, int64_t sequence, const int64_t* tokens, size_t num_tokens,
                         int32_t* stored_blocks);
 
+/* Replays a trace in one call (no per-call overhead): sequence i is the next total_lengths[i]
+ * tokens of `tokens`; its first prompt_lengths[i] tokens are matched (result in
+ * matched_tokens[i]), then all of it is inserted. *total_matched = sum of matches. */
+int flexkv_index_replay(flexkv_index_t index, const int64_t* tokens, size_t num_tokens, const int64_t* prompt_lengths,
+                        const int64_t* total_lengths, size_t num_sequences, int32_t* matched_tokens,
+                        int64_t* total_matched);
+
 /* Blocks held and blocks evicted so far. */
 int flexkv_index_info(flexkv_index_t index, int64_t* blocks, int64_t* evictions);
 

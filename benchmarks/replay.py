@@ -1,0 +1,138 @@
+"""Control-plane replay of the shared trace through the C ABI.
+
+For each request: match the prompt, then insert prompt + output (token ids already in int64
+buffers). Reports the matched tokens against the reference replayer (unlimited capacity, and
+20,000 blocks with LRU), the replay time through ctypes from Python, the C#-only time of the
+same replay (one flexkv_index_replay call), and the per-call cost of get_num_new_matched_tokens
+on a 32K-token prompt given as a Python list (first call, repeated call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import statistics
+import time
+from array import array
+
+from _common import report, shared_module, trace
+
+import flexkv
+from flexkv import _native
+
+
+def reference(requests, capacity):
+    ref = shared_module("replay_reference")
+    cache = ref.PrefixCache(capacity)
+    matched = 0
+    for r in requests:
+        matched += cache.get_match(ref.block_keys(r["prompt"], 16)) * 16
+        cache.put(ref.block_keys(r["prompt"] + r["output"], 16))
+    return matched
+
+
+def replay_ctypes(bufs, capacity):
+    lib = _native.lib()
+    h = ctypes.c_uint64()
+    _native.check(lib.flexkv_index_create(16, capacity, ctypes.byref(h)))
+    out = ctypes.c_int32()
+    ref = ctypes.byref(out)
+    match, insert, idx = lib.flexkv_index_match, lib.flexkv_index_insert, h.value
+    matched = 0
+    t0 = time.perf_counter()
+    for i, (pa, pn, ta, tn) in enumerate(bufs):
+        match(idx, i, pa, pn, ref)
+        matched += out.value
+        insert(idx, i, ta, tn, ref)
+    dt = time.perf_counter() - t0
+    lib.flexkv_index_destroy(idx)
+    return matched, dt
+
+
+def replay_csharp(tokens, plen, tlen, capacity):
+    lib = _native.lib()
+    h = ctypes.c_uint64()
+    _native.check(lib.flexkv_index_create(16, capacity, ctypes.byref(h)))
+    matched = (ctypes.c_int32 * len(plen))()
+    total = ctypes.c_int64()
+    t0 = time.perf_counter()
+    _native.check(lib.flexkv_index_replay(h.value, tokens.buffer_info()[0], len(tokens), plen.buffer_info()[0],
+                                          tlen.buffer_info()[0], len(plen), matched, ctypes.byref(total)))
+    dt = time.perf_counter() - t0
+    lib.flexkv_index_destroy(h.value)
+    return total.value, dt
+
+
+def per_call_cost(repeats: int):
+    """First and repeated get_num_new_matched_tokens on a 32K-token prompt from a Python list."""
+    import random
+
+    rng = random.Random(0)
+    prompt = [rng.randrange(151936) for _ in range(32 * 1024)]
+    host = (ctypes.c_uint8 * (64 * 4096))()
+    m = flexkv.KVManager({"num_cpu_blocks": 4096, "block_bytes": 64, "use_hugepage_cpu_buffer": False})
+    m.register_kv_caches([flexkv.KVLayer(ctypes.addressof(host), 64, 64)], 4096)
+    assert m.put("seed", prompt + [0], list(range(2048)))
+    firsts, repeats_us = [], []
+    for k in range(5):
+        t0 = time.perf_counter()
+        n = m.get_num_new_matched_tokens(f"r{k}", prompt, 0)
+        firsts.append((time.perf_counter() - t0) * 1e3)
+        assert n == len(prompt)
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            m.get_num_new_matched_tokens(f"r{k}", prompt, 0)
+        repeats_us.append((time.perf_counter() - t0) / repeats * 1e6)
+        m.update_state_after_alloc(f"r{k}", [], 0)
+    m.close()
+    return statistics.median(firsts), statistics.median(repeats_us)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--capacity", type=int, default=20_000)
+    p.add_argument("--runs", type=int, default=7)
+    a = p.parse_args()
+
+    reqs = trace(a.seed)
+    bufs, keep = [], []
+    tokens, plen, tlen = array("q"), array("q"), array("q")
+    for r in reqs:
+        pa, ta = array("q", r["prompt"]), array("q", r["prompt"] + r["output"])
+        keep += [pa, ta]
+        bufs.append((pa.buffer_info()[0], len(pa), ta.buffer_info()[0], len(ta)))
+        tokens.extend(ta)
+        plen.append(len(pa))
+        tlen.append(len(ta))
+
+    ref_unlimited = reference(reqs, None)
+    ref_capacity = reference(reqs, a.capacity)
+    unlimited = 1 << 30
+    runs = [replay_ctypes(bufs, unlimited) for _ in range(a.runs)]
+    matched = runs[0][0]
+    assert all(r[0] == matched for r in runs)
+    cap_matched, _ = replay_ctypes(bufs, a.capacity)
+    cs = [replay_csharp(tokens, plen, tlen, unlimited) for _ in range(a.runs)]
+    assert all(c[0] == matched for c in cs)
+    first_ms, repeat_us = per_call_cost(2000)
+    report({
+        "requests": len(reqs),
+        "prompt_tokens": sum(len(r["prompt"]) for r in reqs),
+        "matched_tokens": matched,
+        "reference_matched_tokens": ref_unlimited,
+        "capacity_blocks": a.capacity,
+        "capacity_matched_tokens": cap_matched,
+        "reference_capacity_matched_tokens": ref_capacity,
+        "capacity_deviation": round(abs(cap_matched - ref_capacity) / ref_capacity, 6),
+        "replay_ms": round(statistics.median(r[1] for r in runs) * 1e3, 3),
+        "replay_ms_min": round(min(r[1] for r in runs) * 1e3, 3),
+        "csharp_only_ms": round(statistics.median(c[1] for c in cs) * 1e3, 3),
+        "first_call_ms": round(first_ms, 4),
+        "repeat_call_us": round(repeat_us, 3),
+        "matches_reference": matched == ref_unlimited,
+    })
+
+
+if __name__ == "__main__":
+    main()
