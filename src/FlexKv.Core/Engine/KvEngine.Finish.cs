@@ -51,10 +51,12 @@ public sealed partial class KvEngine
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
                     $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
 
-            s.Finished = true;
             ReleaseMatch(s);
             bool loading = s.Get is not null;
             if (loading) CancelTask(s.Get!);
+            // Set after the cancel: a planned load completes inside CancelTask, and a finished
+            // request would be forgotten there and then once more below.
+            s.Finished = true;
             // A request whose load never ended computed nothing, so there is nothing to save.
             if (save && !loading && _transfer.Transport is not null && numTokens > 0)
                 PlanPut(s, saveBlocks, blockIds);

@@ -59,6 +59,17 @@ public sealed partial class BlockIndex
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(UInt128 key) => _map.TryGetValue(key, out int id) ? id : -1;
 
+    /// <summary>Whether node <paramref name="id"/> still holds <paramref name="key"/> since generation <paramref name="generation"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool IsSame(int id, uint generation, UInt128 key)
+    {
+        ref readonly BlockNode n = ref _nodes[id];
+        return n.Generation == generation && n.State != BlockState.Free && n.Key == key;
+    }
+
+    /// <summary>The generation of a node (changes when the node is freed).</summary>
+    public uint GenerationOf(int id) => _nodes[id].Generation;
+
     /// <summary>The slot of a node.</summary>
     public int SlotOf(int node) => _nodes[node].Slot;
 
@@ -139,13 +150,18 @@ public sealed partial class BlockIndex
     {
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Empty) throw new InvalidOperationException($"block node {node} is {n.State}, not Empty");
-        if (!TryAllocateSlot(n.Parent, out int slot)) return false;
+        // Pinned first: evicting its last child must not remove this node along with it.
+        n.Pins++;
+        TotalPins++;
+        if (!TryAllocateSlot(n.Parent, out int slot))
+        {
+            Unpin(node);
+            return false;
+        }
         n = ref _nodes[node];
         n.Slot = slot;
         n.State = BlockState.Writing;
         n.LastUse = clock;
-        n.Pins++;
-        TotalPins++;
         return true;
     }
 

@@ -1,0 +1,62 @@
+using System.Text.Json;
+using FlexKv.Core.Engine;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Transfer;
+using static FlexKv.Core.Tests.Engine.EngineHarness;
+
+namespace FlexKv.Core.Tests.Engine;
+
+public class KvEngineRegistrationTests
+{
+    [Fact]
+    public void RegisterKvCaches_LayersDoNotAddUpToBlockBytes_ThrowsInvalidArgument()
+    {
+        using var h = new EngineHarness(register: false);
+        KvLayerDesc[] oneLayer = [h.Device.Layers[0]];
+
+        var ex = Assert.Throws<FlexKvException>(() => h.Engine.RegisterKvCaches(oneLayer, h.Device.NumBlocks));
+        Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
+        Assert.False(h.Engine.IsRegistered);
+    }
+
+    [Fact]
+    public void RegisterKvCaches_WhileATaskIsPlanned_ThrowsInvalidState()
+    {
+        using var h = new EngineHarness();
+        Assert.True(h.Engine.RequestFinished("A", Tokens(9), 9, Blocks(0, 3), save: true));
+
+        var ex = Assert.Throws<FlexKvException>(() => h.Engine.RegisterKvCaches(h.Device.Layers, h.Device.NumBlocks));
+        Assert.Equal(FlexKvStatus.InvalidState, ex.Status);
+    }
+
+    [Fact]
+    public void RegisterTransport_WrongBlockSize_ThrowsInvalidArgument()
+    {
+        using var h = new EngineHarness(register: false);
+        using var other = new Fakes.DeviceKvCache(4, spanBytes: 32);
+        var transport = new HostMemoryTransport(KvLayout.Create(other.Layers, 4, other.BlockBytes));
+
+        var ex = Assert.Throws<FlexKvException>(() => h.Engine.RegisterTransport(transport));
+        Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
+    }
+
+    [Fact]
+    public void StatsJson_Always_UsesTheSnakeCaseNames()
+    {
+        using var h = new EngineHarness(cpuBlocks: 16);
+
+        using JsonDocument doc = JsonDocument.Parse(h.Engine.StatsJson());
+
+        Assert.Equal(16, doc.RootElement.GetProperty("cpu_blocks_total").GetInt64());
+        Assert.Equal(0, doc.RootElement.GetProperty("pinned_blocks").GetInt64());
+        Assert.True(doc.RootElement.GetProperty("registered").GetBoolean());
+    }
+
+    [Fact]
+    public void Create_CacheSmallerThanOneBlock_ThrowsInvalidConfig()
+    {
+        var ex = Assert.Throws<FlexKvException>(() =>
+            KvEngine.Create("""{"cpu_cache_gb":0.000001,"block_bytes":1048576,"use_hugepage_cpu_buffer":false}"""u8));
+        Assert.Equal(FlexKvStatus.InvalidConfig, ex.Status);
+    }
+}

@@ -1,0 +1,64 @@
+using FlexKv.Core.Index;
+
+namespace FlexKv.Core.Tests.Index;
+
+public class PrefixCacheReferenceTests
+{
+    [Theory]
+    [InlineData(1, 4)]
+    [InlineData(2, 4)]
+    [InlineData(3, 1)]
+    [InlineData(4, 16)]
+    public void Replay_UnlimitedCapacity_MatchesTheReferenceExactly(int seed, int tokensPerBlock)
+    {
+        var cache = new PrefixCache(tokensPerBlock, capacityBlocks: 100_000);
+        var reference = new ReferencePrefixCache(tokensPerBlock);
+        int steps = 0, hits = 0;
+
+        foreach (var step in ChatWorkload.Generate(seed))
+        {
+            int expected = reference.Match(step.Prompt);
+            Assert.Equal(expected, cache.Match(step.Sequence, step.Prompt));
+            if (expected > 0) hits++;
+            if (step.Finished is null)
+                Assert.True(cache.Forget(step.Sequence));
+            else
+                Assert.Equal(reference.Insert(step.Finished), cache.Insert(step.Sequence, step.Finished));
+            steps++;
+        }
+
+        Assert.Equal(0, cache.Index.Evictions);
+        Assert.True(hits > steps / 2, $"only {hits} of {steps} steps hit; the workload does not exercise matching");
+    }
+
+    [Theory]
+    [InlineData(5, 16)]
+    [InlineData(6, 40)]
+    public void Replay_SmallCapacity_NeverExceedsItAndNeverBeatsTheReference(int seed, int capacity)
+    {
+        const int bs = 4;
+        var cache = new PrefixCache(bs, capacity);
+        var reference = new ReferencePrefixCache(bs);
+
+        foreach (var step in ChatWorkload.Generate(seed))
+        {
+            int got = cache.Match(step.Sequence, step.Prompt);
+            Assert.True(got <= reference.Match(step.Prompt), "a bounded cache cannot hit more than an unbounded one");
+            Assert.Equal(0, got % bs);
+            if (step.Finished is null) { cache.Forget(step.Sequence); continue; }
+
+            cache.Insert(step.Sequence, step.Finished);
+            reference.Insert(step.Finished);
+            Assert.True(cache.Index.Count <= capacity);
+            Assert.True(cache.Index.UsedSlots <= capacity);
+
+            // A sequence that fits is fully cached right after its insert: eviction takes other leaves.
+            int blocks = step.Finished.Length / bs;
+            if (blocks <= capacity)
+                Assert.Equal(blocks * bs, cache.Match(-1 - step.Sequence, step.Finished));
+            cache.Forget(-1 - step.Sequence);
+        }
+
+        Assert.True(cache.Index.Evictions > 0);
+    }
+}
