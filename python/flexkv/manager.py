@@ -210,7 +210,7 @@ class KVManager(Handle):
         if not hold:
             return False
         self.launch_tasks()
-        self._wait_for(request_id, SENDING, timeout)
+        self.wait_finished(request_id, "sending", timeout)
         return True
 
     def get(self, request_id: str, token_ids: Any, block_ids: Any, num_computed_tokens: int = 0,
@@ -223,17 +223,22 @@ class KVManager(Handle):
         failed: Set[int] = set()
         if n:
             self.launch_tasks()
-            failed = self._wait_for(request_id, RECVING, timeout)
+            failed = self.wait_finished(request_id, "recving", timeout)
         self.request_finished(request_id, None, (), save=False)
         return failed
 
-    def _wait_for(self, request_id: str, kind: int, timeout: float) -> Set[int]:
+    def wait_finished(self, request_id: str, kind: str = "recving", timeout: float = 30.0) -> Set[int]:
+        """Polls until ``request_id`` is reported as ``"recving"`` (load ended) or ``"sending"``
+        (save ended); returns the failed block ids seen meanwhile. Other requests' reports seen
+        while waiting are consumed, so use it only when nothing else polls this manager."""
+        if kind not in ("recving", "sending"):
+            raise ValueError(f"kind must be 'recving' or 'sending', got {kind!r}")
         deadline = time.monotonic() + timeout
         failed: Set[int] = set()
         while True:
             got = self.query_finished()
             failed |= got.failed_blocks
-            if request_id in (got.recving if kind == RECVING else got.sending):
+            if request_id in (got.recving if kind == "recving" else got.sending):
                 return failed
             left = deadline - time.monotonic()
             if left <= 0:

@@ -86,7 +86,7 @@ def test_request_call_errors(kv_cache, make_engine):
     with pytest.raises(flexkv.InvalidStateError, match="already finished"):
         m.request_finished("a", toks, [0, 1, 2])
     m.launch_tasks()
-    m._wait_for("a", 2, 10)
+    m.wait_finished("a", "sending", 10)
     with pytest.raises(flexkv.InvalidStateError, match="already finished"):
         m.request_finished("a", toks, [0, 1, 2])
     with pytest.raises(flexkv.InvalidArgumentError, match="multiple of tokens_per_block"):

@@ -25,7 +25,7 @@ def test_put_then_get_restores_every_byte(kv_cache, make_engine, layout):
     assert m.get_num_new_matched_tokens("b", toks, 0) == 80
     m.update_state_after_alloc("b", dst, 80)
     m.launch_tasks()
-    failed = m._wait_for("b", 1, 10.0)
+    failed = m.wait_finished("b", "recving", 10.0)
     assert failed == set()
     for s, d in zip(src[:5], dst[:5]):
         assert cache.same(s, d)
@@ -59,7 +59,7 @@ def test_num_computed_tokens_loads_only_blocks_beyond_local_hit(kv_cache, make_e
     assert m.get_num_new_matched_tokens("b", toks, 16) == 48
     m.update_state_after_alloc("b", [10, 11, 12, 13], 48)
     m.launch_tasks()
-    assert m._wait_for("b", 1, 10.0) == set()
+    assert m.wait_finished("b", "recving", 10.0) == set()
     assert not cache.same(0, 10)
     assert cache.same(1, 11) and cache.same(2, 12) and cache.same(3, 13)
 
@@ -82,7 +82,7 @@ def test_namespace_separates_caches(kv_cache, make_engine):
     toks = tokens(16 * 3 + 1)
     m.request_finished("a", toks, [0, 1, 2], save=True, namespace="salt-1")
     m.launch_tasks()
-    m._wait_for("a", 2, 10.0)
+    m.wait_finished("a", "sending", 10.0)
     assert m.get_num_new_matched_tokens("b", toks, 0, namespace="salt-2") == 0
     assert m.get_num_new_matched_tokens("c", toks, 0) == 0
     assert m.get_num_new_matched_tokens("d", toks, 0, namespace="salt-1") == 48

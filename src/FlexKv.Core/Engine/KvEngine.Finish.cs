@@ -96,7 +96,7 @@ public sealed partial class KvEngine
         int last = -1;
         for (int i = 0; i < blocks; i++)
         {
-            int id = _index.Lookup(keys[i]);
+            int id = _index.Lookup(keys[i], parent);
             if (id >= 0)
             {
                 _index.Touch(id, clock);

@@ -28,7 +28,8 @@ public sealed partial class BlockIndex
     {
         _slots = slots;
         _policy = new LruEvictionPolicy();
-        int initial = Math.Min(slots.Capacity + 16, 1 << 16);
+        // Sized for the common case up front: growing a large index means rehashing it mid-flight.
+        int initial = Math.Min(slots.Capacity + 16, 1 << 18);
         _nodes = new BlockNode[initial];
         _freeNodes = new int[initial];
         _map = new Dictionary<UInt128, int>(initial);
@@ -59,6 +60,26 @@ public sealed partial class BlockIndex
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int Lookup(UInt128 key) => _map.TryGetValue(key, out int id) ? id : -1;
 
+    /// <summary>
+    /// The node of <paramref name="key"/>, trying the child <paramref name="parent"/> saw
+    /// inserted last before the hash map: prompts extend chains, so walking a chain mostly
+    /// follows hints and costs one memory access per block instead of three.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int Lookup(UInt128 key, int parent)
+    {
+        if (parent >= 0)
+        {
+            int h = _nodes[parent].ChildHint;
+            if (h >= 0)
+            {
+                ref readonly BlockNode c = ref _nodes[h];
+                if (c.Key == key && c.State != BlockState.Free) return h;
+            }
+        }
+        return _map.TryGetValue(key, out int id) ? id : -1;
+    }
+
     /// <summary>Whether node <paramref name="id"/> still holds <paramref name="key"/> since generation <paramref name="generation"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool IsSame(int id, uint generation, UInt128 key)
@@ -82,11 +103,14 @@ public sealed partial class BlockIndex
     /// </summary>
     public int MatchReady(ReadOnlySpan<UInt128> keys, Span<int> nodes, long clock)
     {
-        int n = 0;
-        while (n < keys.Length && _map.TryGetValue(keys[n], out int id) && _nodes[id].State == BlockState.Ready)
+        int n = 0, prev = -1;
+        while (n < keys.Length)
         {
+            int id = Lookup(keys[n], prev);
+            if (id < 0 || _nodes[id].State != BlockState.Ready) break;
             _nodes[id].LastUse = clock;
             nodes[n++] = id;
+            prev = id;
         }
         if (n > 0) OfferIfEvictable(nodes[n - 1]);
         return n;
@@ -135,13 +159,18 @@ public sealed partial class BlockIndex
         n.Key = key;
         n.Parent = parent;
         n.Children = 0;
+        n.ChildHint = -1;
         n.Slot = slot;
         n.Pins = 1;
         n.LastUse = clock;
         n.State = BlockState.Writing;
         TotalPins++;
         _map.Add(key, id);
-        if (parent >= 0) _nodes[parent].Children++;
+        if (parent >= 0)
+        {
+            _nodes[parent].Children++;
+            _nodes[parent].ChildHint = id;
+        }
         return id;
     }
 

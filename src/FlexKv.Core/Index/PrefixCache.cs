@@ -9,15 +9,15 @@ namespace FlexKv.Core.Index;
 /// It answers "how much of this sequence is cached" and records "this sequence is now cached",
 /// which is what trace replays and capacity planning need (FlexKV's cache engine has the same
 /// role). Sequences are named by the caller so a match followed by an insert of the same, longer
-/// sequence hashes each block once. Not thread-safe.
+/// sequence hashes each block once and re-walks none of the matched run. Not thread-safe.
 /// </summary>
 public sealed class PrefixCache
 {
     private readonly BlockHasher _hasher;
     private readonly BlockIndex _index;
-    private readonly Dictionary<long, HashedSequence> _sequences = new();
-    private readonly Stack<HashedSequence> _spare = new();
-    private int[] _walk = new int[1024];
+    private readonly Dictionary<long, Sequence> _sequences = new();
+    private readonly Stack<Sequence> _spare = new();
+    private readonly Sequence _replay = new();
 
     /// <summary>Creates a cache of <paramref name="capacityBlocks"/> blocks of <paramref name="tokensPerBlock"/> tokens.</summary>
     public PrefixCache(int tokensPerBlock, int capacityBlocks)
@@ -35,7 +35,7 @@ public sealed class PrefixCache
     public BlockIndex Index => _index;
 
     /// <summary>Cached leading tokens of sequence <paramref name="seq"/> (a multiple of the block size).</summary>
-    public int Match(long seq, ReadOnlySpan<long> tokens) => MatchKeys(Sequence(seq, tokens));
+    public int Match(long seq, ReadOnlySpan<long> tokens) => MatchKeys(Get(seq, tokens));
 
     /// <summary>
     /// Stores the full blocks of <paramref name="tokens"/> not cached yet (evicting LRU leaves
@@ -43,7 +43,7 @@ public sealed class PrefixCache
     /// </summary>
     public int Insert(long seq, ReadOnlySpan<long> tokens)
     {
-        HashedSequence s = Sequence(seq, tokens);
+        Sequence s = Get(seq, tokens);
         try
         {
             return InsertKeys(s);
@@ -54,37 +54,6 @@ public sealed class PrefixCache
             s.Reset();
             _spare.Push(s);
         }
-    }
-
-    private int MatchKeys(HashedSequence s)
-    {
-        EnsureWalk(s.Blocks);
-        return _index.MatchReady(s.Keys, _walk, _index.Tick()) * TokensPerBlock;
-    }
-
-    private int InsertKeys(HashedSequence s)
-    {
-        ReadOnlySpan<UInt128> keys = s.Keys;
-        long clock = _index.Tick();
-        int parent = -1, i = 0;
-        for (; i < keys.Length; i++)
-        {
-            int id = _index.Lookup(keys[i]);
-            if (id < 0) break;
-            _index.Touch(id, clock);
-            parent = id;
-        }
-        int stored = 0;
-        for (; i < keys.Length; i++)
-        {
-            int id = _index.InsertWriting(keys[i], parent, clock);
-            if (id < 0) break;
-            _index.CompleteWrite(id, ok: true);
-            parent = id;
-            stored++;
-        }
-        _index.TouchDone(parent);
-        return stored;
     }
 
     /// <summary>
@@ -98,22 +67,22 @@ public sealed class PrefixCache
         if (promptLengths.Length != totalLengths.Length || matched.Length < promptLengths.Length)
             throw new FlexKvException(FlexKvStatus.InvalidArgument, "prompt_lengths, total_lengths and matched must have the same length");
         long offset = 0, total = 0;
-        var s = new HashedSequence();
+        Sequence s = _replay;
         for (int i = 0; i < promptLengths.Length; i++)
         {
             long p = promptLengths[i], t = totalLengths[i];
             if (p < 0 || t < p || offset + t > tokens.Length)
                 throw new FlexKvException(FlexKvStatus.InvalidArgument, $"sequence {i}: lengths {p}/{t} do not fit the token buffer");
             ReadOnlySpan<long> seq = tokens.Slice((int)offset, (int)t);
-            s.Begin(_hasher.RootSeed);
-            s.Extend(_hasher, seq[..(int)p]);
+            s.Hash.Begin(_hasher.RootSeed);
+            s.Hash.Extend(_hasher, seq[..(int)p]);
             matched[i] = MatchKeys(s);
-            s.Extend(_hasher, seq);
+            s.Hash.Extend(_hasher, seq);
             InsertKeys(s);
+            s.Reset();
             total += matched[i];
             offset += t;
         }
-        s.Reset();
         return total;
     }
 
@@ -126,25 +95,85 @@ public sealed class PrefixCache
         return true;
     }
 
-    private HashedSequence Sequence(long seq, ReadOnlySpan<long> tokens)
+    private int MatchKeys(Sequence s)
+    {
+        s.EnsureCapacity(s.Hash.Blocks);
+        int n = _index.MatchReady(s.Hash.Keys, s.Nodes, _index.Tick());
+        for (int i = 0; i < n; i++) s.Generations[i] = _index.GenerationOf(s.Nodes[i]);
+        s.Matched = n;
+        return n * TokensPerBlock;
+    }
+
+    private int InsertKeys(Sequence s)
+    {
+        ReadOnlySpan<UInt128> keys = s.Hash.Keys;
+        long clock = _index.Tick();
+        int parent = -1, i = 0;
+        // The run found by this sequence's match is re-checked by generation, not looked up again.
+        for (; i < s.Matched && _index.IsSame(s.Nodes[i], s.Generations[i], keys[i]); i++)
+        {
+            _index.Touch(s.Nodes[i], clock);
+            parent = s.Nodes[i];
+        }
+        for (; i < keys.Length; i++)
+        {
+            int id = _index.Lookup(keys[i], parent);
+            if (id < 0) break;
+            _index.Touch(id, clock);
+            parent = id;
+        }
+        int first = i;
+        s.EnsureCapacity(keys.Length);
+        for (; i < keys.Length; i++)
+        {
+            int id = _index.InsertWriting(keys[i], parent, clock);
+            if (id < 0) break;
+            s.Nodes[i] = id;
+            parent = id;
+        }
+        // Completed last to first, so only the new leaf becomes an eviction candidate.
+        for (int j = i - 1; j >= first; j--) _index.CompleteWrite(s.Nodes[j], ok: true);
+        if (i == first) _index.TouchDone(parent);
+        return i - first;
+    }
+
+    private Sequence Get(long seq, ReadOnlySpan<long> tokens)
     {
         if (!_sequences.TryGetValue(seq, out var s))
         {
-            s = _spare.Count > 0 ? _spare.Pop() : new HashedSequence();
-            s.Begin(_hasher.RootSeed);
+            s = _spare.Count > 0 ? _spare.Pop() : new Sequence();
+            s.Hash.Begin(_hasher.RootSeed);
             _sequences.Add(seq, s);
         }
-        else if (tokens.Length < s.TokensSeen)
+        else if (tokens.Length < s.Hash.TokensSeen)
         {
             throw new FlexKvException(FlexKvStatus.InvalidArgument,
-                $"sequence {seq} was {s.TokensSeen} tokens long and is now {tokens.Length}: a sequence may only grow");
+                $"sequence {seq} was {s.Hash.TokensSeen} tokens long and is now {tokens.Length}: a sequence may only grow");
         }
-        s.Extend(_hasher, tokens);
+        s.Hash.Extend(_hasher, tokens);
         return s;
     }
 
-    private void EnsureWalk(int n)
+    /// <summary>Hashing state plus the node run its last match found.</summary>
+    private sealed class Sequence
     {
-        if (_walk.Length < n) _walk = new int[Math.Max(n, _walk.Length * 2)];
+        public readonly HashedSequence Hash = new();
+        public int[] Nodes = new int[256];
+        public uint[] Generations = new uint[256];
+        public int Matched;
+
+        public void EnsureCapacity(int blocks)
+        {
+            if (Nodes.Length >= blocks) return;
+            int n = Math.Max(blocks, Nodes.Length * 2);
+            Nodes = new int[n];
+            Generations = new uint[n];
+        }
+
+        public void Reset()
+        {
+            Hash.Reset();
+            Matched = 0;
+        }
     }
 }
