@@ -43,8 +43,17 @@ internal static unsafe class Args
     /// <summary>Decodes UTF-8 into <paramref name="chars"/> (sized by the caller, e.g. stackalloc).</summary>
     public static ReadOnlySpan<char> Decode(ReadOnlySpan<byte> utf8, Span<char> chars)
     {
-        if (!s_strictUtf8.TryGetChars(utf8, chars, out int n))
-            throw new FlexKvException(FlexKvStatus.InvalidArgument, "request id is not valid UTF-8");
+        int n;
+        try
+        {
+            // The strict encoding throws on invalid bytes rather than returning false.
+            if (!s_strictUtf8.TryGetChars(utf8, chars, out n)) n = -1;
+        }
+        catch (DecoderFallbackException)
+        {
+            n = -1;
+        }
+        if (n < 0) throw new FlexKvException(FlexKvStatus.InvalidArgument, "request id is not valid UTF-8");
         return chars[..n];
     }
 

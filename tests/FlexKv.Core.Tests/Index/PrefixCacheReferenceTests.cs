@@ -61,4 +61,28 @@ public class PrefixCacheReferenceTests
 
         Assert.True(cache.Index.Evictions > 0);
     }
+
+    [Theory]
+    [InlineData(7, 4)]
+    [InlineData(8, 16)]
+    public void Replay_WholeTraceInOneCall_MatchesTheReferenceExactly(int seed, int tokensPerBlock)
+    {
+        var steps = ChatWorkload.Generate(seed).ToArray();
+        long[] tokens = steps.SelectMany(s => s.Finished ?? s.Prompt).ToArray();
+        long[] prompts = steps.Select(s => (long)s.Prompt.Length).ToArray();
+        long[] totals = steps.Select(s => (long)(s.Finished ?? s.Prompt).Length).ToArray();
+        var matched = new int[steps.Length];
+        var reference = new ReferencePrefixCache(tokensPerBlock);
+
+        long total = new PrefixCache(tokensPerBlock, 100_000).Replay(tokens, prompts, totals, matched);
+
+        var expected = new int[steps.Length];
+        for (int i = 0; i < steps.Length; i++)
+        {
+            expected[i] = reference.Match(steps[i].Prompt);
+            reference.Insert(steps[i].Finished ?? steps[i].Prompt);
+        }
+        Assert.Equal(expected, matched);
+        Assert.Equal(expected.Sum(), total);
+    }
 }
