@@ -37,8 +37,16 @@ public static class EngineOptionsValidator
     public static long ResolveBlockBytes(EngineOptions o)
     {
         if (o.BlockBytes is { } bb) return bb;
-        long perToken = (long)o.NumKvHeads!.Value * o.HeadSize!.Value * DtypeSize(o.Dtype) * (o.UseMla ? 1 : 2);
-        return perToken * o.TokensPerBlock * o.NumLayers!.Value;
+        try
+        {
+            long perToken = checked((long)o.NumKvHeads!.Value * o.HeadSize!.Value * DtypeSize(o.Dtype) * (o.UseMla ? 1 : 2));
+            return checked(perToken * o.TokensPerBlock * o.NumLayers!.Value);
+        }
+        catch (OverflowException)
+        {
+            throw new FlexKvException(FlexKvStatus.InvalidConfig,
+                "configuration key 'block_bytes': num_layers x num_kv_heads x head_size x tokens_per_block overflows");
+        }
     }
 
     /// <summary>Number of CPU blocks the pool will hold.</summary>
