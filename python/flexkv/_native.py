@@ -83,6 +83,24 @@ def forked() -> bool:
     return _forked
 
 
+# The library is compiled for x86-64-v3; on a CPU without these the .NET runtime would abort
+# the whole process at load, so check first.
+REQUIRED_CPU_FLAGS = ("avx", "avx2", "bmi1", "bmi2", "fma", "f16c", "movbe")
+
+
+def missing_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list:
+    """CPU features the library needs that this machine lacks (empty when unknown)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    return [flag for flag in REQUIRED_CPU_FLAGS if flag not in have]
+    except OSError:
+        pass
+    return []
+
+
 def library_path() -> Path:
     """Path of the library that :func:`lib` loads."""
     override = os.environ.get("FLEXKV_LIBRARY_PATH")
@@ -104,6 +122,10 @@ def lib() -> ctypes.CDLL:
             if not path.is_file():
                 raise LibraryNotFoundError(
                     f"{path} does not exist; build it with ./build.sh or set FLEXKV_LIBRARY_PATH")
+            missing = missing_cpu_flags()
+            if missing:
+                raise LibraryNotFoundError(
+                    f"this CPU lacks {', '.join(missing)}; libflexkv needs an x86-64-v3 CPU (AVX2, BMI2, FMA)")
             try:
                 handle = ctypes.CDLL(str(path))
             except OSError as e:

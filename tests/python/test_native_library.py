@@ -99,3 +99,11 @@ def test_use_after_fork_raises_instead_of_deadlocking():
         "m.close()\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "7", out.stderr
+
+
+def test_cpu_feature_check_reads_cpuinfo(tmp_path):
+    old = tmp_path / "cpuinfo"
+    old.write_text("processor : 0\nflags : fpu sse sse2 avx\n")
+    assert "avx2" in _native.missing_cpu_flags(str(old))
+    assert _native.missing_cpu_flags() == []  # this machine runs the library
+    assert _native.missing_cpu_flags(str(tmp_path / "absent")) == []

@@ -33,6 +33,17 @@ public sealed partial class BlockIndex
         _nodes = new BlockNode[initial];
         _freeNodes = new int[initial];
         _map = new Dictionary<UInt128, int>(initial);
+        PrefaultUpFront(initial);
+    }
+
+    // Fresh large arrays arrive as untouched zero pages; the first requests would pay one page
+    // fault per 4 KiB of index (milliseconds for a large index). Touch everything at creation.
+    private void PrefaultUpFront(int count)
+    {
+        Array.Fill(_nodes, default);
+        Array.Fill(_freeNodes, 0);
+        for (int i = 0; i < count; i++) _map.Add(~(UInt128)(uint)i, i);
+        _map.Clear();
     }
 
     /// <summary>Blocks present in any state.</summary>
