@@ -1,0 +1,101 @@
+"""The engine configuration for a vLLM instance: FlexKV-style file/env config, then
+``kv_connector_extra_config``, then the facts vLLM decides (block size, model, KV dtype, TP).
+A fact the user also set must agree with vLLM, or it is a clear error."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Mapping, Optional
+
+from ..._errors import ConfigError
+from ...config import _bool, load_config
+
+# Connector options that are not engine keys.
+ADAPTER_KEYS = {"save_on_abort": False}
+
+
+@dataclass
+class AdapterOptions:
+    """Connector behaviour switches (from ``kv_connector_extra_config``)."""
+
+    save_on_abort: bool = False
+
+
+def _dtype_name(vllm_config) -> str:
+    cache_dtype = str(getattr(vllm_config.cache_config, "cache_dtype", "auto") or "auto")
+    if cache_dtype != "auto":
+        return cache_dtype
+    return str(getattr(vllm_config.model_config, "dtype", "float16")).replace("torch.", "")
+
+
+def _model_fields(vllm_config) -> Dict[str, Any]:
+    """Per-rank layer/head geometry from the model config (block_bytes follows from it)."""
+    mc, pc = vllm_config.model_config, vllm_config.parallel_config
+    try:
+        return {
+            "num_layers": int(mc.get_num_layers(pc)),
+            "num_kv_heads": 1 if getattr(mc, "use_mla", False) else int(mc.get_num_kv_heads(pc)),
+            "head_size": int(mc.get_head_size()),
+            "use_mla": bool(getattr(mc, "use_mla", False)),
+        }
+    except (AttributeError, TypeError) as e:
+        raise ConfigError(f"the vLLM model config does not give the KV geometry FlexKv needs ({e}); "
+                          "set block_bytes in kv_connector_extra_config") from e
+
+
+def _block_bytes_from_kv_cache_config(kv_cache_config) -> Optional[int]:
+    """Bytes of one block over all layers from vLLM's KVCacheConfig (0.12+), if given."""
+    groups = getattr(kv_cache_config, "kv_cache_groups", None)
+    if not groups:
+        return None
+    total = 0
+    for g in groups:
+        spec = getattr(g, "kv_cache_spec", None)
+        page = getattr(spec, "page_size_bytes", None)
+        if page is None:
+            return None
+        total += int(page) * len(g.layer_names)
+    return total or None
+
+
+def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = None):
+    """Returns (engine config dict, AdapterOptions)."""
+    ktc = getattr(vllm_config, "kv_transfer_config", None)
+    if ktc is None:
+        raise ConfigError("vLLM's kv_transfer_config is missing: pass --kv-transfer-config")
+    extra = dict(getattr(ktc, "kv_connector_extra_config", None) or {})
+    try:
+        opts = AdapterOptions(**{k: _bool(extra.pop(k, v)) for k, v in ADAPTER_KEYS.items()})
+    except ValueError as e:
+        raise ConfigError(f"kv_connector_extra_config: {e}") from e
+    cfg = load_config(extra, env=env)
+
+    cache_config, model_config = vllm_config.cache_config, vllm_config.model_config
+    pc = vllm_config.parallel_config
+    facts: Dict[str, Any] = {
+        "tokens_per_block": int(cache_config.block_size),
+        "tp_size": int(getattr(pc, "tensor_parallel_size", 1)),
+        "tp_rank": 0,
+    }
+    for key, value in facts.items():
+        if key in cfg and cfg[key] != value:
+            raise ConfigError(f"FlexKv's {key} is {cfg[key]} but vLLM's is {value}; remove {key} from the FlexKv "
+                              "config (FlexKv takes it from vLLM)")
+    cfg.update(facts)
+    cfg.setdefault("model_name", str(getattr(model_config, "model", "")))
+    cfg.setdefault("dtype", _dtype_name(vllm_config))
+    if "block_bytes" not in cfg:
+        bb = _block_bytes_from_kv_cache_config(kv_cache_config)
+        if bb is not None:
+            cfg["block_bytes"] = bb
+        else:
+            for k, v in _model_fields(vllm_config).items():
+                cfg.setdefault(k, v)
+    try:
+        import vllm  # noqa: F401  (only for the version in the fingerprint)
+        version = getattr(vllm, "__version__", "unknown")
+    except ImportError:
+        version = "unknown"
+    # Blocks travel as the attention backend's bytes; another vLLM may lay them out differently.
+    cfg.setdefault("layout", f"vllm-{version}")
+    return cfg, opts

@@ -1,0 +1,76 @@
+"""Meeting point of the scheduler and worker instances living in one process.
+
+With vLLM's uniprocess executor (TP=1) the worker instance is created, and registers its KV
+cache, before the scheduler instance creates the engine; sometimes the other way round. Both
+carry the same ``kv_transfer_config.engine_id``, so the registration waits here for its engine
+(or reaches it at once), and load errors found by the scheduler wait here for the worker to
+report them to vLLM.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
+
+_lock = threading.Lock()
+
+
+@dataclass
+class _Slot:
+    manager: Any = None
+    layers: Optional[list] = None
+    num_blocks: int = 0
+    keepalive: List[Any] = field(default_factory=list)
+    load_errors: set = field(default_factory=set)
+
+
+_slots: dict = {}
+
+
+def _slot(engine_id: str) -> _Slot:
+    s = _slots.get(engine_id)
+    if s is None:
+        s = _slots[engine_id] = _Slot()
+    return s
+
+
+def attach(engine_id: str, manager) -> None:
+    """The scheduler's engine is ready; applies a registration that arrived first."""
+    with _lock:
+        s = _slot(engine_id)
+        s.manager = manager
+        layers, num_blocks = s.layers, s.num_blocks
+    if layers is not None:
+        manager.register_kv_caches(layers, num_blocks)
+
+
+def detach(engine_id: str) -> None:
+    with _lock:
+        _slots.pop(engine_id, None)
+
+
+def register(engine_id: str, layers: list, num_blocks: int, keepalive: list) -> bool:
+    """A worker's KV cache; registered now if the engine exists (returns True), else kept."""
+    with _lock:
+        s = _slot(engine_id)
+        s.layers, s.num_blocks, s.keepalive = layers, num_blocks, keepalive
+        manager = s.manager
+    if manager is not None:
+        manager.register_kv_caches(layers, num_blocks)
+        return True
+    return False
+
+
+def add_load_errors(engine_id: str, block_ids) -> None:
+    with _lock:
+        _slot(engine_id).load_errors.update(block_ids)
+
+
+def take_load_errors(engine_id: str) -> set:
+    with _lock:
+        s = _slots.get(engine_id)
+        if s is None or not s.load_errors:
+            return set()
+        out, s.load_errors = s.load_errors, set()
+        return out
