@@ -9,62 +9,106 @@ public sealed partial class BlockIndex
         return true;
     }
 
-    /// <summary>Evicts the least recently used evictable leaf other than <paramref name="protect"/>.</summary>
-    public bool TryEvictOne(int protect)
+    /// <summary>
+    /// Evicts the CPU copy of the least recently used CPU leaf other than <paramref name="protect"/>;
+    /// a block left with no copy and no children leaves the index.
+    /// </summary>
+    public bool TryEvictOne(int protect) => TryEvict(_policy, protect, ssd: false);
+
+    private bool TryEvict(IEvictionPolicy policy, int protect, bool ssd)
     {
         bool kept = false;
         uint keptGen = 0;
         long keptUse = 0;
         bool evicted = false;
-        while (_policy.TryTake(out int id, out uint gen, out long lastUse))
+        while (policy.TryTake(out int id, out uint gen, out long lastUse))
         {
             ref BlockNode n = ref _nodes[id];
-            if (n.Generation != gen || n.LastUse != lastUse || !IsEvictable(in n)) continue; // stale
+            bool candidate = ssd ? IsSsdEvictable(in n) : IsEvictable(in n);
+            if (n.Generation != gen || n.LastUse != lastUse || !candidate) continue; // stale
             if (id == protect) { kept = true; keptGen = gen; keptUse = lastUse; continue; }
-            Remove(id);
-            Evictions++;
+            if (ssd)
+            {
+                SsdEvictions++;
+                DropSsdCopy(id);
+            }
+            else
+            {
+                Evictions++;
+                DropCpuCopy(id);
+            }
+            if (IsRemovable(in _nodes[id])) Remove(id);
             evicted = true;
             break;
         }
-        if (kept) _policy.Return(protect, keptGen, keptUse);
+        if (kept) policy.Return(protect, keptGen, keptUse);
         return evicted;
     }
 
+    private static bool IsReadable(in BlockNode n) => n.State == BlockState.Ready || n.Ssd == SsdState.Ready;
+
     private static bool IsEvictable(in BlockNode n) =>
-        n.State == BlockState.Ready && n.Children == 0 && n.Pins == 0;
+        n.State == BlockState.Ready && n.CpuChildren == 0 && n.Pins == 0;
+
+    private static bool IsSsdEvictable(in BlockNode n) =>
+        n.Ssd == SsdState.Ready && n.SsdChildren == 0 && n.Pins == 0;
+
+    private static bool IsRemovable(in BlockNode n) =>
+        n.State == BlockState.Empty && n.Ssd == SsdState.None && n.Children == 0 && n.Pins == 0;
 
     private void OfferIfEvictable(int id)
     {
         ref BlockNode n = ref _nodes[id];
-        if (!IsEvictable(in n)) return;
-        _policy.OnCandidate(id, n.Generation, n.LastUse);
-        if (_policy.Count > 4 * _map.Count + 4096) RebuildCandidates();
-    }
-
-    // Stale heap entries pile up when the same leaves are touched again and again; rebuilding
-    // from the live nodes bounds the heap to a few times the index size.
-    private void RebuildCandidates()
-    {
-        _policy.Clear();
-        for (int i = 0; i < _highWater; i++)
+        if (IsEvictable(in n))
         {
-            ref BlockNode n = ref _nodes[i];
-            if (IsEvictable(in n)) _policy.OnCandidate(i, n.Generation, n.LastUse);
+            _policy.OnCandidate(id, n.Generation, n.LastUse);
+            if (_policy.Count > 4 * _map.Count + 4096) RebuildCandidates();
+        }
+        if (IsSsdEvictable(in n))
+        {
+            _ssdPolicy.OnCandidate(id, n.Generation, n.LastUse);
+            if (_ssdPolicy.Count > 4 * _map.Count + 4096) RebuildCandidates();
         }
     }
 
-    // Removes a node that has no children; a parent left childless becomes a candidate, and an
-    // Empty parent (its write failed) goes too, since it only existed to hold its children.
+    // Stale heap entries pile up when the same leaves are touched again and again; rebuilding
+    // from the live nodes bounds the heaps to a few times the index size.
+    private void RebuildCandidates()
+    {
+        _policy.Clear();
+        _ssdPolicy.Clear();
+        for (int i = 0; i < _highWater; i++)
+        {
+            ref BlockNode n = ref _nodes[i];
+            if (n.State == BlockState.Free) continue;
+            if (IsEvictable(in n)) _policy.OnCandidate(i, n.Generation, n.LastUse);
+            if (IsSsdEvictable(in n)) _ssdPolicy.OnCandidate(i, n.Generation, n.LastUse);
+        }
+    }
+
+    // The CPU copy goes (slot freed, state Empty); the parent may become a CPU leaf.
+    private void DropCpuCopy(int id)
+    {
+        ref BlockNode n = ref _nodes[id];
+        if (n.Slot >= 0) _slots.Free(n.Slot);
+        n.Slot = -1;
+        n.State = BlockState.Empty;
+        if (n.Parent >= 0 && --_nodes[n.Parent].CpuChildren == 0) OfferIfEvictable(n.Parent);
+    }
+
+    // Removes a node with no copy and no children; a parent left childless becomes a candidate,
+    // or goes too when it has no copy either (it only existed to hold its children).
     private void Remove(int id)
     {
         while (id >= 0)
         {
             ref BlockNode n = ref _nodes[id];
             int parent = n.Parent;
-            if (n.Slot >= 0) _slots.Free(n.Slot);
             _map.Remove(n.Key);
             n.Slot = -1;
+            n.SsdSlot = -1;
             n.State = BlockState.Free;
+            n.Ssd = SsdState.None;
             n.Generation++;
             n.Parent = -1;
             _freeNodes[_freeNodeCount++] = id;
@@ -72,7 +116,7 @@ public sealed partial class BlockIndex
             if (parent < 0) break;
             ref BlockNode p = ref _nodes[parent];
             if (--p.Children != 0) break;
-            if (p.State == BlockState.Empty && p.Pins == 0) id = parent;
+            if (IsRemovable(in p)) id = parent;
             else OfferIfEvictable(parent);
         }
     }

@@ -3,20 +3,23 @@ using System.Runtime.CompilerServices;
 namespace FlexKv.Core.Index;
 
 /// <summary>
-/// The block index: per block key, its node (slot, state, pins, recency) in a prefix tree kept
-/// implicitly through parent links and child counts.
+/// The block index over all tiers: per block key, its node (CPU slot and state, SSD slot and
+/// state, pins, recency) in a prefix tree kept implicitly through parent links and child counts.
 ///
-/// Invariants: a node's parent is always present (prefix-closed), so eviction only removes
-/// leaves (no children), never pinned or writing ones; a match walks keys from the first block
-/// and stops at the first block that is not <see cref="BlockState.Ready"/>. Nodes live by value
-/// in one array addressed by int ids with a free list, so steady-state use allocates nothing.
-/// Not thread-safe: the owner serialises calls.
+/// Invariants: a node's parent is always present (prefix-closed). Each tier evicts on its own
+/// and only its leaves (blocks with no child in that tier), never pinned or writing ones; a node
+/// with no copy left in any tier and no children leaves the index. A match walks keys from the
+/// first block and stops at the first block that is ready in no tier. Nodes live by value in one
+/// array addressed by int ids with a free list, so steady-state use allocates nothing. Not
+/// thread-safe: the owner serialises calls.
 /// </summary>
 public sealed partial class BlockIndex
 {
     private readonly Dictionary<UInt128, int> _map;
     private readonly SlotPool _slots;
     private readonly IEvictionPolicy _policy;
+    private readonly IEvictionPolicy _ssdPolicy = new LruEvictionPolicy();
+    private SlotPool? _ssdSlots;
     private BlockNode[] _nodes;
     private int[] _freeNodes;
     private int _freeNodeCount;
@@ -118,7 +121,7 @@ public sealed partial class BlockIndex
         while (n < keys.Length)
         {
             int id = Lookup(keys[n], prev);
-            if (id < 0 || _nodes[id].State != BlockState.Ready) break;
+            if (id < 0 || !IsReadable(in _nodes[id])) break;
             _nodes[id].LastUse = clock;
             nodes[n++] = id;
             prev = id;
@@ -152,7 +155,7 @@ public sealed partial class BlockIndex
         TotalPins--;
         if (n.Pins == 0)
         {
-            if (n.State == BlockState.Empty && n.Children == 0) Remove(node);
+            if (IsRemovable(in n)) Remove(node);
             else OfferIfEvictable(node);
         }
     }
@@ -170,8 +173,12 @@ public sealed partial class BlockIndex
         n.Key = key;
         n.Parent = parent;
         n.Children = 0;
+        n.CpuChildren = 0;
+        n.SsdChildren = 0;
         n.ChildHint = -1;
         n.Slot = slot;
+        n.SsdSlot = -1;
+        n.Ssd = SsdState.None;
         n.Pins = 1;
         n.LastUse = clock;
         n.State = BlockState.Writing;
@@ -180,6 +187,7 @@ public sealed partial class BlockIndex
         if (parent >= 0)
         {
             _nodes[parent].Children++;
+            _nodes[parent].CpuChildren++;
             _nodes[parent].ChildHint = id;
         }
         return id;
@@ -202,6 +210,7 @@ public sealed partial class BlockIndex
         n.Slot = slot;
         n.State = BlockState.Writing;
         n.LastUse = clock;
+        if (n.Parent >= 0) _nodes[n.Parent].CpuChildren++;
         return true;
     }
 
@@ -211,12 +220,7 @@ public sealed partial class BlockIndex
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Writing) throw new InvalidOperationException($"block node {node} is {n.State}, not Writing");
         if (ok) n.State = BlockState.Ready;
-        else
-        {
-            _slots.Free(n.Slot);
-            n.Slot = -1;
-            n.State = BlockState.Empty;
-        }
+        else DropCpuCopy(node);
         Unpin(node);
     }
 
@@ -228,7 +232,9 @@ public sealed partial class BlockIndex
         _highWater = 0;
         _freeNodeCount = 0;
         _slots.Reset();
+        _ssdSlots?.Reset();
         _policy.Clear();
+        _ssdPolicy.Clear();
         TotalPins = 0;
     }
 }

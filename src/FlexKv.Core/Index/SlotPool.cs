@@ -43,6 +43,20 @@ public sealed class SlotPool
         _free[_freeCount++] = slot;
     }
 
+    /// <summary>
+    /// On a fresh pool: marks the given slots as taken (blocks restored at start-up); every
+    /// other slot stays free.
+    /// </summary>
+    public void MarkUsed(ReadOnlySpan<bool> used)
+    {
+        if (_nextFresh != 0 || _freeCount != 0) throw new InvalidOperationException("MarkUsed needs a fresh pool");
+        if (used.Length != Capacity) throw new ArgumentException("one flag per slot is needed", nameof(used));
+        if (_free.Length < Capacity) _free = new int[Capacity];
+        for (int s = Capacity - 1; s >= 0; s--)
+            if (!used[s]) _free[_freeCount++] = s;
+        _nextFresh = Capacity;
+    }
+
     /// <summary>Marks every slot free again.</summary>
     public void Reset()
     {

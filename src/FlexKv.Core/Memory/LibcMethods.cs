@@ -20,4 +20,54 @@ internal static unsafe partial class LibcMethods
 
     [LibraryImport(Libc, EntryPoint = "madvise", SetLastError = true)]
     public static partial int Madvise(nint addr, nuint length, int advice);
+
+    // ---- files (SSD tier) ------------------------------------------------------------------
+
+    public const int ORdwr = 0x2, OCreat = 0x40, ODirect = 0x4000, OCloexec = 0x80000;
+    public const int LockEx = 2, LockNb = 4, LockUn = 8;
+    public const int Einval = 22, Enospc = 28, Ewouldblock = 11;
+
+    [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Open(string path, int flags, int mode);
+
+    [LibraryImport(Libc, EntryPoint = "close", SetLastError = true)]
+    public static partial int Close(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "posix_fallocate")]
+    public static partial int PosixFallocate(int fd, long offset, long length);
+
+    [LibraryImport(Libc, EntryPoint = "flock", SetLastError = true)]
+    public static partial int Flock(int fd, int operation);
+
+    [LibraryImport(Libc, EntryPoint = "fdatasync", SetLastError = true)]
+    public static partial int Fdatasync(int fd);
+
+    [LibraryImport(Libc, EntryPoint = "geteuid")]
+    public static partial uint Geteuid();
+
+    // glibc >= 2.33 exports stat(); on x86-64 st_uid is the u32 at offset 28 of a 144-byte struct.
+    [LibraryImport(Libc, EntryPoint = "stat", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Stat(string path, byte* buf);
+
+    [LibraryImport(Libc, EntryPoint = "preadv", SetLastError = true)]
+    public static partial nint Preadv(int fd, Iovec* iov, int iovcnt, long offset);
+
+    [LibraryImport(Libc, EntryPoint = "pwritev", SetLastError = true)]
+    public static partial nint Pwritev(int fd, Iovec* iov, int iovcnt, long offset);
+
+    /// <summary>struct iovec.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct Iovec
+    {
+        public void* Base;
+        public nuint Length;
+    }
+
+    /// <summary>Owner uid of a path, or -1 if it cannot be read.</summary>
+    public static long OwnerOf(string path)
+    {
+        byte* buf = stackalloc byte[256];
+        if (Stat(path, buf) != 0) return -1;
+        return *(uint*)(buf + 28);
+    }
 }
