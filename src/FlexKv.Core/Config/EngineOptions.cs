@@ -21,6 +21,15 @@ public sealed class EngineOptions
     /// <summary>CPU tier size in blocks; wins over <see cref="CpuCacheGb"/>.</summary>
     [JsonPropertyName("num_cpu_blocks")] public long? NumCpuBlocks { get; set; }
 
+    /// <summary>SSD tier size in GiB; 0 disables the tier.</summary>
+    [JsonPropertyName("ssd_cache_gb")] public double SsdCacheGb { get; set; }
+
+    /// <summary>SSD cache directories, ';'-separated (one per device); blocks are striped over them.</summary>
+    [JsonPropertyName("ssd_cache_dir")] public string SsdCacheDir { get; set; } = "./flexkv_ssd";
+
+    /// <summary>Reuse the SSD blocks of a previous run with the same fingerprint (false: start empty).</summary>
+    [JsonPropertyName("ssd_persist")] public bool SsdPersist { get; set; } = true;
+
     /// <summary>Bytes of one block over all layers; derived from the model fields when absent.</summary>
     [JsonPropertyName("block_bytes")] public long? BlockBytes { get; set; }
 

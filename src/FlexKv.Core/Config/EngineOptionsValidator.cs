@@ -11,6 +11,8 @@ public static class EngineOptionsValidator
         Require(o.TokensPerBlock is > 0 and <= 4096, "tokens_per_block", $"must be in 1..4096, got {o.TokensPerBlock}");
         if (o.CpuCacheGb is { } gb)
             Require(gb > 0 && double.IsFinite(gb), "cpu_cache_gb", $"must be > 0, got {gb}");
+        Require(o.SsdCacheGb >= 0 && double.IsFinite(o.SsdCacheGb), "ssd_cache_gb", $"must be >= 0, got {o.SsdCacheGb}");
+        Require(o.SsdCacheGb == 0 || !string.IsNullOrWhiteSpace(o.SsdCacheDir), "ssd_cache_dir", "must name at least one directory");
         if (o.NumCpuBlocks is { } nb)
             Require(nb > 0 && nb <= int.MaxValue, "num_cpu_blocks", $"must be in 1..{int.MaxValue}, got {nb}");
         if (o.CpuCacheGb is null && o.NumCpuBlocks is null)
@@ -52,6 +54,8 @@ public static class EngineOptionsValidator
     /// <summary>Number of CPU blocks the pool will hold.</summary>
     public static long ResolveCpuBlocks(EngineOptions o)
     {
+        Require(o.SsdCacheGb >= 0 && double.IsFinite(o.SsdCacheGb), "ssd_cache_gb", $"must be >= 0, got {o.SsdCacheGb}");
+        Require(o.SsdCacheGb == 0 || !string.IsNullOrWhiteSpace(o.SsdCacheDir), "ssd_cache_dir", "must name at least one directory");
         if (o.NumCpuBlocks is { } nb) return nb;
         long bytes = (long)(o.CpuCacheGb!.Value * (1L << 30));
         long blocks = bytes / ResolveBlockBytes(o);

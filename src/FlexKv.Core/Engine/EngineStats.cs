@@ -41,6 +41,28 @@ public sealed class EngineStats
     [JsonPropertyName("tasks_in_flight")] public long TasksInFlight { get; set; }
     /// <summary>Tasks finished since start.</summary>
     [JsonPropertyName("tasks_finished")] public long TasksFinished { get; set; }
+    /// <summary>SSD slots in use.</summary>
+    [JsonPropertyName("ssd_blocks_used")] public long SsdBlocksUsed { get; set; }
+    /// <summary>SSD slots in total (0: no SSD tier).</summary>
+    [JsonPropertyName("ssd_blocks_total")] public long SsdBlocksTotal { get; set; }
+    /// <summary>Blocks evicted from the SSD tier.</summary>
+    [JsonPropertyName("ssd_evictions")] public long SsdEvictions { get; set; }
+    /// <summary>Blocks written to SSD.</summary>
+    [JsonPropertyName("ssd_blocks_written")] public long SsdBlocksWritten { get; set; }
+    /// <summary>Blocks read from SSD.</summary>
+    [JsonPropertyName("ssd_blocks_read")] public long SsdBlocksRead { get; set; }
+    /// <summary>SSD blocks whose checksum did not match (never served).</summary>
+    [JsonPropertyName("ssd_checksum_failures")] public long SsdChecksumFailures { get; set; }
+    /// <summary>SSD write errors.</summary>
+    [JsonPropertyName("ssd_write_errors")] public long SsdWriteErrors { get; set; }
+    /// <summary>SSD read errors.</summary>
+    [JsonPropertyName("ssd_read_errors")] public long SsdReadErrors { get; set; }
+    /// <summary>Whether SSD writes stopped because the disk is full.</summary>
+    [JsonPropertyName("ssd_full")] public bool SsdFull { get; set; }
+    /// <summary>Whether the SSD files use O_DIRECT.</summary>
+    [JsonPropertyName("ssd_direct")] public bool SsdDirect { get; set; }
+    /// <summary>Blocks restored from the SSD journal at start-up.</summary>
+    [JsonPropertyName("ssd_restored_blocks")] public long SsdRestoredBlocks { get; set; }
     /// <summary>Whether a KV cache is registered.</summary>
     [JsonPropertyName("registered")] public bool Registered { get; set; }
 }

@@ -55,8 +55,14 @@ public sealed partial class KvEngine
                     ThrowHelper.Throw(FlexKvStatus.Internal, $"reset: {_inFlight.Count} transfers did not stop within {CancelWaitMs} ms");
                 _transfer.WaitForCompletion(10);
             }
+            WaitSsdWrites();
             foreach (RequestState s in _requests.Values) ReleaseMatch(s);
             _index.Clear();
+            if (_ssd is not null)
+            {
+                _ssd.Enqueue(new Tiers.Ssd.SsdOp(Tiers.Ssd.SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
+                _ssdFull = false;
+            }
         }
     }
 
@@ -64,6 +70,7 @@ public sealed partial class KvEngine
     // dropped), requests reported. Runs on the caller's thread under the lock.
     private void ApplyCompletions()
     {
+        ApplySsdCompletions();
         while (_transfer.Completed.TryDequeue(out TransferTask? task))
         {
             _inFlight.Remove(task);
@@ -79,8 +86,11 @@ public sealed partial class KvEngine
         RequestState? s = Find(task.RequestId);
         if (task.Kind == TransferKind.Get)
         {
+            // A task cancelled before launch never read its SSD blocks.
+            bool launched = task.WasLaunched;
             for (int i = 0; i < task.Count; i++)
             {
+                if (task.SsdSlots[i] >= 0) CompleteLoadFromSsd(task, i, launched);
                 _index.Unpin(task.Nodes[i]);
                 if (cancelled) continue;
                 if (task.Failed[i] != 0)
@@ -101,6 +111,7 @@ public sealed partial class KvEngine
                 _index.CompleteWrite(task.Nodes[i], ok);
                 if (ok) _stats.BlocksSaved++;
             }
+            WriteThrough(task);
             if (s is not null)
             {
                 if (s.Hold) _report.Add(FinishedKind.Sending, task.RequestId);

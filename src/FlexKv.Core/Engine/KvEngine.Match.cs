@@ -107,11 +107,8 @@ public sealed partial class KvEngine
             TransferTask task = _taskPool.Get();
             task.Kind = TransferKind.Get;
             task.RequestId = s.Id;
-            for (int i = 0; i < blocks; i++)
-            {
-                int node = s.MatchNodes[s.ComputedBlocks + i];
-                task.Add(dst[i], _index.SlotOf(node), node);
-            }
+            long clock = _index.Tick();
+            for (int i = 0; i < blocks; i++) AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
             // The task takes over the pins of the blocks it loads; the rest are released.
             for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
             s.PinnedCount = 0;

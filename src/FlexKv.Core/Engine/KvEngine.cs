@@ -39,16 +39,27 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly EngineStats _stats = new();
     private bool _shutDown;
 
-    private KvEngine(EngineOptions options)
+    private KvEngine(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null)
     {
+        _wrapSsdDevice = wrapSsdDevice;
         _options = options;
         Fingerprint = CacheFingerprint.From(options);
         _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
         _cpu = new CpuTier(options);
         _index = new BlockIndex(_cpu.Slots);
-        _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.BlockBytes);
+        _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.SlotStride);
         _requestsBySpan = _requests.GetAlternateLookup<ReadOnlySpan<char>>();
         _recentlyFinishedBySpan = _recentlyFinished.GetAlternateLookup<ReadOnlySpan<char>>();
+        try
+        {
+            OpenSsd();
+        }
+        catch
+        {
+            _transfer.Stop(CancelWaitMs);
+            _cpu.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Creates an engine from validated options.</summary>
@@ -56,6 +67,13 @@ public sealed unsafe partial class KvEngine : IDisposable
     {
         EngineOptionsValidator.Validate(options);
         return new KvEngine(options);
+    }
+
+    /// <summary>Creates an engine whose SSD device is wrapped (fault injection in tests).</summary>
+    internal static KvEngine Create(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice> wrapSsdDevice)
+    {
+        EngineOptionsValidator.Validate(options);
+        return new KvEngine(options, wrapSsdDevice);
     }
 
     /// <summary>Creates an engine from a UTF-8 JSON configuration document.</summary>
@@ -114,7 +132,9 @@ public sealed unsafe partial class KvEngine : IDisposable
             foreach (TransferTask t in _planned)
             {
                 _inFlight.Add(t);
-                _transfer.Submit(t);
+                t.WasLaunched = true;
+                if (t.SsdReadsTotal > 0) _ssd!.SubmitReads(t);
+                else _transfer.Submit(t);
             }
             _planned.Clear();
             _transfer.Pump();
@@ -161,6 +181,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         _stats.TasksPlanned = _planned.Count;
         _stats.TasksInFlight = _inFlight.Count;
         _stats.Registered = _transfer.Transport is not null;
+        SnapshotSsdStats();
         return new EngineStats
         {
             MatchCalls = _stats.MatchCalls, QueriedTokens = _stats.QueriedTokens, MatchedTokens = _stats.MatchedTokens,
@@ -170,6 +191,10 @@ public sealed unsafe partial class KvEngine : IDisposable
             CpuReservedBytes = _stats.CpuReservedBytes, PinnedBlocks = _stats.PinnedBlocks, ActiveRequests = _stats.ActiveRequests,
             TasksPlanned = _stats.TasksPlanned, TasksInFlight = _stats.TasksInFlight, TasksFinished = _stats.TasksFinished,
             Registered = _stats.Registered,
+            SsdBlocksUsed = _stats.SsdBlocksUsed, SsdBlocksTotal = _stats.SsdBlocksTotal, SsdEvictions = _stats.SsdEvictions,
+            SsdBlocksWritten = _stats.SsdBlocksWritten, SsdBlocksRead = _stats.SsdBlocksRead,
+            SsdChecksumFailures = _stats.SsdChecksumFailures, SsdWriteErrors = _stats.SsdWriteErrors, SsdReadErrors = _stats.SsdReadErrors,
+            SsdFull = _stats.SsdFull, SsdDirect = _stats.SsdDirect, SsdRestoredBlocks = _stats.SsdRestoredBlocks,
         };
     }
 
@@ -187,6 +212,7 @@ public sealed unsafe partial class KvEngine : IDisposable
             foreach (TransferTask t in _planned) t.Cancel();
             foreach (TransferTask t in _inFlight) t.Cancel();
             bool stopped = _transfer.Stop(CancelWaitMs);
+            if (_ssd is not null) stopped &= _ssd.Stop(CancelWaitMs);
             if (stopped) _cpu.Dispose();
         }
     }

@@ -18,7 +18,9 @@ public sealed unsafe class CpuTier : IDisposable
     {
         BlockBytes = EngineOptionsValidator.ResolveBlockBytes(options);
         NumBlocks = (int)EngineOptionsValidator.ResolveCpuBlocks(options);
-        long bytes = BlockBytes * NumBlocks;
+        // O_DIRECT reads and writes whole 4 KiB-aligned extents straight from the slots.
+        SlotStride = options.SsdCacheGb > 0 ? (BlockBytes + 4095) / 4096 * 4096 : BlockBytes;
+        long bytes = SlotStride * NumBlocks;
         long? available = MemoryInfo.AvailableBytes();
         if (available is { } avail && bytes > avail * options.MaxMemoryFraction)
             throw new FlexKvException(FlexKvStatus.OutOfMemory,
@@ -30,6 +32,9 @@ public sealed unsafe class CpuTier : IDisposable
 
     /// <summary>Bytes per block (all layers).</summary>
     public long BlockBytes { get; }
+
+    /// <summary>Bytes from one slot to the next (block bytes, rounded up to 4 KiB with an SSD tier).</summary>
+    public long SlotStride { get; }
 
     /// <summary>Slots in the pool.</summary>
     public int NumBlocks { get; }
@@ -47,7 +52,7 @@ public sealed unsafe class CpuTier : IDisposable
     public byte* SlotAddress(int slot)
     {
         if ((uint)slot >= (uint)NumBlocks) throw new ArgumentOutOfRangeException(nameof(slot), slot, "CPU slot out of range");
-        return _region.Base + (long)slot * BlockBytes;
+        return _region.Base + (long)slot * SlotStride;
     }
 
     /// <summary>Releases the pool.</summary>

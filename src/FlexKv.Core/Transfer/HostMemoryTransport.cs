@@ -19,6 +19,7 @@ public sealed unsafe class HostMemoryTransport(KvLayout layout) : IDeviceTranspo
         for (int i = 0; i < deviceBlocks.Length; i++)
         {
             int b = deviceBlocks[i];
+            if (failed[i] != 0) continue; // its bytes never reached the CPU slot (a failed SSD read)
             if ((uint)b >= (uint)numDevice) { failed[i] = 1; failures++; continue; }
             byte* host = hostBase + cpuSlots[i] * hostStride;
             for (int l = 0; l < layers.Length; l++)

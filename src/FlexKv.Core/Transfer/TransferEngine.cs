@@ -27,7 +27,7 @@ internal sealed unsafe class TransferEngine : IDisposable
         _queue = Channel.CreateBounded<CopyWork>(new BoundedChannelOptions(queueCapacity)
         {
             SingleReader = threads == 1,
-            SingleWriter = true,
+            SingleWriter = false, // the SSD reader hands over tasks whose SSD blocks arrived
             FullMode = BoundedChannelFullMode.Wait,
             AllowSynchronousContinuations = false,
         });
@@ -60,17 +60,50 @@ internal sealed unsafe class TransferEngine : IDisposable
     /// <summary>Splits a task over the copy threads and queues it. Caller: the scheduler thread.</summary>
     public void Submit(TransferTask task)
     {
-        task.State = TransferState.Launched;
-        int chunks = Math.Clamp(task.Count, 1, _threads.Length);
-        int per = (task.Count + chunks - 1) / chunks;
-        chunks = Math.Max(1, (task.Count + per - 1) / per);
-        Volatile.Write(ref task.PendingChunks, chunks);
+        int chunks = Prepare(task, out int per);
         for (int c = 0; c < chunks; c++)
         {
-            int start = c * per;
-            var work = new CopyWork(task, start, Math.Min(per, task.Count - start));
+            var work = Slice(task, c, per);
             if (_backlog.Count > 0 || !_queue.Writer.TryWrite(work)) _backlog.Enqueue(work);
         }
+    }
+
+    /// <summary>
+    /// Queues a task from another thread (the SSD reader), waiting for room rather than using
+    /// the scheduler thread's backlog. Returns false when the engine is stopping.
+    /// </summary>
+    public bool SubmitBlocking(TransferTask task)
+    {
+        int chunks = Prepare(task, out int per);
+        try
+        {
+            for (int c = 0; c < chunks; c++)
+            {
+                var work = Slice(task, c, per);
+                if (!_queue.Writer.TryWrite(work)) _queue.Writer.WriteAsync(work).AsTask().GetAwaiter().GetResult();
+            }
+            return true;
+        }
+        catch (ChannelClosedException)
+        {
+            return false;
+        }
+    }
+
+    private int Prepare(TransferTask task, out int per)
+    {
+        task.State = TransferState.Launched;
+        int chunks = Math.Clamp(task.Count, 1, _threads.Length);
+        per = Math.Max(1, (task.Count + chunks - 1) / chunks);
+        chunks = Math.Max(1, (task.Count + per - 1) / per);
+        Volatile.Write(ref task.PendingChunks, chunks);
+        return chunks;
+    }
+
+    private static CopyWork Slice(TransferTask task, int c, int per)
+    {
+        int start = c * per;
+        return new CopyWork(task, start, Math.Min(per, task.Count - start));
     }
 
     /// <summary>Moves backlog slices into the channel while it has room.</summary>

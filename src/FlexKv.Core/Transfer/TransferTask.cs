@@ -49,6 +49,10 @@ public sealed class TransferTask
     /// <summary>Number of blocks.</summary>
     public int Count { get; private set; }
 
+    internal int PendingSsdReads;
+    internal bool WasLaunched;
+    internal int SsdReadsTotal;
+    internal int[] SsdSlots = new int[64];  // -1: the block is read from its CPU slot
     internal int[] DeviceBlocks = new int[64];
     internal int[] CpuSlots = new int[64];
     internal int[] Nodes = new int[64];
@@ -65,6 +69,7 @@ public sealed class TransferTask
         {
             int n = Count * 2;
             Array.Resize(ref DeviceBlocks, n);
+            Array.Resize(ref SsdSlots, n);
             Array.Resize(ref CpuSlots, n);
             Array.Resize(ref Nodes, n);
             Array.Resize(ref Failed, n);
@@ -72,13 +77,24 @@ public sealed class TransferTask
         DeviceBlocks[Count] = deviceBlock;
         CpuSlots[Count] = cpuSlot;
         Nodes[Count] = node;
+        SsdSlots[Count] = -1;
         Failed[Count] = 0;
         Count++;
+    }
+
+    /// <summary>Marks the last added block as read from SSD slot <paramref name="ssdSlot"/> first.</summary>
+    internal void FromSsd(int ssdSlot)
+    {
+        SsdSlots[Count - 1] = ssdSlot;
+        SsdReadsTotal++;
     }
 
     internal void Reset()
     {
         Count = 0;
+        SsdReadsTotal = 0;
+        PendingSsdReads = 0;
+        WasLaunched = false;
         _cancelled = 0;
         PendingChunks = 0;
         Executing = 0;

@@ -14,12 +14,14 @@ internal sealed class EngineHarness : IDisposable
 {
     public const int Bs = 4;
 
-    public EngineHarness(int cpuBlocks = 64, int deviceBlocks = 32, bool register = true, int spanBytes = 64, string extraConfig = "")
+    public EngineHarness(int cpuBlocks = 64, int deviceBlocks = 32, bool register = true, int spanBytes = 64, string extraConfig = "",
+        Func<FlexKv.Core.Tiers.Ssd.IBlockDevice, FlexKv.Core.Tiers.Ssd.IBlockDevice>? wrapSsd = null)
     {
         Device = new DeviceKvCache(deviceBlocks, spanBytes);
         string json = $"{{\"num_cpu_blocks\":{cpuBlocks},\"block_bytes\":{Device.BlockBytes},\"tokens_per_block\":{Bs}," +
                       $"\"transfer_threads\":2,\"use_hugepage_cpu_buffer\":false{extraConfig}}}";
-        Engine = KvEngine.Create(Encoding.UTF8.GetBytes(json));
+        Engine = wrapSsd is null ? KvEngine.Create(Encoding.UTF8.GetBytes(json))
+            : KvEngine.Create(FlexKv.Core.Config.EngineOptionsJson.Parse(json), wrapSsd);
         if (register) Engine.RegisterKvCaches(Device.Layers, deviceBlocks);
     }
 

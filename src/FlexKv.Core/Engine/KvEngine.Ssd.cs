@@ -1,0 +1,189 @@
+using FlexKv.Core.Errors;
+using FlexKv.Core.Index;
+using FlexKv.Core.Tiers.Ssd;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+public sealed unsafe partial class KvEngine
+{
+    private const int Enospc = 28;
+    private readonly Func<IBlockDevice, IBlockDevice>? _wrapSsdDevice;
+    private SsdTier? _ssd;
+    private bool _ssdFull;
+    private int _ssdWritesPending;
+    private long _ssdRestored;
+
+    /// <summary>Messages about degraded operation (e.g. no O_DIRECT), for the caller to log.</summary>
+    public List<string> Warnings { get; } = new();
+
+    /// <summary>Why the SSD content of a previous run was not reused (null when it was, or no SSD tier).</summary>
+    public string? SsdDiscardReason { get; private set; }
+
+    // Opens the SSD tier when configured and restores the blocks its journal lists.
+    private void OpenSsd()
+    {
+        if (!(_options.SsdCacheGb > 0)) return;
+        var dirs = new SsdDirectories(_options.SsdCacheDir);
+        try
+        {
+            long extent = (BlockBytes + DirectFileDevice.Alignment - 1) / DirectFileDevice.Alignment * DirectFileDevice.Alignment;
+            long slots = (long)(_options.SsdCacheGb * (1L << 30)) / extent;
+            if (slots < 1)
+                ThrowHelper.Throw(FlexKvStatus.InvalidConfig, $"configuration key 'ssd_cache_gb': {_options.SsdCacheGb} GiB holds no block of {extent} bytes");
+            IBlockDevice device = new DirectFileDevice(dirs.Paths, (int)Math.Min(slots, int.MaxValue), BlockBytes, Warnings.Add);
+            if (_wrapSsdDevice is not null) device = _wrapSsdDevice(device);
+            SsdJournal journal;
+            try
+            {
+                journal = new SsdJournal(Path.Combine(dirs.Paths[0], "flexkv-journal.bin"), Fingerprint.Value, BlockBytes, device.NumSlots);
+            }
+            catch
+            {
+                device.Dispose();
+                throw;
+            }
+            SsdDiscardReason = journal.DiscardReason;
+            var pool = new SlotPool(device.NumSlots);
+            _index.AttachSsd(pool);
+            Restore(journal, pool);
+            _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, _transfer.SubmitBlocking);
+            _index.SsdSlotFreed = slot => _ssd.Enqueue(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false));
+        }
+        catch
+        {
+            dirs.Dispose();
+            throw;
+        }
+    }
+
+    // Rebuilds the index from the journal, parents first. A block whose parent is not on SSD
+    // cannot be reached by a match, so it is dropped and its slot reused.
+    private void Restore(SsdJournal journal, SlotPool pool)
+    {
+        var byKey = new Dictionary<UInt128, SsdRecord>();
+        if (_options.SsdPersist)
+            foreach (SsdRecord? r in journal.Slots)
+                if (r is { } rec) byKey.TryAdd(rec.Key, rec);
+        var used = new bool[pool.Capacity];
+        var kept = new List<SsdRecord>(byKey.Count);
+        var chain = new Stack<SsdRecord>();
+        long clock = _index.Tick();
+        foreach (SsdRecord rec in byKey.Values)
+        {
+            chain.Clear();
+            SsdRecord cur = rec;
+            int parent = -1;
+            bool orphan = false;
+            while (_index.Lookup(cur.Key) < 0)
+            {
+                chain.Push(cur);
+                if (!cur.HasParent) break;
+                parent = _index.Lookup(cur.Parent);
+                if (parent >= 0) break;
+                if (!byKey.TryGetValue(cur.Parent, out cur)) { orphan = true; break; }
+            }
+            if (orphan) continue;
+            while (chain.Count > 0)
+            {
+                SsdRecord r = chain.Pop();
+                parent = _index.InsertFromSsd(r.Key, r.HasParent ? parent : -1, r.Slot, clock);
+                used[r.Slot] = true;
+                kept.Add(r);
+            }
+        }
+        pool.MarkUsed(used);
+        _index.RefreshCandidates();
+        _ssdRestored = kept.Count;
+        if (kept.Count != byKey.Count || !_options.SsdPersist || journal.DroppedRecords > 0) journal.Compact(kept);
+    }
+
+    // After a put: blocks the SSD lacks are written there in the background (write-through).
+    private void WriteThrough(TransferTask put)
+    {
+        if (_ssd is null || _ssdFull) return;
+        for (int i = 0; i < put.Count; i++)
+        {
+            int node = put.Nodes[i];
+            if (_index.StateOf(node) != BlockState.Ready || !_index.TryBeginSsdWrite(node, out int ssdSlot)) continue;
+            int parent = _index.ParentOf(node);
+            _ssd.Enqueue(new SsdOp(SsdOpKind.Write, node, ssdSlot, _index.SlotOf(node), _index.KeyOf(node),
+                parent >= 0 ? _index.KeyOf(parent) : 0, parent >= 0));
+            _ssdWritesPending++;
+        }
+    }
+
+    private void ApplySsdCompletions()
+    {
+        if (_ssd is null) return;
+        while (_ssd.CompletedWrites.TryDequeue(out SsdWriteDone done))
+        {
+            _ssdWritesPending--;
+            _index.CompleteSsdWrite(done.Node, done.Error == 0);
+            if (done.Error == Enospc && !_ssdFull)
+            {
+                // Disk full: SSD saves stop, everything else goes on.
+                _ssdFull = true;
+                Warnings.Add("the SSD cache disk is full; blocks are no longer written to SSD");
+            }
+        }
+    }
+
+    // Loads: a block only on SSD gets a CPU slot (it is cached there too) and is read into it first.
+    private void AddLoad(TransferTask task, int deviceBlock, int node, long clock)
+    {
+        if (_index.StateOf(node) == BlockState.Ready)
+        {
+            task.Add(deviceBlock, _index.SlotOf(node), node);
+            return;
+        }
+        if (_index.SsdStateOf(node) == SsdState.Ready && _index.TryPromote(node, clock, out int slot))
+        {
+            task.Add(deviceBlock, slot, node);
+            task.FromSsd(_index.SsdSlotOf(node));
+            return;
+        }
+        // Being loaded from SSD for another request right now, or no CPU slot free: vLLM
+        // recomputes this block (reported as a load error).
+        task.Add(deviceBlock, -1, node);
+        task.Failed[task.Count - 1] = 1;
+    }
+
+    // A get's promoted blocks become CPU copies, unless their read failed; a bad SSD copy goes.
+    private void CompleteLoadFromSsd(TransferTask task, int i, bool launched)
+    {
+        int node = task.Nodes[i];
+        bool ok = launched && task.Failed[i] == 0;
+        _index.CompleteWrite(node, ok);
+        if (task.Failed[i] == 2) _index.DropSsd(node);
+    }
+
+    private void WaitSsdWrites()
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (_ssdWritesPending > 0)
+        {
+            ApplySsdCompletions();
+            if (_ssdWritesPending == 0) break;
+            if (sw.ElapsedMilliseconds > CancelWaitMs)
+                ThrowHelper.Throw(FlexKvStatus.Internal, $"{_ssdWritesPending} SSD writes did not finish within {CancelWaitMs} ms");
+            Thread.Sleep(1);
+        }
+    }
+
+    private void SnapshotSsdStats()
+    {
+        _stats.SsdBlocksUsed = _index.SsdUsedSlots;
+        _stats.SsdBlocksTotal = _index.SsdCapacity;
+        _stats.SsdEvictions = _index.SsdEvictions;
+        _stats.SsdRestoredBlocks = _ssdRestored;
+        _stats.SsdFull = _ssdFull;
+        if (_ssd is null) return;
+        _stats.SsdBlocksWritten = _ssd.BytesWritten / BlockBytes;
+        _stats.SsdBlocksRead = _ssd.BytesRead / BlockBytes;
+        _stats.SsdChecksumFailures = _ssd.ChecksumFailures;
+        _stats.SsdWriteErrors = _ssd.WriteErrors;
+        _stats.SsdReadErrors = _ssd.ReadErrors;
+        _stats.SsdDirect = _ssd.Device.Direct;
+    }
+}
