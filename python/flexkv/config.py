@@ -96,13 +96,15 @@ ENGINE_KEYS: Dict[str, Callable[[Any], Any]] = {
     "transfer_queue_capacity": _positive_int,
     "use_hugepage_cpu_buffer": _bool,
     "eviction_policy": _str,
+    "ssd_cache_gb": _non_negative_float,
+    "ssd_cache_dir": _str,
+    "ssd_persist": _bool,
     "max_memory_fraction": _fraction,
 }
 
 # FlexKV keys for tiers and features this build does not have: accepted while off, so a FlexKV
 # user's file loads; turning one on is an error rather than a silent no-op.
 OFF_ONLY_KEYS: Dict[str, Callable[[Any], Any]] = {
-    "ssd_cache_gb": _non_negative_float,
     "enable_gds": _bool,
     "enable_nixl": _bool,
     "enable_p2p_cpu": _bool,
@@ -113,7 +115,7 @@ OFF_ONLY_KEYS: Dict[str, Callable[[Any], Any]] = {
 }
 
 # FlexKV keys that only matter to FlexKV's own processes; accepted and ignored.
-IGNORED_KEYS = {"ssd_cache_dir", "hugepage_size_bytes", "num_tmp_cpu_blocks", "enable_cpu",
+IGNORED_KEYS = {"hugepage_size_bytes", "num_tmp_cpu_blocks", "enable_cpu",
                 "server_recv_port", "index_accel", "log_level"}
 
 # Environment variables read when no config file is given: env name -> key.
@@ -122,6 +124,7 @@ ENV_KEYS = {
     "FLEXKV_NUM_CPU_BLOCKS": "num_cpu_blocks",
     "FLEXKV_SSD_CACHE_GB": "ssd_cache_gb",
     "FLEXKV_SSD_CACHE_DIR": "ssd_cache_dir",
+    "FLEXKV_SSD_PERSIST": "ssd_persist",
     "FLEXKV_TOKENS_PER_BLOCK": "tokens_per_block",
     "FLEXKV_USE_HUGEPAGE_CPU_BUFFER": "use_hugepage_cpu_buffer",
     "FLEXKV_ENABLE_GDS": "enable_gds",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
 import struct
 import threading
 import time
@@ -68,6 +69,8 @@ class KVManager(Handle):
         _native.check(lib.flexkv_engine_create(raw, len(raw), byref(h)))
         self._lib = lib
         self._adopt(h.value, lib.flexkv_engine_destroy)
+        for w in self.stats().get("warnings", ()):
+            logging.getLogger("flexkv").warning("FlexKv: %s", w)
         self._sent: Dict[str, int] = {}  # tokens already handed to the engine per request
         self._query_lock = threading.Lock()  # guards the reusable query buffers
         self._entries = (ctypes.c_uint8 * 65536)()

@@ -32,7 +32,7 @@ def test_yaml_file_and_overrides(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("cpu_cache_gb: 4\nssd_cache_gb: 0\nssd_cache_dir: /tmp/x\nenable_gds: false\n")
     cfg = load_config({"cpu_cache_gb": 1.5}, env={"FLEXKV_CONFIG_PATH": str(p)})
-    assert cfg == {"cpu_cache_gb": 1.5}
+    assert cfg == {"cpu_cache_gb": 1.5, "ssd_cache_gb": 0.0, "ssd_cache_dir": "/tmp/x"}
 
 
 @pytest.mark.parametrize("raw, key", [
@@ -41,7 +41,7 @@ def test_yaml_file_and_overrides(tmp_path):
     ({"tokens_per_block": 1.5}, "tokens_per_block"),
     ({"num_cpu_blocks": -3}, "num_cpu_blocks"),
     ({"mystery": 1}, "mystery"),
-    ({"ssd_cache_gb": 10}, "ssd_cache_gb"),
+    ({"ssd_cache_gb": -1}, "ssd_cache_gb"),
     ({"enable_gds": True}, "enable_gds"),
     ({"tp_size": 2, "tp_rank": 2}, "tp_rank"),
     ({"use_mla": "perhaps"}, "use_mla"),

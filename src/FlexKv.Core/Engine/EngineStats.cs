@@ -33,6 +33,8 @@ public sealed class EngineStats
     [JsonPropertyName("cpu_reserved_bytes")] public long CpuReservedBytes { get; set; }
     /// <summary>Pins held on index blocks (0 when idle).</summary>
     [JsonPropertyName("pinned_blocks")] public long PinnedBlocks { get; set; }
+    /// <summary>CPU slots held by pinned blocks (cannot be evicted now).</summary>
+    [JsonPropertyName("pinned_cpu_blocks")] public long PinnedCpuBlocks { get; set; }
     /// <summary>Requests the engine tracks.</summary>
     [JsonPropertyName("active_requests")] public long ActiveRequests { get; set; }
     /// <summary>Tasks planned but not launched.</summary>
@@ -57,12 +59,16 @@ public sealed class EngineStats
     [JsonPropertyName("ssd_write_errors")] public long SsdWriteErrors { get; set; }
     /// <summary>SSD read errors.</summary>
     [JsonPropertyName("ssd_read_errors")] public long SsdReadErrors { get; set; }
+    /// <summary>SSD writes queued or running.</summary>
+    [JsonPropertyName("ssd_writes_pending")] public long SsdWritesPending { get; set; }
     /// <summary>Whether SSD writes stopped because the disk is full.</summary>
     [JsonPropertyName("ssd_full")] public bool SsdFull { get; set; }
     /// <summary>Whether the SSD files use O_DIRECT.</summary>
     [JsonPropertyName("ssd_direct")] public bool SsdDirect { get; set; }
     /// <summary>Blocks restored from the SSD journal at start-up.</summary>
     [JsonPropertyName("ssd_restored_blocks")] public long SsdRestoredBlocks { get; set; }
+    /// <summary>Degraded-operation messages (e.g. no O_DIRECT, disk full).</summary>
+    [JsonPropertyName("warnings")] public List<string> Warnings { get; set; } = new();
     /// <summary>Whether a KV cache is registered.</summary>
     [JsonPropertyName("registered")] public bool Registered { get; set; }
 }

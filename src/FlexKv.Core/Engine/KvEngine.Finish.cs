@@ -101,8 +101,8 @@ public sealed partial class KvEngine
             {
                 _index.Touch(id, clock);
                 last = id;
-                // Ready or being written by another task: nothing to do. Empty: its write failed, redo it.
-                if (_index.StateOf(id) == BlockState.Empty)
+                // Ready or being written somewhere: nothing to do. In no tier (its write failed): redo it.
+                if (_index.StateOf(id) == BlockState.Empty && _index.SsdStateOf(id) == SsdState.None)
                 {
                     if (!_index.TryRewrite(id, clock)) { _stats.BlocksDropped += blocks - i; break; }
                     (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);

@@ -139,8 +139,26 @@ public sealed partial class KvEngine
         }
         int matched = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
         for (int i = Math.Max(start, computedBlocks); i < matched; i++) _index.Pin(s.MatchNodes[i]);
+        matched = FitStaging(s, computedBlocks, matched);
         s.PinnedCount = Math.Max(0, matched - computedBlocks);
         return s.PinnedCount;
+    }
+
+    // Blocks only on SSD are loaded through CPU slots; offer no more of them than the CPU tier
+    // can free now, so a match never promises a load that would fail for lack of room.
+    private int FitStaging(RequestState s, int computedBlocks, int matched)
+    {
+        if (_ssd is null) return matched;
+        int available = _index.Capacity - _index.PinnedCpuSlots;
+        int fromSsd = 0;
+        for (int i = computedBlocks; i < matched; i++)
+        {
+            if (_index.StateOf(s.MatchNodes[i]) == Index.BlockState.Ready) continue;
+            if (++fromSsd <= available) continue;
+            for (int j = i; j < matched; j++) _index.Unpin(s.MatchNodes[j]);
+            return i;
+        }
+        return matched;
     }
 
     private void ReleaseMatch(RequestState s)

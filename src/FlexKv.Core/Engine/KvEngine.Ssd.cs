@@ -178,6 +178,7 @@ public sealed unsafe partial class KvEngine
         _stats.SsdEvictions = _index.SsdEvictions;
         _stats.SsdRestoredBlocks = _ssdRestored;
         _stats.SsdFull = _ssdFull;
+        _stats.SsdWritesPending = _ssdWritesPending;
         if (_ssd is null) return;
         _stats.SsdBlocksWritten = _ssd.BytesWritten / BlockBytes;
         _stats.SsdBlocksRead = _ssd.BytesRead / BlockBytes;

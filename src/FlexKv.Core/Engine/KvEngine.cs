@@ -177,6 +177,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         _stats.BlockBytes = _cpu.BlockBytes;
         _stats.CpuReservedBytes = _cpu.ReservedBytes;
         _stats.PinnedBlocks = _index.TotalPins;
+        _stats.PinnedCpuBlocks = _index.PinnedCpuSlots;
         _stats.ActiveRequests = _requests.Count;
         _stats.TasksPlanned = _planned.Count;
         _stats.TasksInFlight = _inFlight.Count;
@@ -188,13 +189,14 @@ public sealed unsafe partial class KvEngine : IDisposable
             BlocksLoaded = _stats.BlocksLoaded, BlocksSaved = _stats.BlocksSaved, BlocksFailed = _stats.BlocksFailed,
             BlocksDropped = _stats.BlocksDropped, BytesMoved = _stats.BytesMoved, Evictions = _stats.Evictions,
             CpuBlocksUsed = _stats.CpuBlocksUsed, CpuBlocksTotal = _stats.CpuBlocksTotal, BlockBytes = _stats.BlockBytes,
-            CpuReservedBytes = _stats.CpuReservedBytes, PinnedBlocks = _stats.PinnedBlocks, ActiveRequests = _stats.ActiveRequests,
+            CpuReservedBytes = _stats.CpuReservedBytes, PinnedBlocks = _stats.PinnedBlocks, PinnedCpuBlocks = _stats.PinnedCpuBlocks, ActiveRequests = _stats.ActiveRequests,
             TasksPlanned = _stats.TasksPlanned, TasksInFlight = _stats.TasksInFlight, TasksFinished = _stats.TasksFinished,
             Registered = _stats.Registered,
             SsdBlocksUsed = _stats.SsdBlocksUsed, SsdBlocksTotal = _stats.SsdBlocksTotal, SsdEvictions = _stats.SsdEvictions,
             SsdBlocksWritten = _stats.SsdBlocksWritten, SsdBlocksRead = _stats.SsdBlocksRead,
             SsdChecksumFailures = _stats.SsdChecksumFailures, SsdWriteErrors = _stats.SsdWriteErrors, SsdReadErrors = _stats.SsdReadErrors,
-            SsdFull = _stats.SsdFull, SsdDirect = _stats.SsdDirect, SsdRestoredBlocks = _stats.SsdRestoredBlocks,
+            SsdFull = _stats.SsdFull, SsdWritesPending = _stats.SsdWritesPending, SsdDirect = _stats.SsdDirect, SsdRestoredBlocks = _stats.SsdRestoredBlocks,
+            Warnings = new List<string>(Warnings),
         };
     }
 

@@ -47,8 +47,11 @@ public sealed partial class BlockIndex
 
     private static bool IsReadable(in BlockNode n) => n.State == BlockState.Ready || n.Ssd == SsdState.Ready;
 
+    // A CPU copy may go when no child needs it as a CPU parent, or when the block stays
+    // readable from SSD: with an SSD tier the CPU is a cache over it, so even the inner blocks of
+    // a chain whose tail is busy can make room.
     private static bool IsEvictable(in BlockNode n) =>
-        n.State == BlockState.Ready && n.CpuChildren == 0 && n.Pins == 0;
+        n.State == BlockState.Ready && n.Pins == 0 && (n.CpuChildren == 0 || n.Ssd == SsdState.Ready);
 
     private static bool IsSsdEvictable(in BlockNode n) =>
         n.Ssd == SsdState.Ready && n.SsdChildren == 0 && n.Pins == 0;
@@ -90,7 +93,11 @@ public sealed partial class BlockIndex
     private void DropCpuCopy(int id)
     {
         ref BlockNode n = ref _nodes[id];
-        if (n.Slot >= 0) _slots.Free(n.Slot);
+        if (n.Slot >= 0)
+        {
+            _slots.Free(n.Slot);
+            if (n.Pins > 0) PinnedCpuSlots--;
+        }
         n.Slot = -1;
         n.State = BlockState.Empty;
         if (n.Parent >= 0 && --_nodes[n.Parent].CpuChildren == 0) OfferIfEvictable(n.Parent);

@@ -41,8 +41,7 @@ public sealed partial class BlockIndex
         ref BlockNode n = ref _nodes[node];
         if (_ssdSlots is null || n.Ssd != SsdState.None || n.State != BlockState.Ready) return false;
         if (n.Parent >= 0 && _nodes[n.Parent].Ssd == SsdState.None) return false;
-        n.Pins++;
-        TotalPins++;
+        AddPin(node);
         while (!_ssdSlots.TryAllocate(out ssdSlot))
         {
             if (!TryEvict(_ssdPolicy, _nodes[node].Parent, ssd: true))
@@ -86,8 +85,7 @@ public sealed partial class BlockIndex
         slot = -1;
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Empty || n.Ssd != SsdState.Ready) return false;
-        n.Pins++;
-        TotalPins++;
+        AddPin(node);
         if (!TryAllocateSlot(n.Parent, out slot))
         {
             Unpin(node);
@@ -95,6 +93,7 @@ public sealed partial class BlockIndex
         }
         n = ref _nodes[node];
         n.Slot = slot;
+        PinnedCpuSlots++;
         n.State = BlockState.Writing;
         n.LastUse = clock;
         if (n.Parent >= 0) _nodes[n.Parent].CpuChildren++;

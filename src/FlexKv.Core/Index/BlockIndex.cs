@@ -122,16 +122,24 @@ public sealed partial class BlockIndex
         {
             int id = Lookup(keys[n], prev);
             if (id < 0 || !IsReadable(in _nodes[id])) break;
-            _nodes[id].LastUse = clock;
+            Touch(id, clock);
             nodes[n++] = id;
             prev = id;
         }
-        if (n > 0) OfferIfEvictable(nodes[n - 1]);
         return n;
     }
 
-    /// <summary>Touches a node at <paramref name="clock"/> (a put walking existing blocks).</summary>
-    public void Touch(int node, long clock) => _nodes[node].LastUse = clock;
+    /// <summary>
+    /// Touches a node at <paramref name="clock"/>. Its eviction candidacy is keyed by last use,
+    /// so an evictable node is offered again (its old entry is now stale and would be skipped).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Touch(int node, long clock)
+    {
+        ref BlockNode n = ref _nodes[node];
+        n.LastUse = clock;
+        if (IsEvictable(in n) || IsSsdEvictable(in n)) OfferIfEvictable(node);
+    }
 
     /// <summary>Offers the last node of a walk to the eviction policy if it is an evictable leaf.</summary>
     public void TouchDone(int lastNode)
@@ -140,9 +148,16 @@ public sealed partial class BlockIndex
     }
 
     /// <summary>Adds a pin: the node can be neither evicted nor dropped until unpinned.</summary>
-    public void Pin(int node)
+    public void Pin(int node) => AddPin(node);
+
+    /// <summary>CPU slots held by pinned blocks: what no eviction can free right now.</summary>
+    public int PinnedCpuSlots { get; private set; }
+
+    private void AddPin(int node)
     {
-        _nodes[node].Pins++;
+        ref BlockNode n = ref _nodes[node];
+        if (n.Pins == 0 && n.Slot >= 0) PinnedCpuSlots++;
+        n.Pins++;
         TotalPins++;
     }
 
@@ -153,6 +168,7 @@ public sealed partial class BlockIndex
         if (n.Pins <= 0) throw new InvalidOperationException($"block node {node} unpinned more often than pinned");
         n.Pins--;
         TotalPins--;
+        if (n.Pins == 0 && n.Slot >= 0) PinnedCpuSlots--;
         if (n.Pins == 0)
         {
             if (IsRemovable(in n)) Remove(node);
@@ -183,6 +199,7 @@ public sealed partial class BlockIndex
         n.LastUse = clock;
         n.State = BlockState.Writing;
         TotalPins++;
+        PinnedCpuSlots++;
         _map.Add(key, id);
         if (parent >= 0)
         {
@@ -199,8 +216,7 @@ public sealed partial class BlockIndex
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Empty) throw new InvalidOperationException($"block node {node} is {n.State}, not Empty");
         // Pinned first: evicting its last child must not remove this node along with it.
-        n.Pins++;
-        TotalPins++;
+        AddPin(node);
         if (!TryAllocateSlot(n.Parent, out int slot))
         {
             Unpin(node);
@@ -208,6 +224,7 @@ public sealed partial class BlockIndex
         }
         n = ref _nodes[node];
         n.Slot = slot;
+        PinnedCpuSlots++;
         n.State = BlockState.Writing;
         n.LastUse = clock;
         if (n.Parent >= 0) _nodes[n.Parent].CpuChildren++;
@@ -236,5 +253,6 @@ public sealed partial class BlockIndex
         _policy.Clear();
         _ssdPolicy.Clear();
         TotalPins = 0;
+        PinnedCpuSlots = 0;
     }
 }

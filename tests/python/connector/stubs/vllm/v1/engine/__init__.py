@@ -1,0 +1,13 @@
+"""``FinishReason`` as vLLM's engine reports it (spec §7.1)."""
+
+import enum
+
+
+class FinishReason(enum.IntEnum):
+    STOP = 0
+    LENGTH = 1
+    ABORT = 2
+    ERROR = 3
+
+    def __str__(self) -> str:
+        return self.name.lower()
