@@ -16,6 +16,9 @@ public sealed unsafe class DirectFileDevice : IBlockDevice
     /// <summary>O_DIRECT alignment of offsets, lengths and buffers.</summary>
     public const int Alignment = 4096;
     private const int MaxIovecs = 64;
+    // Larger single calls stop paying off and hurt on some virtual disks (measured: 2-4 MiB
+    // calls beat 16+ MiB ones), so a coalesced run stops at this size.
+    private const long MaxRunBytes = 4L << 20;
     private readonly SafeFileHandle[] _files;
     private readonly int[] _fds;
 
@@ -89,7 +92,7 @@ public sealed unsafe class DirectFileDevice : IBlockDevice
             // A run: same file, consecutive offsets.
             int file = slots[i] % n;
             int j = i + 1;
-            while (j < slots.Length && j - i < MaxIovecs && slots[j] == slots[j - 1] + n) j++;
+            while (j < slots.Length && j - i < MaxIovecs && (j - i + 1) * len <= MaxRunBytes && slots[j] == slots[j - 1] + n) j++;
             for (int k = i; k < j; k++)
             {
                 iov[k - i].Base = (void*)buffers[k];
