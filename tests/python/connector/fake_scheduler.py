@@ -24,7 +24,8 @@ from vllm.v1.outputs import KVConnectorOutput, ModelRunnerOutput
 from vllm.v1.request import Request, RequestStatus
 
 from .block_pool import BlockPool
-from .contract import expect
+from .contract import ConnectorContractError, expect
+from .load_errors import truncate_at_invalid
 
 W = RequestStatus
 
@@ -247,7 +248,7 @@ class FakeScheduler:
             try:
                 pickle.dumps(meta)
             except Exception as e:  # workers in other processes get it pickled
-                raise AssertionError(f"connector metadata must be picklable: {e}") from e
+                raise ConnectorContractError(f"connector metadata must be picklable: {e}") from e
             so.kv_connector_metadata = meta
             if self.take_events_in == "schedule":
                 self.kv_events.extend(self.connector.take_events() or ())
@@ -458,41 +459,12 @@ class FakeScheduler:
             known.update(self.pool.block_ids(r.request_id))
         self.ignored_invalid_block_ids |= invalid - known
         waiting_async = [r for r in self.waiting if r.status == W.WAITING_FOR_REMOTE_KVS]
-        async_ids = self._truncate_at_invalid(waiting_async, invalid)
-        sync_ids = self._truncate_at_invalid(self.running, invalid)
+        async_ids = truncate_at_invalid(waiting_async, invalid, self.pool.block_ids, self.block_size)
+        sync_ids = truncate_at_invalid(self.running, invalid, self.pool.block_ids, self.block_size)
         if self.recompute_kv_load_failures:
             self.failed_recving_kv_req_ids |= async_ids
             return sync_ids
         return async_ids | sync_ids
-
-    def _truncate_at_invalid(self, reqs: Iterable[Request], invalid: set[int]) -> set[str]:
-        affected, marked = set(), set()
-        bs = self.block_size
-        for req in reqs:
-            rid = req.request_id
-            ids = self.pool.block_ids(rid)
-            if req.status == W.WAITING_FOR_REMOTE_KVS:
-                computed = req.num_computed_tokens  # set when it was parked: local + external
-            else:
-                computed = req.num_cached_tokens  # sync load: the external part is the cached part
-            is_affected = truncated = False
-            for idx, b in zip(range(-(-computed // bs)), ids):
-                if b not in invalid:
-                    continue
-                is_affected = True
-                if b in marked:
-                    continue  # shared block already marked for recomputation by an earlier request
-                marked.add(b)
-                if truncated:
-                    continue
-                truncated = True
-                req.num_computed_tokens = idx * bs
-                req.num_external_computed_tokens -= computed - req.num_computed_tokens
-            if is_affected:
-                if not truncated:
-                    req.num_computed_tokens = req.num_cached_tokens
-                affected.add(rid)
-        return affected
 
     def _update_from_kv_xfer_finished(self, kv_out: KVConnectorOutput) -> None:
         if self.connector is not None:

@@ -75,10 +75,13 @@ class NoOpConnector(KVConnectorBase_V1):
         return ["event"]
 
 
-@pytest.fixture
-def noop(make_vllm_config, make_engine):
+@pytest.fixture(autouse=True)
+def _fresh_log():
     NoOpConnector.log = []
 
+
+@pytest.fixture
+def noop(make_vllm_config, make_engine):
     def make(**kw):
         cfg = make_vllm_config(kv_connector="NoOpConnector", kv_connector_module_path=__name__,
                                **{k: kw.pop(k) for k in list(kw) if k in ("max_num_batched_tokens", "num_layers")})
@@ -244,9 +247,11 @@ def test_harness_catches_contract_breaches_in_the_scheduler(make_vllm_config, ma
             eng.run()
 
 
-def test_kv_load_failure_policy_recompute_truncates_and_recomputes(make_vllm_config, make_engine):
+@pytest.mark.parametrize("policy", ["recompute", "fail"])
+def test_kv_load_failure_policy(make_vllm_config, make_engine, policy):
     """A sync 'load' of two blocks whose second block is reported invalid in the same step:
-    vLLM drops the step's output, truncates to block 1 and recomputes from there."""
+    vLLM drops the step's output, then truncates to block 1 and recomputes from there
+    ("recompute") or finishes the request with an error ("fail")."""
 
     class BadSecondBlock(NoOpConnector):
         def get_num_new_matched_tokens(self, request, num_computed_tokens):
@@ -266,13 +271,21 @@ def test_kv_load_failure_policy_recompute_truncates_and_recomputes(make_vllm_con
         bad: set = set()
         fill = None
 
-    eng = make_engine(make_vllm_config(kv_connector="X"), make_connector=lambda c, role, k: BadSecondBlock(c, role, k))
+    eng = make_engine(make_vllm_config(kv_connector="X", kv_load_failure_policy=policy),
+                      make_connector=lambda c, role, k: BadSecondBlock(c, role, k))
     Shared.fill = lambda req, ids: eng.worker.fill_expected("r", req.all_token_ids, ids, 16)
     r = eng.add_request(prompt(40), max_tokens=2, request_id="r")
     res = eng.step()
-    assert res.outputs == [] and r.num_computed_tokens == 16 and r.num_external_computed_tokens == 16
-    eng.run()
-    assert list(eng.finished["r"].output_token_ids) == reference_outputs(prompt(40), 2)
+    assert r.num_computed_tokens == 16 and r.num_external_computed_tokens == 16
+    if policy == "recompute":
+        assert res.outputs == []
+        eng.run()
+        assert list(eng.finished["r"].output_token_ids) == reference_outputs(prompt(40), 2)
+    else:
+        assert [(o.req_id, o.finish_reason) for o in res.outputs] == [("r", FinishReason.ERROR)]
+        assert calls("request_finished")[-1][2:4] == ("r", FinishReason.ERROR)
+        eng.run()
+    eng.assert_quiescent()
 
 
 def test_local_prefix_cache_hit_is_passed_to_the_connector(noop):
