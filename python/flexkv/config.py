@@ -99,6 +99,7 @@ ENGINE_KEYS: Dict[str, Callable[[Any], Any]] = {
     "ssd_cache_gb": _non_negative_float,
     "ssd_cache_dir": _str,
     "ssd_persist": _bool,
+    "ssd_direct_io": _bool,
     "max_memory_fraction": _fraction,
 }
 

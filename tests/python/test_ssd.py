@@ -26,7 +26,7 @@ CHILD = textwrap.dedent("""
     m.register_kv_caches([flexkv.KVLayer(kv.data_ptr(), kv.stride(0) * 2, SPAN, kv.stride(1) * 2, 2)], NB)
     for r in range(start, start + count):
         for i in range(4):
-            kv[i].fill_(r * 8 + i)  # block i of request r
+            kv[i].fill_(r * 8 + i + 1)  # block i of request r (never all zeros)
         m.put(f"r{r}", [r * 100000 + j for j in range(4 * BS + 1)], [0, 1, 2, 3])
         print(r, flush=True)
     deadline = time.time() + 10
@@ -68,7 +68,7 @@ def check_request(m, kv, r):
     for i in range(n // BS):
         if dst[i] in failed:
             continue
-        assert bool((kv[dst[i]] == r * 8 + i).all()), f"request {r} block {i} served torn or wrong bytes"
+        assert bool((kv[dst[i]] == r * 8 + i + 1).all()), f"request {r} block {i} served torn or wrong bytes"
     return n // BS, len(failed)
 
 
@@ -122,3 +122,42 @@ def test_directory_owned_by_someone_else_is_refused(tmp_path):
     os.chown(d, 12345, 12345)
     with pytest.raises(flexkv.ConfigError, match="owned by uid 12345"):
         flexkv.KVManager(num_cpu_blocks=8, block_bytes=4096, ssd_cache_gb=0.01, ssd_cache_dir=str(d))
+
+
+def test_buffered_io_mode_works_end_to_end(tmp_path):
+    # The fallback a filesystem refusing O_DIRECT gets (EINVAL at open) is this same path; this
+    # kernel's filesystems (tmpfs included, since Linux 6.6) all accept O_DIRECT, so it is chosen here.
+    m = flexkv.KVManager({"num_cpu_blocks": 32, "block_bytes": 2 * SPAN, "tokens_per_block": BS,
+                          "ssd_cache_gb": 64 * 8192 / 2**30, "ssd_cache_dir": str(tmp_path),
+                          "ssd_direct_io": False, "use_hugepage_cpu_buffer": False})
+    import torch
+
+    kv = torch.zeros(NB, 2, SPAN // 2, dtype=torch.int16)
+    m.register_kv_caches([flexkv.KVLayer(kv.data_ptr(), kv.stride(0) * 2, SPAN, kv.stride(1) * 2, 2)], NB)
+    try:
+        assert m.stats()["ssd_direct"] is False
+        for i in range(4):
+            kv[i].fill_(i + 1)
+        assert m.put("r0", [j for j in range(4 * BS + 1)], [0, 1, 2, 3])
+        deadline = time.time() + 10
+        while m.stats()["ssd_writes_pending"] and time.time() < deadline:
+            time.sleep(0.01)
+        assert m.stats()["ssd_blocks_written"] == 4
+    finally:
+        m.close()
+    m, kv = reader(tmp_path)  # reopened with O_DIRECT on the same files
+    assert check_request(m, kv, 0) == (4, 0)
+    m.close()
+
+
+def test_truncated_cache_file_never_serves_bytes(tmp_path):
+    p = child(tmp_path, 0, 3)
+    out, _ = p.communicate(timeout=120)
+    assert p.returncode == 0
+    os.truncate(tmp_path / "flexkv-blocks.dat", 0)  # the data is gone, the journal still lists it
+    m, kv = reader(tmp_path)
+    for r in range(3):
+        served, failed = check_request(m, kv, r)
+        assert failed == served  # every block the journal promised fails its checksum
+    assert m.stats()["ssd_checksum_failures"] > 0
+    m.close()

@@ -27,6 +27,9 @@ public sealed class EngineOptions
     /// <summary>SSD cache directories, ';'-separated (one per device); blocks are striped over them.</summary>
     [JsonPropertyName("ssd_cache_dir")] public string SsdCacheDir { get; set; } = "./flexkv_ssd";
 
+    /// <summary>Open the SSD files with O_DIRECT (false: buffered I/O through the page cache).</summary>
+    [JsonPropertyName("ssd_direct_io")] public bool SsdDirectIo { get; set; } = true;
+
     /// <summary>Reuse the SSD blocks of a previous run with the same fingerprint (false: start empty).</summary>
     [JsonPropertyName("ssd_persist")] public bool SsdPersist { get; set; } = true;
 

@@ -31,7 +31,8 @@ public sealed unsafe partial class KvEngine
             long slots = (long)(_options.SsdCacheGb * (1L << 30)) / extent;
             if (slots < 1)
                 ThrowHelper.Throw(FlexKvStatus.InvalidConfig, $"configuration key 'ssd_cache_gb': {_options.SsdCacheGb} GiB holds no block of {extent} bytes");
-            IBlockDevice device = new DirectFileDevice(dirs.Paths, (int)Math.Min(slots, int.MaxValue), BlockBytes, Warnings.Add);
+            IBlockDevice device = new DirectFileDevice(dirs.Paths, (int)Math.Min(slots, int.MaxValue), BlockBytes, Warnings.Add,
+                _options.SsdDirectIo);
             if (_wrapSsdDevice is not null) device = _wrapSsdDevice(device);
             SsdJournal journal;
             try

@@ -23,7 +23,8 @@ public sealed unsafe class DirectFileDevice : IBlockDevice
     private readonly int[] _fds;
 
     /// <summary>Opens (creating and preallocating as needed) the cache files.</summary>
-    public DirectFileDevice(IReadOnlyList<string> directories, int numSlots, long blockBytes, Action<string>? warn = null)
+    public DirectFileDevice(IReadOnlyList<string> directories, int numSlots, long blockBytes, Action<string>? warn = null,
+        bool direct = true)
     {
         if (numSlots < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'ssd_cache_gb': holds no block");
         NumSlots = numSlots;
@@ -31,19 +32,20 @@ public sealed unsafe class DirectFileDevice : IBlockDevice
         int n = directories.Count;
         _files = new SafeFileHandle[n];
         _fds = new int[n];
-        Direct = true;
+        Direct = direct;
         try
         {
             for (int d = 0; d < n; d++)
             {
                 string path = Path.Combine(directories[d], "flexkv-blocks.dat");
                 long slots = (numSlots - d + n - 1) / n;
-                int fd = LibcMethods.Open(path, LibcMethods.ORdwr | LibcMethods.OCreat | LibcMethods.OCloexec | LibcMethods.ODirect, 0x180);
-                if (fd < 0 && Marshal.GetLastPInvokeError() == LibcMethods.Einval)
+                int flags = LibcMethods.ORdwr | LibcMethods.OCreat | LibcMethods.OCloexec;
+                int fd = LibcMethods.Open(path, Direct ? flags | LibcMethods.ODirect : flags, 0x180);
+                if (fd < 0 && Direct && Marshal.GetLastPInvokeError() == LibcMethods.Einval)
                 {
                     Direct = false;
                     warn?.Invoke($"'{directories[d]}' does not support O_DIRECT; using buffered I/O (the page cache will hold SSD blocks too)");
-                    fd = LibcMethods.Open(path, LibcMethods.ORdwr | LibcMethods.OCreat | LibcMethods.OCloexec, 0x180);
+                    fd = LibcMethods.Open(path, flags, 0x180);
                 }
                 if (fd < 0)
                     throw new FlexKvException(FlexKvStatus.InvalidConfig,
