@@ -1,0 +1,138 @@
+"""Faults and bad input through the connector: a failed load is recomputed exactly where it
+failed, bad configurations and calls give clear errors or defined no-ops, and vLLM's step
+never fails because of FlexKv."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+import torch
+
+import flexkv
+from flexkv.integration.vllm import _log, plugin
+from flexkv.integration.vllm.vllm_v1_adapter import FlexKVConnectorV1Impl
+
+from .harness import prompt
+from .test_scenarios import flex, served, stats  # noqa: F401  (fixture reuse)
+
+BS = 16
+
+
+def ssd_config(tmp_path, **extra):
+    return {"num_cpu_blocks": 64, "ssd_cache_gb": 256 * 8192 / 2**30, "ssd_cache_dir": str(tmp_path), **extra}
+
+
+def wait_ssd(eng):
+    deadline = time.time() + 10
+    while stats(eng)["ssd_writes_pending"] and time.time() < deadline:
+        time.sleep(0.01)
+
+
+def test_injected_load_failure_recomputes_exactly_the_failed_blocks(flex, tmp_path):
+    # A block whose bytes on SSD are damaged fails its checksum when loaded: vLLM gets its block
+    # id in invalid_block_ids (with finished_recving held back to that same step) and recomputes
+    # from there; the blocks before it are still served.
+    eng = flex(extra_config=ssd_config(tmp_path))
+    tokens = prompt(80)  # 5 full blocks of prompt
+    served(eng, tokens, max_tokens=3)
+    wait_ssd(eng)
+    eng.close()
+    with open(tmp_path / "flexkv-blocks.dat", "r+b") as f:  # damage the 4th block (slot 3)
+        f.seek(3 * 4096 * ((64 * 2 * 2 * 8 * 2 + 4095) // 4096) + 100)
+        f.write(b"\xff\xfe")
+    eng2 = flex(extra_config=ssd_config(tmp_path))  # restart: CPU empty, SSD restored
+    assert stats(eng2)["ssd_restored_blocks"] == 5
+    done = served(eng2, tokens, max_tokens=3)
+    assert stats(eng2)["ssd_checksum_failures"] == 1
+    assert done.num_external_computed_tokens == 3 * BS  # blocks 0..2 loaded, 3.. recomputed
+    assert eng2.loaded_tokens_verified(done.request_id) == 3 * BS
+    eng2.assert_quiescent()
+
+
+def test_unknown_layout_is_refused_naming_shape_and_strides(make_vllm_config):
+    w = FlexKVConnectorV1Impl(make_vllm_config(), 1)
+    with pytest.raises(flexkv.InvalidArgumentError, match=r"shape \(3, 5, 7\)"):
+        w.register_kv_caches({"model.layers.0.self_attn.attn": torch.zeros(3, 5, 7)})
+
+
+def test_tensors_on_an_unsupported_device_are_refused(make_vllm_config):
+    class FakeCuda:
+        device = type("D", (), {"type": "cuda"})()
+
+        def data_ptr(self):
+            return 1
+
+    w = FlexKVConnectorV1Impl(make_vllm_config(), 1)
+    with pytest.raises(flexkv.NotSupportedError, match="CUDA"):
+        w.register_kv_caches({"layer0": FakeCuda()})
+
+
+def test_workers_in_other_processes_are_not_supported_yet(make_vllm_config):
+    w = FlexKVConnectorV1Impl(make_vllm_config(tp=2), 1)
+    with pytest.raises(flexkv.NotSupportedError, match="TP/PP > 1"):
+        w.register_kv_caches({"layer0": torch.zeros(2, 4, 16, 2, 8, dtype=torch.float16)})
+
+
+def test_config_disagreeing_with_vllm_is_a_clear_error(make_vllm_config):
+    with pytest.raises(flexkv.ConfigError, match="tokens_per_block"):
+        FlexKVConnectorV1Impl(make_vllm_config(extra_config={"tokens_per_block": 32}), 0)
+    with pytest.raises(flexkv.ConfigError, match="unknown configuration key 'bogus'"):
+        FlexKVConnectorV1Impl(make_vllm_config(extra_config={"bogus": 1}), 0)
+
+
+class _Req:
+    def __init__(self, rid, tokens):
+        self.request_id, self.all_token_ids = rid, tokens
+        self.num_tokens, self.num_computed_tokens = len(tokens), len(tokens) - 1
+        self.cache_salt = self.lora_request = None
+
+    def get_finished_reason(self):
+        return type("R", (), {"name": "STOP"})()
+
+
+def test_bad_calls_are_logged_once_and_never_raise(make_vllm_config, caplog):
+    _log._seen.clear()
+    s = FlexKVConnectorV1Impl(make_vllm_config(), 0)
+    blocks = type("B", (), {"get_block_ids": lambda self: ([1, 2, 3],)})()
+    with caplog.at_level(logging.WARNING, logger="flexkv.vllm"):
+        # update_state_after_alloc without a prior match: no-op for 0 tokens, logged otherwise.
+        s.update_state_after_alloc(_Req("never-matched", prompt(40)), blocks, 0)
+        s.update_state_after_alloc(_Req("never-matched", prompt(40)), blocks, 16)
+        s.update_state_after_alloc(_Req("never-matched-2", prompt(40)), blocks, 16)
+        # request_finished twice: the second is refused, logged, and answers "do not hold".
+        r = _Req("twice", prompt(40))
+        s.request_finished(r, [1, 2, 3])
+        assert s.request_finished(r, [1, 2, 3]) == (False, None)
+        # Not block-aligned local hit: a miss, not an exception.
+        assert s.get_num_new_matched_tokens(_Req("odd", prompt(40)), 5) == (0, False)
+    msgs = [rec.getMessage() for rec in caplog.records]
+    assert sum("could not plan a load" in m for m in msgs) == 1  # logged once
+    assert any("already finished" in m for m in msgs)
+    assert any("lookup failed" in m for m in msgs)
+    s.shutdown()
+
+
+def test_request_id_reused_after_it_finished_starts_a_new_request(make_vllm_config):
+    # vLLM never reuses an id inside one engine; the engine still treats a reused id as new.
+    s = FlexKVConnectorV1Impl(make_vllm_config(), 0)
+    r = _Req("same", prompt(40))
+    assert s.get_num_new_matched_tokens(r, 0) == (0, False)
+    s.request_finished(r, [1, 2, 3])
+    assert s.get_num_new_matched_tokens(_Req("same", prompt(40)), 0) == (0, False)
+    s.shutdown()
+
+
+def test_plugin_registration_is_idempotent(make_vllm_config):
+    from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
+
+    saved = dict(KVConnectorFactory._registry)
+    try:
+        KVConnectorFactory._registry.pop("FlexKVConnectorV1", None)
+        plugin.register()
+        plugin.register()  # a second run (or one after fork) must not raise
+        assert "FlexKVConnectorV1" in KVConnectorFactory._registry
+    finally:
+        KVConnectorFactory._registry.clear()
+        KVConnectorFactory._registry.update(saved)
