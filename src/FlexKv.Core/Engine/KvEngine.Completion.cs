@@ -53,7 +53,7 @@ public sealed partial class KvEngine
                 if (_inFlight.Count == 0) break;
                 if (sw.ElapsedMilliseconds > CancelWaitMs)
                     ThrowHelper.Throw(FlexKvStatus.Internal, $"reset: {_inFlight.Count} transfers did not stop within {CancelWaitMs} ms");
-                _transfer.WaitForCompletion(10);
+                _transfer.WaitForCompletion(_transfer.CompletionCount, 10);
             }
             WaitSsdWrites();
             foreach (RequestState s in _requests.Values) ReleaseMatch(s);
@@ -71,12 +71,41 @@ public sealed partial class KvEngine
     private void ApplyCompletions()
     {
         ApplySsdCompletions();
-        while (_transfer.Completed.TryDequeue(out TransferTask? task))
+        while (_transfer.Completed.TryDequeue(out TransferTask? task)) ApplyCompletion(task);
+    }
+
+    private void ApplyCompletion(TransferTask task)
+    {
+        _inFlight.Remove(task);
+        task.State = task.IsCancelled ? TransferState.Cancelled
+            : task.FailedCount > 0 ? TransferState.Failed : TransferState.Done;
+        Complete(task);
+    }
+
+    // Called on a copy thread when a task ends: applied at once if the engine lock is free (the
+    // blocks become matchable and the scheduler's next call has nothing to do), else left for
+    // the next call. Never waits for the lock, so a thread holding it can wait for copies.
+    private bool TryCompleteNow(TransferTask task)
+    {
+        if (!Monitor.TryEnter(_sync)) return false;
+        try
         {
-            _inFlight.Remove(task);
-            task.State = task.IsCancelled ? TransferState.Cancelled
-                : task.FailedCount > 0 ? TransferState.Failed : TransferState.Done;
-            Complete(task);
+            if (_shutDown) return false;
+            try
+            {
+                ApplyCompletions(); // earlier ones first: completion order is report order
+                ApplyCompletion(task);
+            }
+            catch (Exception e)
+            {
+                // A bug, not an I/O fault; on a copy thread it must not kill the thread or the process.
+                Warnings.Add($"internal error while completing a transfer: {e.GetType().Name}: {e.Message}");
+            }
+            return true;
+        }
+        finally
+        {
+            Monitor.Exit(_sync);
         }
     }
 

@@ -50,6 +50,7 @@ public sealed unsafe partial class KvEngine
             Restore(journal, pool);
             _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, _transfer.SubmitBlocking);
             _index.SsdSlotFreed = slot => _ssd.Enqueue(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false));
+            _ssd.WritesDone = TryApplySsdNow;
         }
         catch
         {
@@ -111,6 +112,21 @@ public sealed unsafe partial class KvEngine
             _ssd.Enqueue(new SsdOp(SsdOpKind.Write, node, ssdSlot, _index.SlotOf(node), _index.KeyOf(node),
                 parent >= 0 ? _index.KeyOf(parent) : 0, parent >= 0));
             _ssdWritesPending++;
+        }
+    }
+
+    // On the SSD writer thread: written blocks release their CPU pins at once when the engine
+    // lock is free (more CPU slots can be evicted), else at the next engine call.
+    private void TryApplySsdNow()
+    {
+        if (!Monitor.TryEnter(_sync)) return;
+        try
+        {
+            if (!_shutDown) ApplySsdCompletions();
+        }
+        finally
+        {
+            Monitor.Exit(_sync);
         }
     }
 

@@ -50,6 +50,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.SlotStride);
         _requestsBySpan = _requests.GetAlternateLookup<ReadOnlySpan<char>>();
         _recentlyFinishedBySpan = _recentlyFinished.GetAlternateLookup<ReadOnlySpan<char>>();
+        _transfer.CompleteEagerly = TryCompleteNow;
         try
         {
             OpenSsd();
@@ -145,13 +146,16 @@ public sealed unsafe partial class KvEngine : IDisposable
     /// <summary>Blocks the caller until some task finishes or the timeout passes (for non-vLLM callers).</summary>
     public bool WaitForCompletion(int timeoutMs)
     {
+        long seen;
         lock (_sync)
         {
             ThrowIfShutDown();
             _transfer.Pump();
+            ApplyCompletions();
             if (_report.EntryCount > 0) return true;
+            seen = _transfer.CompletionCount;
         }
-        return _transfer.WaitForCompletion(timeoutMs);
+        return _transfer.WaitForCompletion(seen, timeoutMs);
     }
 
     /// <summary>A snapshot of the counters.</summary>

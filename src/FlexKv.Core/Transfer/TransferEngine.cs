@@ -6,8 +6,8 @@ namespace FlexKv.Core.Transfer;
 /// <summary>
 /// Dedicated copy threads fed by one bounded channel of task slices. Launch never blocks: a
 /// slice the channel cannot take waits in a backlog that <see cref="Pump"/> drains on the next
-/// call. A finished task is queued on <see cref="Completed"/> for the scheduler thread to apply,
-/// so the index is only ever touched by the thread that owns it.
+/// call. A finished task is handed to <see cref="CompleteEagerly"/> (the engine applies it at once
+/// when its lock is free) or else queued on <see cref="Completed"/> for the next engine call.
 /// </summary>
 internal sealed unsafe class TransferEngine : IDisposable
 {
@@ -19,6 +19,7 @@ internal sealed unsafe class TransferEngine : IDisposable
     private readonly long _hostStride;
     private volatile IDeviceTransport? _transport;
     private long _bytesMoved;
+    private long _completions;
 
     public TransferEngine(int threads, int queueCapacity, byte* hostBase, long hostStride)
     {
@@ -39,8 +40,14 @@ internal sealed unsafe class TransferEngine : IDisposable
         }
     }
 
-    /// <summary>Finished tasks, in completion order.</summary>
+    /// <summary>Finished tasks not applied yet, in completion order.</summary>
     public ConcurrentQueue<TransferTask> Completed { get; } = new();
+
+    /// <summary>Applies a finished task on the copy thread if it can without waiting; false queues it.</summary>
+    public Func<TransferTask, bool>? CompleteEagerly { get; set; }
+
+    /// <summary>Tasks finished so far (a sequence number to wait on).</summary>
+    public long CompletionCount => Interlocked.Read(ref _completions);
 
     /// <summary>The transport in use, or null before registration.</summary>
     public IDeviceTransport? Transport
@@ -112,15 +119,15 @@ internal sealed unsafe class TransferEngine : IDisposable
         while (_backlog.Count > 0 && _queue.Writer.TryWrite(_backlog.Peek())) _backlog.Dequeue();
     }
 
-    /// <summary>Waits until a completion is queued or the timeout passes.</summary>
-    public bool WaitForCompletion(int timeoutMs)
+    /// <summary>Waits until a task finished after <paramref name="seen"/> (a <see cref="CompletionCount"/>) or the timeout passes.</summary>
+    public bool WaitForCompletion(long seen, int timeoutMs)
     {
-        if (!Completed.IsEmpty) return true;
+        if (CompletionCount != seen) return true;
         lock (_signal)
         {
-            if (!Completed.IsEmpty) return true;
+            if (CompletionCount != seen) return true;
             Monitor.Wait(_signal, timeoutMs);
-            return !Completed.IsEmpty;
+            return CompletionCount != seen;
         }
     }
 
@@ -166,7 +173,8 @@ internal sealed unsafe class TransferEngine : IDisposable
         }
         if (Interlocked.Decrement(ref task.PendingChunks) == 0)
         {
-            Completed.Enqueue(task);
+            if (!(CompleteEagerly?.Invoke(task) ?? false)) Completed.Enqueue(task);
+            Interlocked.Increment(ref _completions);
             lock (_signal) Monitor.PulseAll(_signal);
         }
     }

@@ -20,7 +20,7 @@ public unsafe class TransferEngineTests
         while (!engine.Completed.TryDequeue(out done))
         {
             Assert.True(sw.ElapsedMilliseconds < 10_000, "no completion");
-            engine.WaitForCompletion(50);
+            engine.WaitForCompletion(engine.CompletionCount, 50);
         }
         return done;
     }

@@ -15,6 +15,7 @@ from ...manager import KVManager
 from . import _config, _log, _registry
 
 _SAVED_REASONS = {"STOP", "LENGTH"}
+_Metadata = None  # FlexKVConnectorMetadata, imported with the first SchedulerSide (it imports vLLM)
 
 
 def _namespace(request) -> Optional[str]:
@@ -35,6 +36,10 @@ class SchedulerSide:
     """One per vLLM scheduler; owns the engine."""
 
     def __init__(self, vllm_config, kv_cache_config=None) -> None:
+        global _Metadata
+        from .metadata import FlexKVConnectorMetadata
+
+        _Metadata = FlexKVConnectorMetadata
         cfg, self.options = _config.build(vllm_config, kv_cache_config)
         self.engine_id = str(getattr(vllm_config.kv_transfer_config, "engine_id", None) or "default")
         self.manager = KVManager(cfg)
@@ -44,6 +49,7 @@ class SchedulerSide:
         self._deferred: Set[str] = set()  # loads that ended with errors, reported next step
         self._release: Set[str] = set()   # deferred loads whose errors reach vLLM this step
         self._running: Optional[Set[str]] = None
+        self._planned = False            # something waits for launch_tasks
         _registry.attach(self.engine_id, self.manager)
         _log.logger.info("FlexKv engine ready: %s", {k: cfg[k] for k in sorted(cfg) if k != "secret"})
 
@@ -75,6 +81,7 @@ class SchedulerSide:
             return
         if num_external_tokens > 0:
             self._loading.add(rid)
+            self._planned = True
 
     # ---- per step ------------------------------------------------------------------------
 
@@ -85,15 +92,17 @@ class SchedulerSide:
         self._deferred = set()
         self._handle_preemptions(scheduler_output)
         launched = 0
-        try:
-            launched = self.manager.launch_tasks()
-        except _errors.FlexKVError as e:
-            _log.once(f"launch:{type(e).__name__}", "launch failed: %s", e)
-        from .metadata import FlexKVConnectorMetadata
-
-        return FlexKVConnectorMetadata(launched_tasks=launched)
+        if self._planned:  # most steps plan nothing: no call into the engine then
+            self._planned = False
+            try:
+                launched = self.manager.launch_tasks()
+            except _errors.FlexKVError as e:
+                _log.once(f"launch:{type(e).__name__}", "launch failed: %s", e)
+        return _Metadata(launched_tasks=launched)
 
     def update_connector_output(self, connector_output) -> None:
+        if not (self._loading or self._holding or self._release):
+            return  # nothing is owed to vLLM, so nothing can have finished
         try:
             got = self.manager.query_finished()
         except _errors.FlexKVError as e:
@@ -135,17 +144,19 @@ class SchedulerSide:
             return False, None
         if hold:
             self._holding.add(rid)
+            self._planned = True
         return hold, None
 
     def _handle_preemptions(self, scheduler_output) -> None:
         preempted = getattr(scheduler_output, "preempted_req_ids", None)
-        scheduled = {r.req_id for r in getattr(scheduler_output, "scheduled_new_reqs", ())}
-        cached = getattr(scheduler_output, "scheduled_cached_reqs", None)
-        scheduled |= set(getattr(cached, "req_ids", ()) or ())
-        if preempted is None and self._running is not None:
+        if preempted is None:
             # Older vLLM: a request running last step, not scheduled now and not finished was preempted.
-            preempted = self._running - scheduled - set(getattr(scheduler_output, "finished_req_ids", ()) or ())
-        self._running = scheduled
+            scheduled = {r.req_id for r in getattr(scheduler_output, "scheduled_new_reqs", ())}
+            cached = getattr(scheduler_output, "scheduled_cached_reqs", None)
+            scheduled |= set(getattr(cached, "req_ids", ()) or ())
+            if self._running is not None:
+                preempted = self._running - scheduled - set(getattr(scheduler_output, "finished_req_ids", ()) or ())
+            self._running = scheduled
         for rid in preempted or ():
             try:
                 self.manager.cancel(rid)

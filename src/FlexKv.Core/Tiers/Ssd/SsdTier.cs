@@ -56,6 +56,9 @@ internal sealed unsafe class SsdTier : IDisposable
 
     public ConcurrentQueue<SsdWriteDone> CompletedWrites { get; } = new();
 
+    /// <summary>Called on the writer thread after a batch of writes ended (the engine applies them if it can).</summary>
+    public Action? WritesDone { get; set; }
+
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
 
     public long BytesRead => Interlocked.Read(ref _bytesRead);
@@ -102,6 +105,14 @@ internal sealed unsafe class SsdTier : IDisposable
                     if (op.Kind == SsdOpKind.Write) CompletedWrites.Enqueue(new SsdWriteDone(op.Node, op.Slot, 5));
             }
             batch.Clear();
+            try
+            {
+                WritesDone?.Invoke();
+            }
+            catch (Exception)
+            {
+                // Left queued: the next engine call applies them.
+            }
         }
     }
 
