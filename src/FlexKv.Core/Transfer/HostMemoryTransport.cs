@@ -29,12 +29,13 @@ public sealed unsafe class HostMemoryTransport(KvLayout layout) : IDeviceTranspo
                 for (int kv = 0; kv < d.NumKv; kv++, host += d.SpanBytes, dev += d.KvStride)
                 {
                     if (direction == TransferDirection.DeviceToHost)
-                        Buffer.MemoryCopy(dev, host, d.SpanBytes, d.SpanBytes);
+                        StreamingCopy.Copy(dev, host, d.SpanBytes);
                     else
-                        Buffer.MemoryCopy(host, dev, d.SpanBytes, d.SpanBytes);
+                        StreamingCopy.Copy(host, dev, d.SpanBytes);
                 }
             }
         }
+        StreamingCopy.Fence(); // the completion that follows must publish these bytes
         return failures;
     }
 }
