@@ -85,19 +85,7 @@ public sealed partial class BlockIndex
         slot = -1;
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Empty || n.Ssd != SsdState.Ready) return false;
-        AddPin(node);
-        if (!TryAllocateSlot(n.Parent, out slot))
-        {
-            Unpin(node);
-            return false;
-        }
-        n = ref _nodes[node];
-        n.Slot = slot;
-        PinnedCpuSlots++;
-        n.State = BlockState.Writing;
-        n.LastUse = clock;
-        if (n.Parent >= 0) _nodes[n.Parent].CpuChildren++;
-        return true;
+        return TryTakeCpuSlot(node, clock, out slot);
     }
 
     /// <summary>

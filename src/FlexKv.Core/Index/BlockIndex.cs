@@ -215,14 +215,20 @@ public sealed partial class BlockIndex
     {
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Empty) throw new InvalidOperationException($"block node {node} is {n.State}, not Empty");
-        // Pinned first: evicting its last child must not remove this node along with it.
+        return TryTakeCpuSlot(node, clock, out _);
+    }
+
+    // Gives a node without a CPU copy a slot to be written into: pinned first (evicting its last
+    // child must not remove it), then state Writing, pinned once for the writer.
+    private bool TryTakeCpuSlot(int node, long clock, out int slot)
+    {
         AddPin(node);
-        if (!TryAllocateSlot(n.Parent, out int slot))
+        if (!TryAllocateSlot(_nodes[node].Parent, out slot))
         {
             Unpin(node);
             return false;
         }
-        n = ref _nodes[node];
+        ref BlockNode n = ref _nodes[node];
         n.Slot = slot;
         PinnedCpuSlots++;
         n.State = BlockState.Writing;
