@@ -1,17 +1,17 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 
 namespace FlexKv.Core.Transfer;
 
 /// <summary>
-/// Dedicated copy threads fed by one bounded channel of task slices. Launch never blocks: a
-/// slice the channel cannot take waits in a backlog that <see cref="Pump"/> drains on the next
-/// call. A finished task is handed to <see cref="CompleteEagerly"/> (the engine applies it at once
+/// Dedicated copy threads fed by one bounded queue of task slices (a BlockingCollection: an idle
+/// thread is woken directly by the producer, without a thread-pool hop, which is what keeps
+/// launch cheap). Launch never blocks: a slice the queue cannot take waits in a backlog that
+/// <see cref="Pump"/> drains on the next call. A finished task is handed to <see cref="CompleteEagerly"/> (the engine applies it at once
 /// when its lock is free) or else queued on <see cref="Completed"/> for the next engine call.
 /// </summary>
 internal sealed unsafe class TransferEngine : IDisposable
 {
-    private readonly Channel<CopyWork> _queue;
+    private readonly BlockingCollection<CopyWork> _queue;
     private readonly Thread[] _threads;
     private readonly Queue<CopyWork> _backlog = new();
     private readonly object _signal = new();
@@ -25,13 +25,7 @@ internal sealed unsafe class TransferEngine : IDisposable
     {
         _hostBase = hostBase;
         _hostStride = hostStride;
-        _queue = Channel.CreateBounded<CopyWork>(new BoundedChannelOptions(queueCapacity)
-        {
-            SingleReader = threads == 1,
-            SingleWriter = false, // the SSD reader hands over tasks whose SSD blocks arrived
-            FullMode = BoundedChannelFullMode.Wait,
-            AllowSynchronousContinuations = false,
-        });
+        _queue = new BlockingCollection<CopyWork>(new ConcurrentQueue<CopyWork>(), queueCapacity);
         _threads = new Thread[threads];
         for (int i = 0; i < threads; i++)
         {
@@ -71,7 +65,7 @@ internal sealed unsafe class TransferEngine : IDisposable
         for (int c = 0; c < chunks; c++)
         {
             var work = Slice(task, c, per);
-            if (_backlog.Count > 0 || !_queue.Writer.TryWrite(work)) _backlog.Enqueue(work);
+            if (_backlog.Count > 0 || !_queue.TryAdd(work)) _backlog.Enqueue(work);
         }
     }
 
@@ -87,13 +81,13 @@ internal sealed unsafe class TransferEngine : IDisposable
             for (int c = 0; c < chunks; c++)
             {
                 var work = Slice(task, c, per);
-                if (!_queue.Writer.TryWrite(work)) _queue.Writer.WriteAsync(work).AsTask().GetAwaiter().GetResult();
+                _queue.Add(work);
             }
             return true;
         }
-        catch (ChannelClosedException)
+        catch (InvalidOperationException)
         {
-            return false;
+            return false; // stopping: the queue takes no more work
         }
     }
 
@@ -116,7 +110,7 @@ internal sealed unsafe class TransferEngine : IDisposable
     /// <summary>Moves backlog slices into the channel while it has room.</summary>
     public void Pump()
     {
-        while (_backlog.Count > 0 && _queue.Writer.TryWrite(_backlog.Peek())) _backlog.Dequeue();
+        while (_backlog.Count > 0 && _queue.TryAdd(_backlog.Peek())) _backlog.Dequeue();
     }
 
     /// <summary>Waits until a task finished after <paramref name="seen"/> (a <see cref="CompletionCount"/>) or the timeout passes.</summary>
@@ -146,17 +140,7 @@ internal sealed unsafe class TransferEngine : IDisposable
 
     private void CopyLoop()
     {
-        ChannelReader<CopyWork> reader = _queue.Reader;
-        while (true)
-        {
-            if (reader.TryRead(out CopyWork work))
-            {
-                Run(work);
-                continue;
-            }
-            // Idle path only: waiting allocates, copying does not.
-            if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
-        }
+        while (_queue.TryTake(out CopyWork work, Timeout.Infinite)) Run(work);
     }
 
     private void Run(CopyWork work)
@@ -212,7 +196,7 @@ internal sealed unsafe class TransferEngine : IDisposable
     public bool Stop(int timeoutMs)
     {
         _backlog.Clear();
-        _queue.Writer.TryComplete();
+        _queue.CompleteAdding();
         bool all = true;
         foreach (var t in _threads) all &= t.Join(timeoutMs);
         return all;

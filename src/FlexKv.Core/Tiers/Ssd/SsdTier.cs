@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.IO.Hashing;
-using System.Threading.Channels;
 using FlexKv.Core.Index;
 using FlexKv.Core.Transfer;
 
@@ -8,7 +7,8 @@ namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
 /// The SSD tier's moving parts: one writer thread (CPU → SSD write-through, journal) and one
-/// reader thread (SSD → CPU staging for gets, checksum verified), each fed by a bounded channel.
+/// reader thread (SSD → CPU staging for gets, checksum verified), each fed by a bounded queue
+/// that wakes it directly (no thread-pool hop: a busy or starved pool must not stall I/O).
 /// The index stays with the scheduler thread: finished writes come back on
 /// <see cref="CompletedWrites"/>, and a get whose SSD blocks arrived goes on to the copy threads.
 /// </summary>
@@ -22,8 +22,8 @@ internal sealed unsafe class SsdTier : IDisposable
     private readonly byte* _cpuBase;
     private readonly long _cpuStride;
     private readonly long _blockBytes;
-    private readonly Channel<SsdOp> _writes;
-    private readonly Channel<(TransferTask Task, int Index)> _reads;
+    private readonly BlockingCollection<SsdOp> _writes = new(new ConcurrentQueue<SsdOp>(), 1 << 16);
+    private readonly BlockingCollection<(TransferTask Task, int Index)> _reads = new(new ConcurrentQueue<(TransferTask, int)>(), 1 << 16);
     private readonly Thread _writer;
     private readonly Thread _reader;
     private readonly Func<TransferTask, bool> _readsDone;
@@ -42,8 +42,6 @@ internal sealed unsafe class SsdTier : IDisposable
         _checksums = new ulong[device.NumSlots];
         foreach (SsdRecord? r in journal.Slots)
             if (r is { } rec) _checksums[rec.Slot] = rec.Checksum;
-        _writes = Channel.CreateBounded<SsdOp>(new BoundedChannelOptions(1 << 16) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
-        _reads = Channel.CreateBounded<(TransferTask, int)>(new BoundedChannelOptions(1 << 16) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "flexkv-ssd-write" };
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = "flexkv-ssd-read" };
         _writer.Start();
@@ -72,7 +70,7 @@ internal sealed unsafe class SsdTier : IDisposable
     /// <summary>Queues an operation for the writer (scheduler thread; waits only if 65,536 are queued).</summary>
     public void Enqueue(in SsdOp op)
     {
-        if (!_writes.Writer.TryWrite(op)) _writes.Writer.WriteAsync(op).AsTask().GetAwaiter().GetResult();
+        if (!_writes.IsAddingCompleted) _writes.Add(op);
     }
 
     /// <summary>Queues the SSD reads of a get; when all arrive the task goes to the copy threads.</summary>
@@ -83,17 +81,17 @@ internal sealed unsafe class SsdTier : IDisposable
         for (int i = 0; i < task.Count; i++)
         {
             if (task.SsdSlots[i] < 0) continue;
-            if (!_reads.Writer.TryWrite((task, i))) _reads.Writer.WriteAsync((task, i)).AsTask().GetAwaiter().GetResult();
+            _reads.Add((task, i));
         }
     }
 
     private void WriteLoop()
     {
         var batch = new List<SsdOp>(Batch);
-        ChannelReader<SsdOp> reader = _writes.Reader;
-        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        while (_writes.TryTake(out SsdOp first, Timeout.Infinite))
         {
-            while (batch.Count < Batch && reader.TryRead(out SsdOp op)) batch.Add(op);
+            batch.Add(first);
+            while (batch.Count < Batch && _writes.TryTake(out SsdOp op)) batch.Add(op);
             try
             {
                 RunWrites(batch);
@@ -190,10 +188,10 @@ internal sealed unsafe class SsdTier : IDisposable
     private void ReadLoop()
     {
         var batch = new List<(TransferTask Task, int Index)>(Batch);
-        var reader = _reads.Reader;
-        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        while (_reads.TryTake(out var first, Timeout.Infinite))
         {
-            while (batch.Count < Batch && reader.TryRead(out var item)) batch.Add(item);
+            batch.Add(first);
+            while (batch.Count < Batch && _reads.TryTake(out var item)) batch.Add(item);
             try
             {
                 RunReads(batch);
@@ -249,8 +247,8 @@ internal sealed unsafe class SsdTier : IDisposable
     /// <summary>Stops the threads (bounded wait) and closes files; returns whether both stopped.</summary>
     public bool Stop(int timeoutMs)
     {
-        _writes.Writer.TryComplete();
-        _reads.Writer.TryComplete();
+        _writes.CompleteAdding();
+        _reads.CompleteAdding();
         bool ok = _writer.Join(timeoutMs) & _reader.Join(timeoutMs);
         if (ok)
         {
