@@ -100,6 +100,17 @@ ENGINE_KEYS: Dict[str, Callable[[Any], Any]] = {
     "ssd_cache_dir": _str,
     "ssd_persist": _bool,
     "ssd_direct_io": _bool,
+    "remote_url": _str,
+    "redis_host": _str,
+    "redis_port": _non_negative_int,
+    "redis_password": _str,
+    "remote_user": _str,
+    "remote_prefix": _str,
+    "remote_ttl_s": _non_negative_int,
+    "remote_lookup_budget_ms": _non_negative_int,
+    "remote_timeout_ms": _positive_int,
+    "remote_max_inflight_mb": _positive_int,
+    "remote_drop_on_reset": _bool,
     "max_memory_fraction": _fraction,
 }
 
@@ -132,6 +143,15 @@ ENV_KEYS = {
     "FLEXKV_EVICTION_POLICY": "eviction_policy",
     "FLEXKV_TRANSFER_THREADS": "transfer_threads",
     "FLEXKV_SECRET": "secret",
+    "FLEXKV_REMOTE_URL": "remote_url",
+    "FLEXKV_REMOTE_PASSWORD": "redis_password",
+    "FLEXKV_REMOTE_USER": "remote_user",
+    "FLEXKV_REMOTE_PREFIX": "remote_prefix",
+    "FLEXKV_REMOTE_TTL_S": "remote_ttl_s",
+    "FLEXKV_REMOTE_LOOKUP_BUDGET_MS": "remote_lookup_budget_ms",
+    "FLEXKV_REMOTE_TIMEOUT_MS": "remote_timeout_ms",
+    "FLEXKV_REMOTE_MAX_INFLIGHT_MB": "remote_max_inflight_mb",
+    "FLEXKV_REMOTE_DROP_ON_RESET": "remote_drop_on_reset",
 }
 
 

@@ -33,6 +33,39 @@ public sealed class EngineOptions
     /// <summary>Reuse the SSD blocks of a previous run with the same fingerprint (false: start empty).</summary>
     [JsonPropertyName("ssd_persist")] public bool SsdPersist { get; set; } = true;
 
+    /// <summary>Remote tier (Redis/Valkey) URL(s), comma-separated: redis://[user:password@]host:port, rediss:// for TLS; several = a cluster.</summary>
+    [JsonPropertyName("remote_url")] public string RemoteUrl { get; set; } = "";
+
+    /// <summary>FlexKV's key: Redis host (used when remote_url is empty and redis_port is set).</summary>
+    [JsonPropertyName("redis_host")] public string RedisHost { get; set; } = "";
+
+    /// <summary>FlexKV's key: Redis port.</summary>
+    [JsonPropertyName("redis_port")] public int RedisPort { get; set; }
+
+    /// <summary>Redis password (FlexKV's redis_password); overrides one in the URL.</summary>
+    [JsonPropertyName("redis_password")] public string RedisPassword { get; set; } = "";
+
+    /// <summary>Redis ACL user name.</summary>
+    [JsonPropertyName("remote_user")] public string RemoteUser { get; set; } = "";
+
+    /// <summary>Prefix of every key FlexKv writes.</summary>
+    [JsonPropertyName("remote_prefix")] public string RemotePrefix { get; set; } = "flexkv:";
+
+    /// <summary>Expiry of remote blocks in seconds (0: none; Redis' maxmemory policy evicts).</summary>
+    [JsonPropertyName("remote_ttl_s")] public int RemoteTtlSeconds { get; set; }
+
+    /// <summary>Time a lookup may wait for Redis before the blocks count as misses.</summary>
+    [JsonPropertyName("remote_lookup_budget_ms")] public int RemoteLookupBudgetMs { get; set; } = 20;
+
+    /// <summary>Connect and command timeout.</summary>
+    [JsonPropertyName("remote_timeout_ms")] public int RemoteTimeoutMs { get; set; } = 2000;
+
+    /// <summary>Bytes of remote writes queued at most; more are dropped (the CPU tier still has them).</summary>
+    [JsonPropertyName("remote_max_inflight_mb")] public int RemoteMaxInflightMb { get; set; } = 512;
+
+    /// <summary>Whether reset_cache also deletes this engine's keys in Redis (SCAN + UNLINK).</summary>
+    [JsonPropertyName("remote_drop_on_reset")] public bool RemoteDropOnReset { get; set; }
+
     /// <summary>Bytes of one block over all layers; derived from the model fields when absent.</summary>
     [JsonPropertyName("block_bytes")] public long? BlockBytes { get; set; }
 

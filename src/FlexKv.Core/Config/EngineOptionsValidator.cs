@@ -13,6 +13,11 @@ public static class EngineOptionsValidator
             Require(gb > 0 && double.IsFinite(gb), "cpu_cache_gb", $"must be > 0, got {gb}");
         Require(o.SsdCacheGb >= 0 && double.IsFinite(o.SsdCacheGb), "ssd_cache_gb", $"must be >= 0, got {o.SsdCacheGb}");
         Require(o.SsdCacheGb == 0 || !string.IsNullOrWhiteSpace(o.SsdCacheDir), "ssd_cache_dir", "must name at least one directory");
+        Require(o.RedisPort is >= 0 and <= 65535, "redis_port", $"must be in 0..65535, got {o.RedisPort}");
+        Require(o.RemoteTtlSeconds >= 0, "remote_ttl_s", $"must be >= 0, got {o.RemoteTtlSeconds}");
+        Require(o.RemoteLookupBudgetMs is >= 0 and <= 60_000, "remote_lookup_budget_ms", $"must be in 0..60000, got {o.RemoteLookupBudgetMs}");
+        Require(o.RemoteTimeoutMs is > 0 and <= 600_000, "remote_timeout_ms", $"must be in 1..600000, got {o.RemoteTimeoutMs}");
+        Require(o.RemoteMaxInflightMb > 0, "remote_max_inflight_mb", $"must be > 0, got {o.RemoteMaxInflightMb}");
         if (o.NumCpuBlocks is { } nb)
             Require(nb > 0 && nb <= int.MaxValue, "num_cpu_blocks", $"must be in 1..{int.MaxValue}, got {nb}");
         if (o.CpuCacheGb is null && o.NumCpuBlocks is null)
@@ -33,6 +38,14 @@ public static class EngineOptionsValidator
         Require(o.EvictionPolicy == "lru", "eviction_policy", $"'{o.EvictionPolicy}' is not supported (supported: lru)");
         Require(o.MaxMemoryFraction is > 0 and <= 1, "max_memory_fraction", $"must be in (0, 1], got {o.MaxMemoryFraction}");
         Require(ResolveBlockBytes(o) <= 1L << 32, "block_bytes", $"a block of {ResolveBlockBytes(o)} bytes is larger than 4 GiB");
+    }
+
+    /// <summary>The remote tier's URL list, from <c>remote_url</c> or FlexKV's redis_host/redis_port; empty when off.</summary>
+    public static string ResolveRemoteUrl(EngineOptions o)
+    {
+        if (!string.IsNullOrWhiteSpace(o.RemoteUrl)) return o.RemoteUrl.Trim();
+        if (o.RedisPort > 0) return $"redis://{(string.IsNullOrEmpty(o.RedisHost) ? "127.0.0.1" : o.RedisHost)}:{o.RedisPort}";
+        return "";
     }
 
     /// <summary>Bytes of one block over all layers, from <c>block_bytes</c> or the model fields.</summary>
@@ -56,6 +69,11 @@ public static class EngineOptionsValidator
     {
         Require(o.SsdCacheGb >= 0 && double.IsFinite(o.SsdCacheGb), "ssd_cache_gb", $"must be >= 0, got {o.SsdCacheGb}");
         Require(o.SsdCacheGb == 0 || !string.IsNullOrWhiteSpace(o.SsdCacheDir), "ssd_cache_dir", "must name at least one directory");
+        Require(o.RedisPort is >= 0 and <= 65535, "redis_port", $"must be in 0..65535, got {o.RedisPort}");
+        Require(o.RemoteTtlSeconds >= 0, "remote_ttl_s", $"must be >= 0, got {o.RemoteTtlSeconds}");
+        Require(o.RemoteLookupBudgetMs is >= 0 and <= 60_000, "remote_lookup_budget_ms", $"must be in 0..60000, got {o.RemoteLookupBudgetMs}");
+        Require(o.RemoteTimeoutMs is > 0 and <= 600_000, "remote_timeout_ms", $"must be in 1..600000, got {o.RemoteTimeoutMs}");
+        Require(o.RemoteMaxInflightMb > 0, "remote_max_inflight_mb", $"must be > 0, got {o.RemoteMaxInflightMb}");
         if (o.NumCpuBlocks is { } nb) return nb;
         long bytes = (long)(o.CpuCacheGb!.Value * (1L << 30));
         long blocks = bytes / ResolveBlockBytes(o);

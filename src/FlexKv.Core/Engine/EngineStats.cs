@@ -67,6 +67,28 @@ public sealed class EngineStats
     [JsonPropertyName("ssd_direct")] public bool SsdDirect { get; set; }
     /// <summary>Blocks restored from the SSD journal at start-up.</summary>
     [JsonPropertyName("ssd_restored_blocks")] public long SsdRestoredBlocks { get; set; }
+    /// <summary>Whether a remote tier is configured.</summary>
+    [JsonPropertyName("remote_enabled")] public bool RemoteEnabled { get; set; }
+    /// <summary>Whether the remote store is reachable now.</summary>
+    [JsonPropertyName("remote_connected")] public bool RemoteConnected { get; set; }
+    /// <summary>Lookups sent to the remote store.</summary>
+    [JsonPropertyName("remote_lookups")] public long RemoteLookups { get; set; }
+    /// <summary>Blocks matched from the remote store.</summary>
+    [JsonPropertyName("remote_matched_blocks")] public long RemoteMatchedBlocks { get; set; }
+    /// <summary>Blocks written to the remote store.</summary>
+    [JsonPropertyName("remote_blocks_written")] public long RemoteBlocksWritten { get; set; }
+    /// <summary>Blocks read from the remote store.</summary>
+    [JsonPropertyName("remote_blocks_read")] public long RemoteBlocksRead { get; set; }
+    /// <summary>Remote reads that found the key gone.</summary>
+    [JsonPropertyName("remote_reads_missing")] public long RemoteReadsMissing { get; set; }
+    /// <summary>Remote reads whose value failed its checksum.</summary>
+    [JsonPropertyName("remote_reads_corrupt")] public long RemoteReadsCorrupt { get; set; }
+    /// <summary>Remote reads that got no answer in time.</summary>
+    [JsonPropertyName("remote_reads_unavailable")] public long RemoteReadsUnavailable { get; set; }
+    /// <summary>Remote writes dropped (store down, queue full or refused).</summary>
+    [JsonPropertyName("remote_writes_dropped")] public long RemoteWritesDropped { get; set; }
+    /// <summary>Remote writes queued or running.</summary>
+    [JsonPropertyName("remote_writes_pending")] public long RemoteWritesPending { get; set; }
     /// <summary>Degraded-operation messages (e.g. no O_DIRECT, disk full).</summary>
     [JsonPropertyName("warnings")] public List<string> Warnings { get; set; } = new();
     /// <summary>Whether a KV cache is registered.</summary>

@@ -56,6 +56,7 @@ public sealed partial class KvEngine
                 _transfer.WaitForCompletion(_transfer.CompletionCount, 10);
             }
             WaitSsdWrites();
+            WaitRemoteWrites();
             foreach (RequestState s in _requests.Values) ReleaseMatch(s);
             _index.Clear();
             if (_ssd is not null)
@@ -63,6 +64,8 @@ public sealed partial class KvEngine
                 _ssd.Enqueue(new Tiers.Ssd.SsdOp(Tiers.Ssd.SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
                 _ssdFull = false;
             }
+            if (_remote is not null && _options.RemoteDropOnReset)
+                _remote.Store.DeleteAll(CancelWaitMs);
         }
     }
 
@@ -71,6 +74,7 @@ public sealed partial class KvEngine
     private void ApplyCompletions()
     {
         ApplySsdCompletions();
+        ApplyRemoteCompletions();
         while (_transfer.Completed.TryDequeue(out TransferTask? task)) ApplyCompletion(task);
     }
 
@@ -119,7 +123,7 @@ public sealed partial class KvEngine
             bool launched = task.WasLaunched;
             for (int i = 0; i < task.Count; i++)
             {
-                if (task.SsdSlots[i] >= 0) CompleteLoadFromSsd(task, i, launched);
+                if (task.SsdSlots[i] >= 0 || task.FromRemote[i] != 0) CompleteStagedLoad(task, i, launched);
                 _index.Unpin(task.Nodes[i]);
                 if (cancelled) continue;
                 if (task.Failed[i] != 0)

@@ -137,8 +137,9 @@ public sealed partial class KvEngine
             s.ComputedBlocks = computedBlocks;
             start = 0;
         }
-        int matched = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
-        for (int i = Math.Max(start, computedBlocks); i < matched; i++) _index.Pin(s.MatchNodes[i]);
+        int local = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
+        for (int i = Math.Max(start, computedBlocks); i < local; i++) _index.Pin(s.MatchNodes[i]);
+        int matched = MatchRemote(s, local, blocks, computedBlocks); // pinned as they are inserted
         matched = FitStaging(s, computedBlocks, matched);
         s.PinnedCount = Math.Max(0, matched - computedBlocks);
         return s.PinnedCount;

@@ -48,7 +48,7 @@ public sealed unsafe partial class KvEngine
             var pool = new SlotPool(device.NumSlots);
             _index.AttachSsd(pool);
             Restore(journal, pool);
-            _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, _transfer.SubmitBlocking);
+            _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, AfterSsdReads);
             _index.SsdSlotFreed = slot => _ssd.Enqueue(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false));
             _ssd.WritesDone = TryApplySsdNow;
         }
@@ -100,9 +100,11 @@ public sealed unsafe partial class KvEngine
         if (kept.Count != byKey.Count || !_options.SsdPersist || journal.DroppedRecords > 0) journal.Compact(kept);
     }
 
-    // After a put: blocks the SSD lacks are written there in the background (write-through).
+    // After a put: blocks the SSD lacks are written there in the background (write-through),
+    // and every block goes to the remote store.
     private void WriteThrough(TransferTask put)
     {
+        WriteThroughRemote(put);
         if (_ssd is null || _ssdFull) return;
         for (int i = 0; i < put.Count; i++)
         {
@@ -160,6 +162,7 @@ public sealed unsafe partial class KvEngine
             task.FromSsd(_index.SsdSlotOf(node));
             return;
         }
+        if (AddLoadFromRemote(task, deviceBlock, node, clock)) return;
         // Being loaded from SSD for another request right now, or no CPU slot free: vLLM
         // recomputes this block (reported as a load error).
         task.Add(deviceBlock, -1, node);
@@ -167,12 +170,13 @@ public sealed unsafe partial class KvEngine
     }
 
     // A get's promoted blocks become CPU copies, unless their read failed; a bad SSD copy goes.
-    private void CompleteLoadFromSsd(TransferTask task, int i, bool launched)
+    private void CompleteStagedLoad(TransferTask task, int i, bool launched)
     {
         int node = task.Nodes[i];
         bool ok = launched && task.Failed[i] == 0;
         _index.CompleteWrite(node, ok);
         if (task.Failed[i] == 2) _index.DropSsd(node);
+        if (task.Failed[i] == 3) _index.ClearRemote(node);
     }
 
     private void WaitSsdWrites()

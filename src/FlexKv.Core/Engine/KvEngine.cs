@@ -39,9 +39,11 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly EngineStats _stats = new();
     private bool _shutDown;
 
-    private KvEngine(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null)
+    private KvEngine(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null,
+        Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null)
     {
         _wrapSsdDevice = wrapSsdDevice;
+        _remoteFactory = remoteFactory;
         _options = options;
         Fingerprint = CacheFingerprint.From(options);
         _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
@@ -54,10 +56,12 @@ public sealed unsafe partial class KvEngine : IDisposable
         try
         {
             OpenSsd();
+            OpenRemote();
         }
         catch
         {
             _transfer.Stop(CancelWaitMs);
+            _ssd?.Stop(CancelWaitMs);
             _cpu.Dispose();
             throw;
         }
@@ -77,8 +81,9 @@ public sealed unsafe partial class KvEngine : IDisposable
         return new KvEngine(options, wrapSsdDevice);
     }
 
-    /// <summary>Creates an engine from a UTF-8 JSON configuration document.</summary>
-    public static KvEngine Create(ReadOnlySpan<byte> utf8Json) => new(EngineOptionsJson.Parse(utf8Json));
+    /// <summary>Creates an engine from a UTF-8 JSON configuration document; <paramref name="remoteFactory"/> builds the remote store when one is configured.</summary>
+    public static KvEngine Create(ReadOnlySpan<byte> utf8Json, Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null) =>
+        new(EngineOptionsJson.Parse(utf8Json), null, remoteFactory);
 
     /// <summary>The engine's options.</summary>
     public EngineOptions Options => _options;
@@ -135,6 +140,7 @@ public sealed unsafe partial class KvEngine : IDisposable
                 _inFlight.Add(t);
                 t.WasLaunched = true;
                 if (t.SsdReadsTotal > 0) _ssd!.SubmitReads(t);
+                else if (t.RemoteReadsTotal > 0) _remote!.SubmitReads(t);
                 else _transfer.Submit(t);
             }
             _planned.Clear();
@@ -187,6 +193,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         _stats.TasksInFlight = _inFlight.Count;
         _stats.Registered = _transfer.Transport is not null;
         SnapshotSsdStats();
+        SnapshotRemoteStats();
         return new EngineStats
         {
             MatchCalls = _stats.MatchCalls, QueriedTokens = _stats.QueriedTokens, MatchedTokens = _stats.MatchedTokens,
@@ -201,6 +208,11 @@ public sealed unsafe partial class KvEngine : IDisposable
             SsdChecksumFailures = _stats.SsdChecksumFailures, SsdWriteErrors = _stats.SsdWriteErrors, SsdReadErrors = _stats.SsdReadErrors,
             SsdFull = _stats.SsdFull, SsdWritesPending = _stats.SsdWritesPending, SsdDirect = _stats.SsdDirect, SsdRestoredBlocks = _stats.SsdRestoredBlocks,
             Warnings = new List<string>(Warnings),
+            RemoteEnabled = _stats.RemoteEnabled, RemoteConnected = _stats.RemoteConnected, RemoteLookups = _stats.RemoteLookups,
+            RemoteMatchedBlocks = _stats.RemoteMatchedBlocks, RemoteBlocksWritten = _stats.RemoteBlocksWritten,
+            RemoteBlocksRead = _stats.RemoteBlocksRead, RemoteReadsMissing = _stats.RemoteReadsMissing,
+            RemoteReadsCorrupt = _stats.RemoteReadsCorrupt, RemoteReadsUnavailable = _stats.RemoteReadsUnavailable,
+            RemoteWritesDropped = _stats.RemoteWritesDropped, RemoteWritesPending = _stats.RemoteWritesPending,
         };
     }
 
@@ -219,6 +231,7 @@ public sealed unsafe partial class KvEngine : IDisposable
             foreach (TransferTask t in _inFlight) t.Cancel();
             bool stopped = _transfer.Stop(CancelWaitMs);
             if (_ssd is not null) stopped &= _ssd.Stop(CancelWaitMs);
+            if (_remote is not null) stopped &= _remote.Stop(CancelWaitMs);
             if (stopped) _cpu.Dispose();
         }
     }

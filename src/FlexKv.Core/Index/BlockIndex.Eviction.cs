@@ -45,7 +45,7 @@ public sealed partial class BlockIndex
         return evicted;
     }
 
-    private static bool IsReadable(in BlockNode n) => n.State == BlockState.Ready || n.Ssd == SsdState.Ready;
+    private static bool IsReadable(in BlockNode n) => n.State == BlockState.Ready || n.Ssd == SsdState.Ready || n.Remote;
 
     // A CPU copy may go when no child needs it as a CPU parent, or when the block stays
     // readable from SSD: with an SSD tier the CPU is a cache over it, so even the inner blocks of
@@ -116,6 +116,7 @@ public sealed partial class BlockIndex
             n.SsdSlot = -1;
             n.State = BlockState.Free;
             n.Ssd = SsdState.None;
+            n.Remote = false;
             n.Generation++;
             n.Parent = -1;
             _freeNodes[_freeNodeCount++] = id;

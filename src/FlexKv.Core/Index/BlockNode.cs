@@ -16,4 +16,5 @@ internal struct BlockNode
     public uint Generation;  // bumped on free so stale eviction candidates are ignored
     public BlockState State; // the CPU copy (Empty: none)
     public SsdState Ssd;     // the SSD copy
+    public bool Remote;      // the remote store said it holds the block (a hint: others may evict it)
 }

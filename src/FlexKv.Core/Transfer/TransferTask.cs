@@ -50,6 +50,10 @@ public sealed class TransferTask
     public int Count { get; private set; }
 
     internal int PendingSsdReads;
+    internal int PendingRemoteReads;
+    internal int RemoteReadsTotal;
+    internal UInt128[] RemoteKeys = new UInt128[64]; // key of block i when FromRemote[i] != 0
+    internal byte[] FromRemote = new byte[64];
     internal bool WasLaunched;
     internal int SsdReadsTotal;
     internal int[] SsdSlots = new int[64];  // -1: the block is read from its CPU slot
@@ -70,6 +74,8 @@ public sealed class TransferTask
             int n = Count * 2;
             Array.Resize(ref DeviceBlocks, n);
             Array.Resize(ref SsdSlots, n);
+            Array.Resize(ref RemoteKeys, n);
+            Array.Resize(ref FromRemote, n);
             Array.Resize(ref CpuSlots, n);
             Array.Resize(ref Nodes, n);
             Array.Resize(ref Failed, n);
@@ -78,6 +84,7 @@ public sealed class TransferTask
         CpuSlots[Count] = cpuSlot;
         Nodes[Count] = node;
         SsdSlots[Count] = -1;
+        FromRemote[Count] = 0;
         Failed[Count] = 0;
         Count++;
     }
@@ -89,9 +96,19 @@ public sealed class TransferTask
         SsdReadsTotal++;
     }
 
+    /// <summary>Marks the last added block as read from the remote store first.</summary>
+    internal void FromRemoteStore(UInt128 key)
+    {
+        RemoteKeys[Count - 1] = key;
+        FromRemote[Count - 1] = 1;
+        RemoteReadsTotal++;
+    }
+
     internal void Reset()
     {
         Count = 0;
+        RemoteReadsTotal = 0;
+        PendingRemoteReads = 0;
         SsdReadsTotal = 0;
         PendingSsdReads = 0;
         WasLaunched = false;

@@ -17,7 +17,7 @@ internal static unsafe class EngineExports
             *engine = 0;
             Args.NotNull(configJson, "config_json");
             var json = Args.Span(configJson, length, "config_json");
-            *engine = HandleTable.Add(KvEngine.Create(json));
+            *engine = HandleTable.Add(KvEngine.Create(json, Redis.RedisRemoteStore.Create));
             return 0;
         }
         catch (Exception ex) { return LastError.Set(ex); }

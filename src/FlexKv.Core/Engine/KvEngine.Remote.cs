@@ -1,0 +1,133 @@
+using FlexKv.Core.Config;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Index;
+using FlexKv.Core.Tiers.Remote;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+public sealed unsafe partial class KvEngine
+{
+    private const int MaxRemoteLookupBlocks = 4096;
+    private readonly Func<EngineOptions, UInt128, IRemoteStore>? _remoteFactory;
+    private RemoteTier? _remote;
+    private int _remoteWritesPending;
+    private long _remoteMatchedBlocks, _remoteLookups;
+
+    // Connects the remote tier when configured. Redis being down is not an error: the store
+    // reconnects in the background and until then lookups miss and writes are dropped.
+    private void OpenRemote()
+    {
+        string url = EngineOptionsValidator.ResolveRemoteUrl(_options);
+        if (url.Length == 0) return;
+        if (_remoteFactory is null)
+            ThrowHelper.Throw(FlexKvStatus.NotSupported, "configuration key 'remote_url': this build of the engine has no remote tier");
+        IRemoteStore store = _remoteFactory(_options, Fingerprint.Value);
+        if (!store.IsConnected) Warnings.Add($"the remote store ({store.Description}) is not reachable yet; retrying in the background");
+        long queued = Math.Max(1, (long)_options.RemoteMaxInflightMb * (1 << 20) / BlockBytes);
+        _remote = new RemoteTier(store, _cpu.SlotAddress(0), _cpu.SlotStride, (int)BlockBytes, (int)Math.Min(queued, 1 << 20),
+            _transfer.SubmitBlocking) { WritesDone = TryApplyRemoteNow };
+    }
+
+    // After the local prefix: ask the store, in one bounded round trip, about the blocks beyond
+    // it; those it holds join the match (pinned) and are loaded through CPU slots.
+    private int MatchRemote(RequestState s, int matched, int blocks, int computedBlocks)
+    {
+        if (_remote is null || matched >= blocks || matched < computedBlocks || !_remote.Store.IsConnected) return matched;
+        int ask = Math.Min(blocks - matched, MaxRemoteLookupBlocks);
+        _remoteLookups++;
+        int present = _remote.Store.CountPresent(s.Sequence.Keys.Slice(matched, ask), _options.RemoteLookupBudgetMs);
+        long clock = _index.Tick();
+        int parent = matched > 0 ? s.MatchNodes[matched - 1] : -1;
+        for (int i = matched; i < matched + present; i++)
+        {
+            int id = _index.InsertRemote(s.Sequence.Keys[i], parent, clock);
+            if (id < 0) return i; // known locally but not readable (e.g. being written): stop here
+            s.MatchNodes[i] = id;
+            parent = id;
+            _remoteMatchedBlocks++;
+        }
+        return matched + present;
+    }
+
+    private bool AddLoadFromRemote(TransferTask task, int deviceBlock, int node, long clock)
+    {
+        if (_remote is null || !_index.IsRemote(node) || !_index.TryPromoteRemote(node, clock, out int slot)) return false;
+        task.Add(deviceBlock, slot, node);
+        task.FromRemoteStore(_index.KeyOf(node));
+        return true;
+    }
+
+    // Where a get goes after its SSD blocks (if any) arrived: the remote blocks, then the copy.
+    private bool AfterSsdReads(TransferTask task)
+    {
+        if (task.RemoteReadsTotal > 0 && _remote is not null)
+        {
+            _remote.SubmitReads(task);
+            return true;
+        }
+        return _transfer.SubmitBlocking(task);
+    }
+
+    private void WriteThroughRemote(TransferTask put)
+    {
+        if (_remote is null) return;
+        for (int i = 0; i < put.Count; i++)
+        {
+            int node = put.Nodes[i];
+            if (_index.StateOf(node) != BlockState.Ready) continue;
+            _index.Pin(node); // the CPU copy is the source until the write ends
+            if (_remote.TryEnqueueWrite(new RemoteWrite(node, _index.SlotOf(node), _index.KeyOf(node)))) _remoteWritesPending++;
+            else _index.Unpin(node);
+        }
+    }
+
+    private void ApplyRemoteCompletions()
+    {
+        if (_remote is null) return;
+        while (_remote.CompletedWrites.TryDequeue(out RemoteWrite w))
+        {
+            _remoteWritesPending--;
+            _index.Unpin(w.Node);
+        }
+    }
+
+    private void TryApplyRemoteNow()
+    {
+        if (!Monitor.TryEnter(_sync)) return;
+        try
+        {
+            if (!_shutDown) ApplyRemoteCompletions();
+        }
+        finally
+        {
+            Monitor.Exit(_sync);
+        }
+    }
+
+    private void WaitRemoteWrites()
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (_remoteWritesPending > 0 && sw.ElapsedMilliseconds < CancelWaitMs)
+        {
+            ApplyRemoteCompletions();
+            if (_remoteWritesPending > 0) Thread.Sleep(1);
+        }
+    }
+
+    private void SnapshotRemoteStats()
+    {
+        _stats.RemoteEnabled = _remote is not null;
+        if (_remote is null) return;
+        _stats.RemoteConnected = _remote.Store.IsConnected;
+        _stats.RemoteLookups = _remoteLookups;
+        _stats.RemoteMatchedBlocks = _remoteMatchedBlocks;
+        _stats.RemoteBlocksWritten = _remote.BlocksWritten;
+        _stats.RemoteBlocksRead = _remote.BlocksRead;
+        _stats.RemoteReadsMissing = _remote.ReadsMissing;
+        _stats.RemoteReadsCorrupt = _remote.ReadsCorrupt;
+        _stats.RemoteReadsUnavailable = _remote.ReadsUnavailable;
+        _stats.RemoteWritesDropped = _remote.WritesDropped;
+        _stats.RemoteWritesPending = _remoteWritesPending;
+    }
+}

@@ -1,0 +1,44 @@
+namespace FlexKv.Core.Tiers.Remote;
+
+/// <summary>Outcome of reading one block from the remote store.</summary>
+public enum RemoteReadResult
+{
+    /// <summary>Read and checksum-verified.</summary>
+    Ok = 0,
+    /// <summary>The key is gone (evicted, expired, deleted).</summary>
+    Missing = 1,
+    /// <summary>The value failed its checksum or has the wrong length.</summary>
+    Corrupt = 2,
+    /// <summary>The store did not answer in time or is down.</summary>
+    Unavailable = 3,
+}
+
+/// <summary>
+/// A store many engines share (Redis/Valkey, single node or cluster). Blocks are addressed by
+/// their 128-bit key under the engine's fingerprint; values carry a checksum the store verifies.
+/// Every call is bounded in time and reports failures per block; none throws for a network
+/// problem. The implementation lives outside Core (FlexKv.Redis) and is passed in at create.
+/// </summary>
+public unsafe interface IRemoteStore : IDisposable
+{
+    /// <summary>Whether the store is reachable now (it reconnects in the background).</summary>
+    bool IsConnected { get; }
+
+    /// <summary>What the store is, for messages (endpoints, cluster or not).</summary>
+    string Description { get; }
+
+    /// <summary>How many leading <paramref name="keys"/> the store holds, asked in one round trip within <paramref name="budgetMs"/>; 0 when down or late.</summary>
+    int CountPresent(ReadOnlySpan<UInt128> keys, int budgetMs);
+
+    /// <summary>Stores blocks (value = bytes + checksum); <paramref name="ok"/>[i] says whether block i was stored.</summary>
+    void Put(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<bool> ok);
+
+    /// <summary>Reads blocks into the buffers, verifying each checksum.</summary>
+    void Get(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<RemoteReadResult> results);
+
+    /// <summary>Deletes a block (its value was found corrupt).</summary>
+    void Delete(UInt128 key);
+
+    /// <summary>Deletes every key of this engine's fingerprint (SCAN + UNLINK) within the budget; returns how many.</summary>
+    long DeleteAll(int budgetMs);
+}

@@ -1,0 +1,200 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using System.Text;
+using FlexKv.Core.Config;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Tiers.Remote;
+using StackExchange.Redis;
+
+namespace FlexKv.Redis;
+
+/// <summary>
+/// The remote tier on Redis/Valkey (single node or cluster) through StackExchange.Redis. Key =
+/// prefix + fingerprint (hex) + ':' + the 16-byte block key; value = the block's bytes followed by
+/// their XxHash3. Presence checks, reads and writes are pipelined and bounded in time; a server
+/// that is down makes lookups miss and writes drop, and the multiplexer reconnects by itself.
+/// </summary>
+public sealed unsafe class RedisRemoteStore : IRemoteStore
+{
+    private readonly ConnectionMultiplexer _mux;
+    private readonly IDatabase _db;
+    private readonly byte[] _prefix;
+    private readonly TimeSpan? _ttl;
+    private readonly int _timeoutMs;
+
+    private RedisRemoteStore(EngineOptions o, UInt128 fingerprint)
+    {
+        ConfigurationOptions cfg = RedisEndpoints.Parse(o);
+        _timeoutMs = o.RemoteTimeoutMs;
+        _ttl = o.RemoteTtlSeconds > 0 ? TimeSpan.FromSeconds(o.RemoteTtlSeconds) : null;
+        _prefix = Encoding.UTF8.GetBytes($"{o.RemotePrefix}{fingerprint:x32}:");
+        ConnectionFailureType failure = ConnectionFailureType.None;
+        string? failureMessage = null;
+        var log = new StringWriter();
+        _mux = ConnectionMultiplexer.Connect(cfg, log);
+        _mux.ConnectionFailed += (_, e) => { failure = e.FailureType; failureMessage = e.Exception?.Message; };
+        _db = _mux.GetDatabase();
+        Description = string.Join(",", cfg.EndPoints.Select(e => e.ToString()));
+        if (!_mux.IsConnected)
+        {
+            string text = log.ToString();
+            // A wrong password is a configuration error, not an outage: say so at once.
+            if (failure == ConnectionFailureType.AuthenticationFailure || text.Contains("WRONGPASS", StringComparison.Ordinal)
+                || text.Contains("NOAUTH", StringComparison.Ordinal) || text.Contains("invalid password", StringComparison.OrdinalIgnoreCase)
+                || text.Contains("AuthenticationFailure", StringComparison.Ordinal))
+            {
+                _mux.Dispose();
+                throw new FlexKvException(FlexKvStatus.InvalidConfig,
+                    $"configuration key 'redis_password': Redis at {Description} refused the credentials ({failureMessage ?? "authentication failed"})");
+            }
+        }
+    }
+
+    /// <summary>The factory the engine calls when <c>remote_url</c> (or redis_port) is set.</summary>
+    public static IRemoteStore Create(EngineOptions o, UInt128 fingerprint) => new RedisRemoteStore(o, fingerprint);
+
+    /// <inheritdoc />
+    public bool IsConnected => _mux.IsConnected;
+
+    /// <inheritdoc />
+    public string Description { get; }
+
+    private RedisKey Key(UInt128 block)
+    {
+        var k = new byte[_prefix.Length + 16];
+        _prefix.CopyTo(k, 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(k.AsSpan(_prefix.Length), (ulong)block);
+        BinaryPrimitives.WriteUInt64LittleEndian(k.AsSpan(_prefix.Length + 8), (ulong)(block >> 64));
+        return k;
+    }
+
+    /// <inheritdoc />
+    public int CountPresent(ReadOnlySpan<UInt128> keys, int budgetMs)
+    {
+        if (keys.IsEmpty || !_mux.IsConnected) return 0;
+        var tasks = new Task<bool>[keys.Length];
+        for (int i = 0; i < keys.Length; i++) tasks[i] = _db.KeyExistsAsync(Key(keys[i]));
+        try
+        {
+            Task.WaitAll(tasks, budgetMs);
+        }
+        catch (AggregateException)
+        {
+            // Failed lookups count as misses below.
+        }
+        int n = 0;
+        while (n < tasks.Length && tasks[n].IsCompletedSuccessfully && tasks[n].Result) n++;
+        return n;
+    }
+
+    /// <inheritdoc />
+    public void Put(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<bool> ok)
+    {
+        var tasks = new Task<bool>[keys.Length];
+        var rented = new byte[keys.Length][];
+        for (int i = 0; i < keys.Length; i++)
+        {
+            byte[] v = ArrayPool<byte>.Shared.Rent(bytes + 8);
+            var src = new ReadOnlySpan<byte>((void*)buffers[i], bytes);
+            src.CopyTo(v);
+            BinaryPrimitives.WriteUInt64LittleEndian(v.AsSpan(bytes), XxHash3.HashToUInt64(src));
+            rented[i] = v;
+            tasks[i] = _ttl is { } ttl ? _db.StringSetAsync(Key(keys[i]), new ReadOnlyMemory<byte>(v, 0, bytes + 8), ttl)
+                : _db.StringSetAsync(Key(keys[i]), new ReadOnlyMemory<byte>(v, 0, bytes + 8));
+        }
+        Wait(tasks);
+        for (int i = 0; i < keys.Length; i++)
+        {
+            ok[i] = tasks[i].IsCompletedSuccessfully && tasks[i].Result;
+            // A late command may still read its buffer: only completed ones go back to the pool.
+            if (tasks[i].IsCompleted) ArrayPool<byte>.Shared.Return(rented[i]);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Get(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<RemoteReadResult> results)
+    {
+        var tasks = new Task<Lease<byte>?>[keys.Length];
+        for (int i = 0; i < keys.Length; i++) tasks[i] = _db.StringGetLeaseAsync(Key(keys[i]));
+        Wait(tasks);
+        for (int i = 0; i < keys.Length; i++)
+        {
+            if (!tasks[i].IsCompletedSuccessfully) { results[i] = RemoteReadResult.Unavailable; continue; }
+            using Lease<byte>? lease = tasks[i].Result;
+            if (lease is null) { results[i] = RemoteReadResult.Missing; continue; }
+            ReadOnlySpan<byte> v = lease.Span;
+            if (v.Length != bytes + 8 || XxHash3.HashToUInt64(v[..bytes]) != BinaryPrimitives.ReadUInt64LittleEndian(v[bytes..]))
+            {
+                results[i] = RemoteReadResult.Corrupt;
+                continue;
+            }
+            v[..bytes].CopyTo(new Span<byte>((void*)buffers[i], bytes));
+            results[i] = RemoteReadResult.Ok;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Delete(UInt128 key)
+    {
+        if (_mux.IsConnected) _db.KeyDelete(Key(key), CommandFlags.FireAndForget);
+    }
+
+    /// <inheritdoc />
+    public long DeleteAll(int budgetMs)
+    {
+        if (!_mux.IsConnected) return 0;
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        string pattern = GlobEscape(Encoding.UTF8.GetString(_prefix)) + "*";
+        long deleted = 0;
+        foreach (IServer server in _mux.GetServers())
+        {
+            if (server.IsReplica || !server.IsConnected) continue;
+            var batch = new List<RedisKey>(256);
+            foreach (RedisKey key in server.Keys(_db.Database, pattern, pageSize: 1000))
+            {
+                batch.Add(key);
+                if (batch.Count == 256) { deleted += Unlink(batch); batch.Clear(); }
+                if (sw.ElapsedMilliseconds > budgetMs) return deleted + Unlink(batch);
+            }
+            deleted += Unlink(batch);
+        }
+        return deleted;
+    }
+
+    private long Unlink(List<RedisKey> keys)
+    {
+        long n = 0;
+        // One key per command: in a cluster, keys of one batch live on different slots.
+        var tasks = keys.Select(k => _db.ExecuteAsync("UNLINK", k)).ToArray();
+        Wait(tasks);
+        foreach (var t in tasks) if (t.IsCompletedSuccessfully) n += (long)t.Result;
+        return n;
+    }
+
+    private static string GlobEscape(string s)
+    {
+        var b = new StringBuilder(s.Length);
+        foreach (char c in s)
+        {
+            if (c is '*' or '?' or '[' or ']' or '\\') b.Append('\\');
+            b.Append(c);
+        }
+        return b.ToString();
+    }
+
+    private void Wait(Task[] tasks)
+    {
+        try
+        {
+            Task.WaitAll(tasks, _timeoutMs);
+        }
+        catch (AggregateException)
+        {
+            // Per-task outcomes are read by the caller.
+        }
+    }
+
+    /// <summary>Closes the connections.</summary>
+    public void Dispose() => _mux.Dispose();
+}
