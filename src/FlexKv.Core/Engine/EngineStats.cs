@@ -71,6 +71,8 @@ public sealed class EngineStats
     [JsonPropertyName("remote_enabled")] public bool RemoteEnabled { get; set; }
     /// <summary>Whether the remote store is reachable now.</summary>
     [JsonPropertyName("remote_connected")] public bool RemoteConnected { get; set; }
+    /// <summary>Remote requests in flight per batch.</summary>
+    [JsonPropertyName("remote_pipeline_depth")] public long RemotePipelineDepth { get; set; }
     /// <summary>Lookups sent to the remote store.</summary>
     [JsonPropertyName("remote_lookups")] public long RemoteLookups { get; set; }
     /// <summary>Blocks matched from the remote store.</summary>

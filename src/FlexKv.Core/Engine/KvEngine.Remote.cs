@@ -120,6 +120,7 @@ public sealed unsafe partial class KvEngine
         _stats.RemoteEnabled = _remote is not null;
         if (_remote is null) return;
         _stats.RemoteConnected = _remote.Store.IsConnected;
+        _stats.RemotePipelineDepth = _remote.PipelineDepth;
         _stats.RemoteLookups = _remoteLookups;
         _stats.RemoteMatchedBlocks = _remoteMatchedBlocks;
         _stats.RemoteBlocksWritten = _remote.BlocksWritten;

@@ -208,7 +208,7 @@ public sealed unsafe partial class KvEngine : IDisposable
             SsdChecksumFailures = _stats.SsdChecksumFailures, SsdWriteErrors = _stats.SsdWriteErrors, SsdReadErrors = _stats.SsdReadErrors,
             SsdFull = _stats.SsdFull, SsdWritesPending = _stats.SsdWritesPending, SsdDirect = _stats.SsdDirect, SsdRestoredBlocks = _stats.SsdRestoredBlocks,
             Warnings = new List<string>(Warnings),
-            RemoteEnabled = _stats.RemoteEnabled, RemoteConnected = _stats.RemoteConnected, RemoteLookups = _stats.RemoteLookups,
+            RemoteEnabled = _stats.RemoteEnabled, RemoteConnected = _stats.RemoteConnected, RemotePipelineDepth = _stats.RemotePipelineDepth, RemoteLookups = _stats.RemoteLookups,
             RemoteMatchedBlocks = _stats.RemoteMatchedBlocks, RemoteBlocksWritten = _stats.RemoteBlocksWritten,
             RemoteBlocksRead = _stats.RemoteBlocksRead, RemoteReadsMissing = _stats.RemoteReadsMissing,
             RemoteReadsCorrupt = _stats.RemoteReadsCorrupt, RemoteReadsUnavailable = _stats.RemoteReadsUnavailable,

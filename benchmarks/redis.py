@@ -1,0 +1,150 @@
+"""Remote tier throughput against redis-benchmark on the same server, and a cold second engine
+replaying the shared trace with its hits served from Redis.
+
+Put then get of 256 KiB and 2 MiB blocks through the tier (engine A saves, a cold engine B
+loads, every byte verified), and in the same run redis-benchmark SET/GET with the same value
+size and the same pipelining depth (the tier's depth, one connection) on the same server. Then
+engine B replays the trace (match, then save prompt + output) with a CPU tier too small to hold
+it, so its hits come from Redis; its matched tokens must equal the reference replayer's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import sys
+import time
+
+import numpy as np
+
+from _common import REPO, report, shared_module, trace
+
+sys.path.insert(0, str(REPO / "tests" / "python"))
+from redis_baseline import redis_benchmark_gbps  # noqa: E402
+from redis_support import RedisServer  # noqa: E402
+
+import flexkv  # noqa: E402
+
+
+def engine(url: str, block_bytes: int, cpu_blocks: int, kv: np.ndarray, **cfg):
+    m = flexkv.KVManager({"num_cpu_blocks": cpu_blocks, "block_bytes": block_bytes, "tokens_per_block": 16,
+                          "remote_url": url, "use_hugepage_cpu_buffer": False, "model_name": "bench",
+                          "remote_lookup_budget_ms": 5000, "remote_timeout_ms": 30000, **cfg})
+    m.register_kv_caches([flexkv.KVLayer(kv.ctypes.data, block_bytes, block_bytes)], kv.shape[0])
+    return m
+
+
+def wait(pred, timeout=300.0):
+    t0 = time.perf_counter()
+    while not pred():
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError("the remote tier did not finish in time")
+        time.sleep(0.002)
+    return time.perf_counter()
+
+
+def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, int, int]:
+    n = max(4, total_bytes // block_bytes)
+    per_req = min(n, max(1, (16 << 20) // block_bytes))
+    reqs = n // per_req
+    n = reqs * per_req
+    kv = np.zeros((2 * n, block_bytes), dtype=np.uint8)
+    kv[:n] = np.random.default_rng(1).integers(0, 255, size=(n, block_bytes), dtype=np.uint8)
+    kv[n:] = 1
+    a = engine(url, block_bytes, n, kv)
+    depth = a.stats()["remote_pipeline_depth"]
+    rq = [(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(r * per_req, (r + 1) * per_req)))
+          for r in range(reqs)]
+    for rid, toks, ids in rq:
+        assert a.request_finished(rid, toks, ids)
+    t0 = time.perf_counter()
+    a.launch_tasks()
+    t1 = wait(lambda: (lambda st: st["blocks_saved"] == n and not st["remote_writes_pending"])(a.stats()))
+    assert a.stats()["remote_blocks_written"] == n, a.stats()
+    put = n * block_bytes / (t1 - t0) / 1e9
+    a.close()
+    b = engine(url, block_bytes, n, kv)  # cold: every block comes from Redis
+    pending = set()
+    for rid, toks, ids in rq:
+        assert b.get_num_new_matched_tokens("g" + rid, toks, 0) == per_req * 16
+        b.update_state_after_alloc("g" + rid, [n + i for i in ids], per_req * 16)
+        pending.add("g" + rid)
+    t0 = time.perf_counter()
+    b.launch_tasks()
+    while pending:
+        got = b.query_finished()
+        assert not got.failed_blocks, got.failed_blocks
+        pending -= got.recving
+        if pending:
+            b.wait(0.01)
+    get = n * block_bytes / (time.perf_counter() - t0) / 1e9
+    assert b.stats()["remote_blocks_read"] == n
+    b.close()
+    if not np.array_equal(kv[n:], kv[:n]):
+        raise SystemExit("blocks loaded from Redis differ from those saved")
+    return put, get, n * block_bytes, depth
+
+
+def second_engine_replay(url: str) -> tuple[int, int, int]:
+    reqs = trace(0)
+    ref = shared_module("replay_reference")
+    cache = ref.PrefixCache(None)
+    want = 0
+    for r in reqs:
+        want += cache.get_match(ref.block_keys(r["prompt"], 16)) * 16
+        cache.put(ref.block_keys(r["prompt"] + r["output"], 16))
+    kv = np.zeros((1024, 64), dtype=np.uint8)
+    b = engine(url, 64, 2048, kv, remote_prefix="replay:")
+    matched = 0
+    for i, r in enumerate(reqs):
+        rid = f"t{i}"
+        matched += b.get_num_new_matched_tokens(rid, r["prompt"], 0)
+        b.update_state_after_alloc(rid, [], 0)
+        full = r["prompt"] + r["output"] + [0]  # + 1: the engine keeps the last token's block out
+        nblocks = (len(full) - 1) // 16
+        if b.request_finished(rid, full, list(range(nblocks))):
+            b.launch_tasks()
+            b.wait_finished(rid, "sending", 60)
+        wait(lambda: not b.stats()["remote_writes_pending"])
+    st = b.stats()
+    b.close()
+    return matched, want, st["remote_matched_blocks"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--mib", type=int, default=256, help="MiB moved each way per block size")
+    a = p.parse_args()
+    out = {}
+    with RedisServer() as r:
+        for bb, name in ((256 << 10, "256k"), (2 << 20, "2m")):
+            put, get, moved, depth = tier(r.url, bb, a.mib << 20)
+            r.cli("FLUSHALL")
+            base = redis_benchmark_gbps(r.port, bb, depth, max(50, (a.mib << 20) // bb), clients=1)
+            out.update({
+                f"put_gbps_{name}": round(put, 3), f"get_gbps_{name}": round(get, 3),
+                f"redis_benchmark_set_gbps_{name}": round(base["set_gbps"], 3),
+                f"redis_benchmark_get_gbps_{name}": round(base["get_gbps"], 3),
+                f"put_ratio_{name}": round(put / base["set_gbps"], 3), f"get_ratio_{name}": round(get / base["get_gbps"], 3),
+                f"pipeline_depth_{name}": depth, f"bytes_verified_{name}": moved,
+            })
+            r.cli("FLUSHALL")
+        matched, want, from_redis = second_engine_replay(r.url)
+    worst_put = min(out["put_ratio_256k"], out["put_ratio_2m"])
+    worst_get = min(out["get_ratio_256k"], out["get_ratio_2m"])
+    report({
+        **out,
+        "put_gbps": min(out["put_gbps_256k"], out["put_gbps_2m"]),
+        "get_gbps": min(out["get_gbps_256k"], out["get_gbps_2m"]),
+        "redis_benchmark_set_gbps": min(out["redis_benchmark_set_gbps_256k"], out["redis_benchmark_set_gbps_2m"]),
+        "redis_benchmark_get_gbps": min(out["redis_benchmark_get_gbps_256k"], out["redis_benchmark_get_gbps_2m"]),
+        "put_ratio": worst_put,
+        "get_ratio": worst_get,
+        "second_engine_matched_tokens": matched,
+        "reference_matched_tokens": want,
+        "second_engine_blocks_from_redis": from_redis,
+    })
+
+
+if __name__ == "__main__":
+    main()
