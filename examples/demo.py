@@ -8,6 +8,7 @@ from FlexKv is checked byte for byte against what the model would have computed.
 
     python examples/demo.py [--conversations 32] [--turns 4] [--cpu-cache-mb 512]
     python examples/demo.py --ssd [--ssd-dir DIR]   # CPU + SSD tiers, then a restart
+    python examples/demo.py --redis [--redis-url URL]  # + a Redis tier, then a second, cold engine process
 
 With --ssd the CPU tier is smaller than the working set, so blocks are also served from the
 SSD tier; then the engine is closed and reopened on the same directory, and the final prompt of
@@ -19,6 +20,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import json
+import os
+import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -132,7 +138,12 @@ def main() -> int:
     p.add_argument("--ssd", action="store_true", help="add an SSD tier and restart the engine at the end")
     p.add_argument("--ssd-dir", default=None, help="SSD cache directory (default: a temporary one)")
     p.add_argument("--ssd-cache-mb", type=int, default=2048)
+    p.add_argument("--redis", action="store_true", help="add a Redis tier; a second engine process is then served from it")
+    p.add_argument("--redis-url", default=None, help="an existing Redis (default: start redis-server on a free port)")
+    p.add_argument("--final-prompts-only", action="store_true", help=argparse.SUPPRESS)  # the second process
     a = p.parse_args()
+    if a.final_prompts_only:
+        return second_engine(a)
     if a.ssd and a.cpu_cache_mb == 512:
         a.cpu_cache_mb = 64  # smaller than the working set, so the SSD tier serves hits too
 
@@ -141,6 +152,11 @@ def main() -> int:
     cfg = {"cpu_cache_gb": a.cpu_cache_mb / 1024, "block_bytes": block_bytes, "tokens_per_block": BS,
            "model_name": "flexkv-demo-sim"}
     tmp = None
+    redis_proc = None
+    if a.redis:
+        if a.redis_url is None:
+            redis_proc, a.redis_url = start_redis()
+        cfg["remote_url"] = a.redis_url
     if a.ssd:
         if a.ssd_dir is None:
             tmp = tempfile.TemporaryDirectory(prefix="flexkv-demo-ssd-")
@@ -156,10 +172,9 @@ def main() -> int:
             serve(m, model, rid, prompt, answer, totals)
             last[rid.split("-")[0]] = (prompt, answer)
             n += 1
-        if a.ssd:  # let write-through finish before the restart
-            deadline = time.time() + 60
-            while m.stats()["ssd_writes_pending"] and time.time() < deadline:
-                time.sleep(0.05)
+        deadline = time.time() + 60  # let write-through (SSD, Redis) finish before the restart
+        while (m.stats()["ssd_writes_pending"] or m.stats()["remote_writes_pending"]) and time.time() < deadline:
+            time.sleep(0.05)
         stats = m.stats()
     wall = time.perf_counter() - t0
     moved = stats["bytes_moved"]
@@ -192,8 +207,63 @@ def main() -> int:
         ok = ok and again["hit"] > 0 and s2["ssd_blocks_read"] > 0 and again["verified"] > 0
         if tmp is not None:
             tmp.cleanup()
+    if a.redis:
+        print(f"Redis tier                {stats['remote_blocks_written']} blocks written to {a.redis_url}")
+        child = subprocess.run([sys.executable, __file__, "--final-prompts-only", "--redis-url", a.redis_url,
+                                "--conversations", str(a.conversations), "--turns", str(a.turns), "--seed", str(a.seed)],
+                               capture_output=True, text=True, timeout=600)
+        if child.returncode != 0:
+            print(child.stdout + child.stderr)
+            ok = False
+        else:
+            r = json.loads(child.stdout.strip().splitlines()[-1])
+            print(f"second engine process     cold start, final prompts: {r['hit']} of {r['prompt']} tokens not recomputed "
+                  f"({r['remote_blocks_read']} blocks read from Redis, {r['verified']} bytes verified)")
+            ok = ok and r["hit"] > 0 and r["remote_blocks_read"] > 0 and r["verified"] > 0
+        if redis_proc is not None:
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
     print("demo OK" if ok else "demo FAILED")
     return 0 if ok else 1
+
+
+def start_redis():
+    """A throwaway redis-server on a free loopback port (no persistence)."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        raise SystemExit("--redis needs redis-server (apt-get install redis-server) or --redis-url")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc, f"redis://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("redis-server did not start")
+
+
+def second_engine(a) -> int:
+    """A new process with an empty engine: the final prompt of every conversation, served from Redis."""
+    model = SimulatedModel(num_blocks=512)
+    cfg = {"cpu_cache_gb": a.cpu_cache_mb / 1024, "block_bytes": LAYERS * 2 * model.span, "tokens_per_block": BS,
+           "model_name": "flexkv-demo-sim", "remote_url": a.redis_url}
+    last = {}
+    for rid, prompt, answer in workload(a.conversations, a.turns, a.seed):
+        last[rid.split("-")[0]] = (prompt, answer)
+    totals = dict(prompt=0, hit=0, verified=0, load_s=0.0, save_s=0.0, recomputed_after_error=0)
+    with flexkv.KVManager(cfg) as m:
+        m.register_kv_caches(model.layers(), 512)
+        for conv, (prompt, answer) in last.items():
+            serve(m, model, f"{conv}-second", prompt, answer, totals)
+        st = m.stats()
+    print(json.dumps({**totals, "remote_blocks_read": st["remote_blocks_read"]}))
+    return 0
 
 
 if __name__ == "__main__":
