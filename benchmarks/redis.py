@@ -43,6 +43,23 @@ def wait(pred, timeout=300.0):
     return time.perf_counter()
 
 
+def warm_up(m, n: int, first_block: int) -> None:
+    """A serving engine's connection is warm: grow its buffers on a few other blocks first."""
+    k = min(n, 8)
+    toks = list(range(7 * 10**9, 7 * 10**9 + k * 16 + 1))
+    if m.request_finished("warm-put", toks, list(range(first_block, first_block + k))):
+        m.launch_tasks()
+        m.wait_finished("warm-put", "sending", 60)
+    wait(lambda: not m.stats()["remote_writes_pending"])
+    got = m.get_num_new_matched_tokens("warm-get", toks, 0)
+    m.update_state_after_alloc("warm-get", list(range(first_block, first_block + k)), got)
+    if got:
+        m.launch_tasks()
+        m.wait_finished("warm-get", "recving", 60)
+    m.request_finished("warm-get", None, (), save=False)
+    m.reset()  # the measured blocks start from an empty CPU tier
+
+
 def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, int, int]:
     n = max(4, total_bytes // block_bytes)
     per_req = min(n, max(1, (16 << 20) // block_bytes))
@@ -53,17 +70,19 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, in
     kv[n:] = 1
     a = engine(url, block_bytes, n, kv)
     depth = a.stats()["remote_pipeline_depth"]
+    warm_up(a, n, 0)
     rq = [(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(r * per_req, (r + 1) * per_req)))
           for r in range(reqs)]
     for rid, toks, ids in rq:
         assert a.request_finished(rid, toks, ids)
     t0 = time.perf_counter()
     a.launch_tasks()
-    t1 = wait(lambda: (lambda st: st["blocks_saved"] == n and not st["remote_writes_pending"])(a.stats()))
-    assert a.stats()["remote_blocks_written"] == n, a.stats()
+    t1 = wait(lambda: (lambda st: st["blocks_saved"] >= n + min(n, 8) and not st["remote_writes_pending"])(a.stats()))
+    assert a.stats()["remote_blocks_written"] >= n, a.stats()
     put = n * block_bytes / (t1 - t0) / 1e9
     a.close()
     b = engine(url, block_bytes, n, kv)  # cold: every block comes from Redis
+    warm_up(b, n, n)
     pending = set()
     for rid, toks, ids in rq:
         assert b.get_num_new_matched_tokens("g" + rid, toks, 0) == per_req * 16
@@ -78,7 +97,7 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, in
         if pending:
             b.wait(0.01)
     get = n * block_bytes / (time.perf_counter() - t0) / 1e9
-    assert b.stats()["remote_blocks_read"] == n
+    assert b.stats()["remote_blocks_read"] >= n
     b.close()
     if not np.array_equal(kv[n:], kv[:n]):
         raise SystemExit("blocks loaded from Redis differ from those saved")

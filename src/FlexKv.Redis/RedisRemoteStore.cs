@@ -91,6 +91,11 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
     /// <inheritdoc />
     public void Put(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<bool> ok)
     {
+        if (keys.Length == 1)
+        {
+            ok[0] = PutOne(keys[0], buffers[0], bytes);
+            return;
+        }
         var tasks = new Task<bool>[keys.Length];
         var rented = new byte[keys.Length][];
         for (int i = 0; i < keys.Length; i++)
@@ -115,6 +120,11 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
     /// <inheritdoc />
     public void Get(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<RemoteReadResult> results)
     {
+        if (keys.Length == 1)
+        {
+            results[0] = GetOne(keys[0], buffers[0], bytes);
+            return;
+        }
         var tasks = new Task<Lease<byte>?>[keys.Length];
         for (int i = 0; i < keys.Length; i++) tasks[i] = _db.StringGetLeaseAsync(Key(keys[i]));
         Wait(tasks);
@@ -122,16 +132,53 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         {
             if (!tasks[i].IsCompletedSuccessfully) { results[i] = RemoteReadResult.Unavailable; continue; }
             using Lease<byte>? lease = tasks[i].Result;
-            if (lease is null) { results[i] = RemoteReadResult.Missing; continue; }
-            ReadOnlySpan<byte> v = lease.Span;
-            if (v.Length != bytes + 8 || XxHash3.HashToUInt64(v[..bytes]) != BinaryPrimitives.ReadUInt64LittleEndian(v[bytes..]))
-            {
-                results[i] = RemoteReadResult.Corrupt;
-                continue;
-            }
-            v[..bytes].CopyTo(new Span<byte>((void*)buffers[i], bytes));
-            results[i] = RemoteReadResult.Ok;
+            results[i] = Verify(lease, buffers[i], bytes);
         }
+    }
+
+    // One large value at a time: synchronous calls, no task per request.
+    private bool PutOne(UInt128 key, nint buffer, int bytes)
+    {
+        byte[] v = ArrayPool<byte>.Shared.Rent(bytes + 8);
+        try
+        {
+            var src = new ReadOnlySpan<byte>((void*)buffer, bytes);
+            src.CopyTo(v);
+            BinaryPrimitives.WriteUInt64LittleEndian(v.AsSpan(bytes), XxHash3.HashToUInt64(src));
+            var value = new ReadOnlyMemory<byte>(v, 0, bytes + 8);
+            return _ttl is { } ttl ? _db.StringSet(Key(key), value, ttl) : _db.StringSet(Key(key), value);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            return false;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(v);
+        }
+    }
+
+    private RemoteReadResult GetOne(UInt128 key, nint buffer, int bytes)
+    {
+        try
+        {
+            using Lease<byte>? lease = _db.StringGetLease(Key(key));
+            return Verify(lease, buffer, bytes);
+        }
+        catch (Exception e) when (e is RedisException or TimeoutException)
+        {
+            return RemoteReadResult.Unavailable;
+        }
+    }
+
+    private static RemoteReadResult Verify(Lease<byte>? lease, nint buffer, int bytes)
+    {
+        if (lease is null) return RemoteReadResult.Missing;
+        ReadOnlySpan<byte> v = lease.Span;
+        if (v.Length != bytes + 8 || XxHash3.HashToUInt64(v[..bytes]) != BinaryPrimitives.ReadUInt64LittleEndian(v[bytes..]))
+            return RemoteReadResult.Corrupt;
+        v[..bytes].CopyTo(new Span<byte>((void*)buffer, bytes));
+        return RemoteReadResult.Ok;
     }
 
     /// <inheritdoc />
