@@ -31,14 +31,16 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         _prefix = Encoding.UTF8.GetBytes($"{o.RemotePrefix}{fingerprint:x32}:");
         ConnectionFailureType failure = ConnectionFailureType.None;
         string? failureMessage = null;
+        // The connect log is kept only for this constructor (SE.Redis would otherwise hold it).
         var log = new StringWriter();
         _mux = ConnectionMultiplexer.Connect(cfg, log);
+        string text = log.ToString();
+        log.GetStringBuilder().Clear();
         _mux.ConnectionFailed += (_, e) => { failure = e.FailureType; failureMessage = e.Exception?.Message; };
         _db = _mux.GetDatabase();
         Description = string.Join(",", cfg.EndPoints.Select(e => e.ToString()));
         if (!_mux.IsConnected)
         {
-            string text = log.ToString();
             // A wrong password is a configuration error, not an outage: say so at once.
             if (failure == ConnectionFailureType.AuthenticationFailure || text.Contains("WRONGPASS", StringComparison.Ordinal)
                 || text.Contains("NOAUTH", StringComparison.Ordinal) || text.Contains("invalid password", StringComparison.OrdinalIgnoreCase)

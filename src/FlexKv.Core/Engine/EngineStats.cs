@@ -73,6 +73,10 @@ public sealed class EngineStats
     [JsonPropertyName("remote_connected")] public bool RemoteConnected { get; set; }
     /// <summary>Remote requests in flight per batch.</summary>
     [JsonPropertyName("remote_pipeline_depth")] public long RemotePipelineDepth { get; set; }
+    /// <summary>Time spent inside remote write calls (ms).</summary>
+    [JsonPropertyName("remote_store_write_ms")] public double RemoteStoreWriteMs { get; set; }
+    /// <summary>Time spent inside remote read calls (ms).</summary>
+    [JsonPropertyName("remote_store_read_ms")] public double RemoteStoreReadMs { get; set; }
     /// <summary>Lookups sent to the remote store.</summary>
     [JsonPropertyName("remote_lookups")] public long RemoteLookups { get; set; }
     /// <summary>Blocks matched from the remote store.</summary>

@@ -121,6 +121,8 @@ public sealed unsafe partial class KvEngine
         if (_remote is null) return;
         _stats.RemoteConnected = _remote.Store.IsConnected;
         _stats.RemotePipelineDepth = _remote.PipelineDepth;
+        _stats.RemoteStoreWriteMs = Math.Round(_remote.StoreWriteMs, 3);
+        _stats.RemoteStoreReadMs = Math.Round(_remote.StoreReadMs, 3);
         _stats.RemoteLookups = _remoteLookups;
         _stats.RemoteMatchedBlocks = _remoteMatchedBlocks;
         _stats.RemoteBlocksWritten = _remote.BlocksWritten;

@@ -29,7 +29,7 @@ internal sealed unsafe class RemoteTier : IDisposable
     private readonly Thread _writer;
     private readonly Thread _reader;
     private readonly Func<TransferTask, bool> _readsDone;
-    private long _written, _read, _missing, _corrupt, _unavailable, _dropped;
+    private long _written, _read, _missing, _corrupt, _unavailable, _dropped, _writeTicks, _readTicks;
 
     public RemoteTier(IRemoteStore store, byte* cpuBase, long cpuStride, int blockBytes, int maxQueuedBlocks,
         Func<TransferTask, bool> readsDone)
@@ -62,6 +62,12 @@ internal sealed unsafe class RemoteTier : IDisposable
     public long ReadsCorrupt => Interlocked.Read(ref _corrupt);
     public long ReadsUnavailable => Interlocked.Read(ref _unavailable);
     public long WritesDropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Milliseconds spent inside the store's write calls.</summary>
+    public double StoreWriteMs => Interlocked.Read(ref _writeTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+
+    /// <summary>Milliseconds spent inside the store's read calls.</summary>
+    public double StoreReadMs => Interlocked.Read(ref _readTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
 
     /// <summary>Queues a write unless the store is down or the queue is full (then it is dropped).</summary>
     public bool TryEnqueueWrite(in RemoteWrite w)
@@ -99,6 +105,7 @@ internal sealed unsafe class RemoteTier : IDisposable
                 keys[i] = batch[i].Key;
                 bufs[i] = (nint)(_cpuBase + batch[i].CpuSlot * _cpuStride);
             }
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 if (_store.IsConnected) _store.Put(keys, bufs, _blockBytes, ok);
@@ -107,6 +114,7 @@ internal sealed unsafe class RemoteTier : IDisposable
             {
                 // A store that throws loses this batch, not the thread.
             }
+            Interlocked.Add(ref _writeTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             for (int i = 0; i < n; i++)
             {
                 if (ok[i]) Interlocked.Increment(ref _written);
@@ -135,6 +143,7 @@ internal sealed unsafe class RemoteTier : IDisposable
                 keys[k] = task.RemoteKeys[i];
                 bufs[k] = (nint)(_cpuBase + task.CpuSlots[i] * _cpuStride);
             }
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             try
             {
                 if (_store.IsConnected) _store.Get(keys, bufs, _blockBytes, results);
@@ -144,6 +153,7 @@ internal sealed unsafe class RemoteTier : IDisposable
             {
                 results.AsSpan().Fill(RemoteReadResult.Unavailable);
             }
+            Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
             for (int k = 0; k < n; k++)
             {
                 var (task, i) = batch[k];
