@@ -22,14 +22,17 @@ REDIS_BENCHMARK = "redis-benchmark"
 
 
 def redis_benchmark_gbps(port: int, value_bytes: int, pipeline: int, requests: int, password: str | None = None,
-                         clients: int | None = None, timeout_s: float = 120.0) -> dict:
+                         clients: int | None = None, timeout_s: float = 120.0, tests: str = "set,get",
+                         keyspace: int | None = None) -> dict:
     """Runs redis-benchmark SET then GET against 127.0.0.1:port and converts requests/s to GB/s.
 
     clients=None keeps redis-benchmark's default (50 connections). Without -r every request
     uses the same key, so the server holds one value whatever the request count.
     """
-    cmd = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-t", "set,get", "-d", str(value_bytes),
+    cmd = [REDIS_BENCHMARK, "-h", "127.0.0.1", "-p", str(port), "-t", tests, "-d", str(value_bytes),
            "-P", str(pipeline), "-n", str(requests), "-q", "--csv"]
+    if keyspace is not None:
+        cmd += ["-r", str(keyspace)]  # random keys key:000000000000.. in [0, keyspace)
     if clients is not None:
         cmd += ["-c", str(clients)]
     if password:
@@ -40,11 +43,14 @@ def redis_benchmark_gbps(port: int, value_bytes: int, pipeline: int, requests: i
     for row in csv.reader(io.StringIO(r.stdout)):
         if len(row) >= 2 and row[0] in ("SET", "GET"):
             rps[row[0]] = float(row[1])
-    if r.returncode != 0 or set(rps) != {"SET", "GET"}:
+    if r.returncode != 0 or set(rps) != {t.upper() for t in tests.split(",")}:
         shown = " ".join(c if c != password else "***" for c in cmd)
         raise RuntimeError(f"{shown} failed (rc {r.returncode}):\nstdout: {r.stdout.strip()}\nstderr: {r.stderr.strip()}")
-    return {"set_rps": rps["SET"], "get_rps": rps["GET"],
-            "set_gbps": rps["SET"] * value_bytes / 1e9, "get_gbps": rps["GET"] * value_bytes / 1e9}
+    out = {}
+    for t, v in rps.items():
+        out[f"{t.lower()}_rps"] = v
+        out[f"{t.lower()}_gbps"] = v * value_bytes / 1e9
+    return out
 
 
 def main() -> None:
