@@ -12,29 +12,11 @@ public sealed partial class BlockIndex
     /// </summary>
     public int InsertRemote(UInt128 key, int parent, long clock)
     {
-        if (_map.ContainsKey(key)) return -1;
-        int id = NewNode();
-        ref BlockNode n = ref _nodes[id];
-        uint generation = n.Generation;
-        n = default;
-        n.Key = key;
-        n.Parent = parent;
-        n.ChildHint = -1;
-        n.Slot = -1;
-        n.SsdSlot = -1;
-        n.LastUse = clock;
-        n.State = BlockState.Empty;
-        n.Ssd = SsdState.None;
-        n.Remote = true;
-        n.Pins = 1;
-        n.Generation = generation;
+        int id = InsertDetached(key, parent, clock);
+        if (id < 0) return -1;
+        _nodes[id].Remote = true;
+        _nodes[id].Pins = 1;
         TotalPins++;
-        _map.Add(key, id);
-        if (parent >= 0)
-        {
-            _nodes[parent].Children++;
-            _nodes[parent].ChildHint = id;
-        }
         return id;
     }
 

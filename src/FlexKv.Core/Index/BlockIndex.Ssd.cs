@@ -94,6 +94,17 @@ public sealed partial class BlockIndex
     /// </summary>
     public int InsertFromSsd(UInt128 key, int parent, int ssdSlot, long clock)
     {
+        int id = InsertDetached(key, parent, clock);
+        if (id < 0) return -1;
+        _nodes[id].Ssd = SsdState.Ready;
+        _nodes[id].SsdSlot = ssdSlot;
+        if (parent >= 0) _nodes[parent].SsdChildren++;
+        return id;
+    }
+
+    // A node with no copy yet, linked under its parent; the caller says where the block is.
+    private int InsertDetached(UInt128 key, int parent, long clock)
+    {
         if (_map.ContainsKey(key)) return -1;
         int id = NewNode();
         ref BlockNode n = ref _nodes[id];
@@ -103,16 +114,14 @@ public sealed partial class BlockIndex
         n.Parent = parent;
         n.ChildHint = -1;
         n.Slot = -1;
-        n.SsdSlot = ssdSlot;
+        n.SsdSlot = -1;
         n.LastUse = clock;
         n.State = BlockState.Empty;
-        n.Ssd = SsdState.Ready;
         n.Generation = generation;
         _map.Add(key, id);
         if (parent >= 0)
         {
             _nodes[parent].Children++;
-            _nodes[parent].SsdChildren++;
             _nodes[parent].ChildHint = id;
         }
         return id;

@@ -15,12 +15,18 @@ internal sealed class EngineHarness : IDisposable
     public const int Bs = 4;
 
     public EngineHarness(int cpuBlocks = 64, int deviceBlocks = 32, bool register = true, int spanBytes = 64, string extraConfig = "",
-        Func<FlexKv.Core.Tiers.Ssd.IBlockDevice, FlexKv.Core.Tiers.Ssd.IBlockDevice>? wrapSsd = null)
+        Func<FlexKv.Core.Tiers.Ssd.IBlockDevice, FlexKv.Core.Tiers.Ssd.IBlockDevice>? wrapSsd = null,
+        FlexKv.Core.Tiers.Remote.IRemoteStore? remote = null)
     {
         Device = new DeviceKvCache(deviceBlocks, spanBytes);
         string json = $"{{\"num_cpu_blocks\":{cpuBlocks},\"block_bytes\":{Device.BlockBytes},\"tokens_per_block\":{Bs}," +
                       $"\"transfer_threads\":2,\"use_hugepage_cpu_buffer\":false{extraConfig}}}";
-        Engine = wrapSsd is null ? KvEngine.Create(Encoding.UTF8.GetBytes(json))
+        if (remote is not null)
+        {
+            json = json.Insert(json.Length - 1, ",\"remote_url\":\"redis://fake:1\"");
+            Engine = KvEngine.Create(Encoding.UTF8.GetBytes(json), (_, _) => remote);
+        }
+        else Engine = wrapSsd is null ? KvEngine.Create(Encoding.UTF8.GetBytes(json))
             : KvEngine.Create(FlexKv.Core.Config.EngineOptionsJson.Parse(json), wrapSsd);
         if (register) Engine.RegisterKvCaches(Device.Layers, deviceBlocks);
     }
