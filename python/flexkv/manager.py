@@ -78,12 +78,16 @@ class KVManager(Handle):
 
     # ---- registration -------------------------------------------------------------------
 
-    def register_kv_caches(self, layers: Sequence[KVLayer], num_blocks: int) -> None:
-        """Registers the same-process KV cache that blocks are copied to and from."""
+    def register_kv_caches(self, layers: Sequence[KVLayer], num_blocks: int, cuda_device: Optional[int] = None) -> None:
+        """Registers the same-process KV cache that blocks are copied to and from: host memory,
+        or GPU memory of CUDA device ``cuda_device`` (layer bases are then device pointers)."""
         arr = (_native.Layer * len(layers))()
         for i, l in enumerate(layers):
             arr[i] = _native.Layer(l.base, l.block_stride, l.kv_stride, l.span_bytes, l.num_kv, 0)
-        _native.check(self._lib.flexkv_register_kv_caches(self._h(), arr, len(layers), num_blocks))
+        if cuda_device is None:
+            _native.check(self._lib.flexkv_register_kv_caches(self._h(), arr, len(layers), num_blocks))
+        else:
+            _native.check(self._lib.flexkv_register_cuda_kv_caches(self._h(), arr, len(layers), num_blocks, cuda_device))
 
     # ---- vLLM's scheduler calls ---------------------------------------------------------
 

@@ -61,9 +61,13 @@ def test_unknown_layout_is_refused_with_shape_and_strides():
         _layouts.describe(torch.zeros(2, 2, BS, H, D), BS, None)  # ambiguous without the block count
 
 
-def test_device_tensor_is_not_supported_yet():
+def test_devices_are_told_apart():
     class Fake:
-        device = type("D", (), {"type": "cuda"})()
+        def __init__(self, kind, index=None):
+            self.device = type("D", (), {"type": kind, "index": index})()
 
-    with pytest.raises(flexkv.NotSupportedError, match="CUDA"):
-        _layouts.describe(Fake(), BS, N)
+    assert _layouts.device_of(torch.zeros(1)) is None
+    assert _layouts.device_of(Fake("cuda", 3)) == 3
+    assert _layouts.device_of(Fake("cuda")) == 0
+    with pytest.raises(flexkv.NotSupportedError, match="'xpu'"):
+        _layouts.device_of(Fake("xpu"))

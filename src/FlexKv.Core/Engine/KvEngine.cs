@@ -109,6 +109,28 @@ public sealed unsafe partial class KvEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Registers a KV cache in GPU memory of this process (device pointers) on CUDA device
+    /// <paramref name="deviceOrdinal"/>: copies go through the CUDA driver and the CPU pool is
+    /// page-locked. Without a driver or GPU this is a <see cref="FlexKvStatus.NotSupported"/> error.
+    /// </summary>
+    public void RegisterCudaKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks, int deviceOrdinal)
+    {
+        KvLayout layout = KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes);
+        var device = new Cuda.CudaDevice(deviceOrdinal);
+        Cuda.CudaTransport transport;
+        try
+        {
+            transport = new Cuda.CudaTransport(device, layout, _cpu.SlotAddress(0), _cpu.ReservedBytes);
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+        RegisterTransport(transport);
+    }
+
     /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
     public void RegisterTransport(IDeviceTransport transport)
     {
@@ -233,7 +255,11 @@ public sealed unsafe partial class KvEngine : IDisposable
             bool stopped = _transfer.Stop(CancelWaitMs);
             if (_ssd is not null) stopped &= _ssd.Stop(CancelWaitMs);
             if (_remote is not null) stopped &= _remote.Stop(CancelWaitMs);
-            if (stopped) _cpu.Dispose();
+            if (stopped)
+            {
+                (_transfer.Transport as IDisposable)?.Dispose(); // e.g. unpin the CPU pool from CUDA
+                _cpu.Dispose();
+            }
         }
     }
 

@@ -57,6 +57,17 @@ internal static unsafe class EngineExports
         catch (Exception ex) { return LastError.Set(ex); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "flexkv_register_cuda_kv_caches")]
+    public static int RegisterCudaKvCaches(ulong engine, KvLayerDesc* layers, nuint numLayers, int numDeviceBlocks, int device)
+    {
+        try
+        {
+            HandleTable.Get<KvEngine>(engine).RegisterCudaKvCaches(Args.Span(layers, numLayers, "layers"), numDeviceBlocks, device);
+            return 0;
+        }
+        catch (Exception ex) { return LastError.Set(ex); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "flexkv_reset")]
     public static int Reset(ulong engine)
     {

@@ -95,6 +95,12 @@ int flexkv_engine_shutdown(flexkv_engine_t engine);
 int flexkv_register_kv_caches(flexkv_engine_t engine, const flexkv_layer_t* layers, size_t num_layers,
                               int32_t num_device_blocks);
 
+/* Registers a KV cache in GPU memory of this process: layer bases are CUDA device pointers on
+ * device `device`. Copies use the CUDA driver (libcuda.so.1, loaded on this call) and the CPU
+ * pool is page-locked. FLEXKV_ERR_NOT_SUPPORTED without a driver or GPU. */
+int flexkv_register_cuda_kv_caches(flexkv_engine_t engine, const flexkv_layer_t* layers, size_t num_layers,
+                                   int32_t num_device_blocks, int32_t device);
+
 /* Drops every cached block; pending tasks are cancelled and still reported as finished. */
 int flexkv_reset(flexkv_engine_t engine);
 

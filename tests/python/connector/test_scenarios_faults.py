@@ -57,16 +57,48 @@ def test_unknown_layout_is_refused_naming_shape_and_strides(make_vllm_config):
         w.register_kv_caches({"model.layers.0.self_attn.attn": torch.zeros(3, 5, 7)})
 
 
+class _CudaLike:
+    """What a CUDA tensor looks like to the layout code (shape, strides, a device pointer)."""
+
+    _next = 0x7F0000000000
+
+    def __init__(self, shape):
+        self._t = torch.zeros(shape, dtype=torch.float16)
+        self._ptr = _CudaLike._next
+        _CudaLike._next += 1 << 30
+        self.shape, self.device = self._t.shape, type("D", (), {"type": "cuda", "index": 0})()
+
+    def stride(self):
+        return self._t.stride()
+
+    def element_size(self):
+        return 2
+
+    def data_ptr(self):
+        return self._ptr
+
+
+def test_cuda_tensors_without_a_driver_are_a_clear_error(make_vllm_config):
+    cfg = make_vllm_config()
+    s = FlexKVConnectorV1Impl(cfg, 0)  # the engine exists, so registration reaches it at once
+    w = FlexKVConnectorV1Impl(cfg, 1)
+    try:
+        with pytest.raises(flexkv.NotSupportedError, match="libcuda|CUDA"):
+            w.register_kv_caches({"layer0": _CudaLike((2, 8, 16, 2, 8)), "layer1": _CudaLike((2, 8, 16, 2, 8))})
+    finally:
+        s.shutdown()
+
+
 def test_tensors_on_an_unsupported_device_are_refused(make_vllm_config):
-    class FakeCuda:
-        device = type("D", (), {"type": "cuda"})()
+    class Other:
+        device = type("D", (), {"type": "xpu", "index": 0})()
 
         def data_ptr(self):
             return 1
 
     w = FlexKVConnectorV1Impl(make_vllm_config(), 1)
-    with pytest.raises(flexkv.NotSupportedError, match="CUDA"):
-        w.register_kv_caches({"layer0": FakeCuda()})
+    with pytest.raises(flexkv.NotSupportedError, match="xpu"):
+        w.register_kv_caches({"layer0": Other()})
 
 
 def test_workers_in_other_processes_are_not_supported_yet(make_vllm_config):

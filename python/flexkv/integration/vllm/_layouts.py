@@ -56,17 +56,23 @@ def _dense(sizes: Sequence[int], strides: Sequence[int]) -> bool:
     return True
 
 
+def device_of(tensor) -> Optional[int]:
+    """None for host memory, the CUDA ordinal for a CUDA tensor; other devices are refused."""
+    dev = getattr(tensor, "device", None)
+    kind = getattr(dev, "type", "cpu")
+    if kind == "cpu":
+        return None
+    if kind == "cuda":
+        index = getattr(dev, "index", None)
+        return int(index) if index is not None else 0
+    raise NotSupportedError(f"KV cache tensors on '{kind}' are not supported: FlexKv copies host memory and CUDA memory")
+
+
 def describe(tensor, block_size: int, num_blocks: Optional[int] = None) -> Tuple[KVLayer, int]:
     """The engine's description of one layer's cache tensor and its number of blocks.
 
-    Raises :class:`NotSupportedError` for tensors not in this process's host memory and
-    :class:`InvalidArgumentError` naming the shape and strides for an unknown layout.
+    Raises :class:`InvalidArgumentError` naming the shape and strides for an unknown layout.
     """
-    device = getattr(getattr(tensor, "device", None), "type", "cpu")
-    if device != "cpu":
-        raise NotSupportedError(
-            f"KV cache tensors on '{device}' need the CUDA copy path, which this FlexKv build does not have yet; "
-            "the host-memory path serves vLLM's CPU backend")
     shape, strides = tuple(tensor.shape), tuple(tensor.stride())
     axes = _axes(shape, num_blocks, block_size)
     if axes is None:

@@ -21,6 +21,7 @@ class _Slot:
     manager: Any = None
     layers: Optional[list] = None
     num_blocks: int = 0
+    device: Optional[int] = None
     keepalive: List[Any] = field(default_factory=list)
     load_errors: set = field(default_factory=set)
 
@@ -40,9 +41,9 @@ def attach(engine_id: str, manager) -> None:
     with _lock:
         s = _slot(engine_id)
         s.manager = manager
-        layers, num_blocks = s.layers, s.num_blocks
+        layers, num_blocks, device = s.layers, s.num_blocks, s.device
     if layers is not None:
-        manager.register_kv_caches(layers, num_blocks)
+        manager.register_kv_caches(layers, num_blocks, device)
 
 
 def detach(engine_id: str) -> None:
@@ -50,14 +51,15 @@ def detach(engine_id: str) -> None:
         _slots.pop(engine_id, None)
 
 
-def register(engine_id: str, layers: list, num_blocks: int, keepalive: list) -> bool:
-    """A worker's KV cache; registered now if the engine exists (returns True), else kept."""
+def register(engine_id: str, layers: list, num_blocks: int, keepalive: list, device: Optional[int] = None) -> bool:
+    """A worker's KV cache (host memory, or CUDA device ``device``); registered now if the
+    engine exists (returns True), else kept."""
     with _lock:
         s = _slot(engine_id)
-        s.layers, s.num_blocks, s.keepalive = layers, num_blocks, keepalive
+        s.layers, s.num_blocks, s.keepalive, s.device = layers, num_blocks, keepalive, device
         manager = s.manager
     if manager is not None:
-        manager.register_kv_caches(layers, num_blocks)
+        manager.register_kv_caches(layers, num_blocks, device)
         return True
     return False
 

@@ -32,6 +32,10 @@ class WorkerSide:
         if not kv_caches:
             raise _errors.InvalidArgumentError("register_kv_caches got no KV cache tensors")
         layers, seen, num_blocks = [], set(), self.num_blocks
+        devices = {_layouts.device_of(t) for t in kv_caches.values()}
+        if len(devices) != 1:
+            raise _errors.InvalidArgumentError(f"KV cache tensors live on several devices: {sorted(map(str, devices))}")
+        device = devices.pop()
         for name, t in kv_caches.items():
             if t.data_ptr() in seen:
                 continue  # KV sharing: one tensor serves several layer names
@@ -46,7 +50,7 @@ class WorkerSide:
                 raise _errors.InvalidArgumentError(f"layer '{name}' has {n} blocks, other layers {num_blocks}")
             layers.append(layer)
         self.tensors = dict(kv_caches)  # keep the memory alive while the engine points into it
-        _registry.register(self.engine_id, layers, num_blocks, list(kv_caches.values()))
+        _registry.register(self.engine_id, layers, num_blocks, list(kv_caches.values()), device)
         _log.logger.info("FlexKv: registered %d KV cache tensors of %d blocks", len(layers), num_blocks)
 
     def get_block_ids_with_load_errors(self) -> set:

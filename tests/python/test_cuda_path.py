@@ -1,0 +1,42 @@
+"""The CUDA copy path is in the library and fails cleanly on a machine without a GPU or driver."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+import pytest
+
+import flexkv
+
+
+def has_cuda_driver() -> bool:
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(has_cuda_driver(), reason="this machine has a CUDA driver: benchmarks/gpu_check.py covers it")
+def test_cuda_registration_without_a_driver_is_not_supported_and_the_engine_keeps_working():
+    with flexkv.KVManager(num_cpu_blocks=8, block_bytes=4096, use_hugepage_cpu_buffer=False) as m:
+        with pytest.raises(flexkv.NotSupportedError, match="libcuda.so.1"):
+            m.register_kv_caches([flexkv.KVLayer(0x7F0000000000, 4096, 4096)], 16, cuda_device=0)
+        host = (ctypes.c_uint8 * (16 * 4096))()
+        m.register_kv_caches([flexkv.KVLayer(ctypes.addressof(host), 4096, 4096)], 16)
+        assert m.put("r", list(range(33)), [0, 1])
+        assert m.stats()["blocks_saved"] == 2
+
+
+def test_gpu_check_script_refuses_cleanly_without_a_gpu():
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")], capture_output=True, text=True,
+                         timeout=120)
+    if out.returncode == 0:
+        pytest.skip("this machine has a GPU")
+    assert "needs a CUDA GPU" in out.stderr or "needs PyTorch" in out.stderr
