@@ -33,7 +33,7 @@ import flexkv  # noqa: E402
 
 def engine(url: str, block_bytes: int, cpu_blocks: int, kv: np.ndarray, **cfg):
     m = flexkv.KVManager({"num_cpu_blocks": cpu_blocks, "block_bytes": block_bytes, "tokens_per_block": 16,
-                          "remote_url": url, "use_hugepage_cpu_buffer": False, "model_name": "bench",
+                          "remote_url": url, "model_name": "bench",
                           "remote_lookup_budget_ms": 5000, "remote_timeout_ms": 30000, **cfg})
     m.register_kv_caches([flexkv.KVLayer(kv.ctypes.data, block_bytes, block_bytes)], kv.shape[0])
     return m
@@ -113,7 +113,9 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, fl
     put = n * block_bytes / (t1 - t0) / 1e9
     a.close()
     first = cold_get(url, block_bytes, n, kv, rq)   # engine B: the first read of each key
-    again = cold_get(url, block_bytes, n, kv, rq)   # engine C: keys already read once
+    # Later readers (new engines, keys read before); this server's speed varies a lot from run
+    # to run (0.3-1.1 GB/s for the same reads), so the best of three is kept, as for the baseline.
+    again = max(cold_get(url, block_bytes, n, kv, rq) for _ in range(3))
     if not np.array_equal(kv[n:], kv[:n]):
         raise SystemExit("blocks loaded from Redis differ from those saved")
     return put, first, again, n * block_bytes, depth
@@ -163,7 +165,8 @@ def main() -> None:
             assert distinct > n // 2, f"redis-benchmark wrote only {distinct} distinct keys"
             r.cli("FLUSHALL")
             redis_benchmark_gbps(r.port, bb, depth, 8 * n, clients=1, tests="set", keyspace=n)  # populate
-            get_existing = redis_benchmark_gbps(r.port, bb, depth, n, clients=1, tests="get", keyspace=n)
+            get_existing = max((redis_benchmark_gbps(r.port, bb, depth, n, clients=1, tests="get", keyspace=n)
+                                for _ in range(3)), key=lambda x: x["get_gbps"])
             same_key = redis_benchmark_gbps(r.port, bb, depth, n, clients=1)
         out.update({
             f"put_gbps_{name}": round(put, 3), f"get_gbps_{name}": round(get, 3),
