@@ -69,7 +69,7 @@ case "${1:-all}" in
     ;;
   bench)
     name=${2:?usage: ./build.sh bench NAME}
-    all python3-torch
+    all python3-torch redis-server redis-tools
     log "benchmark $name"
     "$PY" "benchmarks/${name//-/_}.py" "${@:3}"
     ;;
