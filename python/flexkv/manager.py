@@ -78,13 +78,17 @@ class KVManager(Handle):
 
     # ---- registration -------------------------------------------------------------------
 
-    def register_kv_caches(self, layers: Sequence[KVLayer], num_blocks: int, cuda_device: Optional[int] = None) -> None:
-        """Registers the same-process KV cache that blocks are copied to and from: host memory,
-        or GPU memory of CUDA device ``cuda_device`` (layer bases are then device pointers)."""
+    def register_kv_caches(self, layers: Sequence[KVLayer], num_blocks: int, cuda_device: Optional[int] = None,
+                           pid: Optional[int] = None) -> None:
+        """Registers the KV cache that blocks are copied to and from: host memory of this process,
+        GPU memory of CUDA device ``cuda_device`` (layer bases are device pointers), or host
+        memory of process ``pid`` (reached with process_vm_readv/writev)."""
         arr = (_native.Layer * len(layers))()
         for i, l in enumerate(layers):
             arr[i] = _native.Layer(l.base, l.block_stride, l.kv_stride, l.span_bytes, l.num_kv, 0)
-        if cuda_device is None:
+        if pid is not None:
+            _native.check(self._lib.flexkv_register_process_kv_caches(self._h(), pid, arr, len(layers), num_blocks))
+        elif cuda_device is None:
             _native.check(self._lib.flexkv_register_kv_caches(self._h(), arr, len(layers), num_blocks))
         else:
             _native.check(self._lib.flexkv_register_cuda_kv_caches(self._h(), arr, len(layers), num_blocks, cuda_device))

@@ -131,6 +131,14 @@ public sealed unsafe partial class KvEngine : IDisposable
         RegisterTransport(transport);
     }
 
+    /// <summary>
+    /// Registers a KV cache in host memory of another process (<paramref name="pid"/>), reached with
+    /// process_vm_readv/writev. The kernel must allow it (the engine is the worker's ancestor, or
+    /// ptrace_scope permits); otherwise a <see cref="FlexKvStatus.NotSupported"/> error names the setting.
+    /// </summary>
+    public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
+        RegisterTransport(new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes)));
+
     /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
     public void RegisterTransport(IDeviceTransport transport)
     {

@@ -63,6 +63,14 @@ internal static unsafe partial class LibcMethods
         public nuint Length;
     }
 
+    public const int Eperm = 1, Esrch = 3, Efault = 14;
+
+    [LibraryImport(Libc, EntryPoint = "process_vm_readv", SetLastError = true)]
+    public static partial nint ProcessVmReadv(int pid, Iovec* local, nuint localCount, Iovec* remote, nuint remoteCount, nuint flags);
+
+    [LibraryImport(Libc, EntryPoint = "process_vm_writev", SetLastError = true)]
+    public static partial nint ProcessVmWritev(int pid, Iovec* local, nuint localCount, Iovec* remote, nuint remoteCount, nuint flags);
+
     /// <summary>Owner uid of a path, or -1 if it cannot be read.</summary>
     public static long OwnerOf(string path)
     {

@@ -68,6 +68,17 @@ internal static unsafe class EngineExports
         catch (Exception ex) { return LastError.Set(ex); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "flexkv_register_process_kv_caches")]
+    public static int RegisterProcessKvCaches(ulong engine, int pid, KvLayerDesc* layers, nuint numLayers, int numDeviceBlocks)
+    {
+        try
+        {
+            HandleTable.Get<KvEngine>(engine).RegisterProcessKvCaches(pid, Args.Span(layers, numLayers, "layers"), numDeviceBlocks);
+            return 0;
+        }
+        catch (Exception ex) { return LastError.Set(ex); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "flexkv_reset")]
     public static int Reset(ulong engine)
     {

@@ -101,6 +101,12 @@ int flexkv_register_kv_caches(flexkv_engine_t engine, const flexkv_layer_t* laye
 int flexkv_register_cuda_kv_caches(flexkv_engine_t engine, const flexkv_layer_t* layers, size_t num_layers,
                                    int32_t num_device_blocks, int32_t device);
 
+/* Registers a KV cache in host memory of process `pid` (e.g. a vLLM CPU worker started by this
+ * process): blocks move with process_vm_readv/writev. FLEXKV_ERR_NOT_SUPPORTED when the kernel
+ * denies access (ptrace rules; the message names the setting). */
+int flexkv_register_process_kv_caches(flexkv_engine_t engine, int32_t pid, const flexkv_layer_t* layers,
+                                      size_t num_layers, int32_t num_device_blocks);
+
 /* Drops every cached block; pending tasks are cancelled and still reported as finished. */
 int flexkv_reset(flexkv_engine_t engine);
 

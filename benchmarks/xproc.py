@@ -1,0 +1,89 @@
+"""Put and get between the CPU tier and a KV cache in another process (process_vm_readv/writev),
+against in-process memcpy of the same bytes with the same number of threads, in the same run.
+
+The child process (spawned, as vLLM starts its workers) holds the cache tensor; it checks that
+every block loaded into it equals the block saved from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import sys
+import time
+
+from _common import REPO, report
+from cpu_copy import memcpy_gbps, wait_all
+
+sys.path.insert(0, str(REPO / "tests" / "python"))
+import xproc_worker  # noqa: E402
+
+import flexkv  # noqa: E402
+
+SPAN = 1 << 20  # bytes per K or V span: a block is 2 MiB
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gib", type=float, default=1.0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--runs", type=int, default=3)
+    a = p.parse_args()
+    per_req, reqs = 64, max(1, int(a.gib * (1 << 30)) // (2 * SPAN) // 64)
+    blocks = per_req * reqs
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=xproc_worker.serve, args=(child, 2 * blocks, SPAN, 7), daemon=True)
+    proc.start()
+    info = parent.recv()
+    parent.send(("zero", blocks, 2 * blocks))  # fault in the destination half before timing
+    parent.recv()
+    m = flexkv.KVManager({"num_cpu_blocks": blocks, "block_bytes": 2 * SPAN, "transfer_threads": a.threads})
+    m.register_kv_caches([flexkv.KVLayer(info["base"], info["block_stride"], info["span"], info["kv_stride"], 2)],
+                         2 * blocks, pid=info["pid"])
+    best_put = best_get = 0.0
+    nbytes = blocks * 2 * SPAN
+    for run in range(a.runs + 1):  # run 0 faults in the CPU pool
+        m.reset()
+        ids = set()
+        for r in range(reqs):
+            toks = list(range(r * 10**6, r * 10**6 + per_req * 16 + 1))
+            assert m.request_finished(f"p{run}-{r}", toks, list(range(r * per_req, (r + 1) * per_req)))
+            ids.add(f"p{run}-{r}")
+        t0 = time.perf_counter()
+        m.launch_tasks()
+        put_s = wait_all(m, ids, "sending") - t0
+        ids = set()
+        for r in range(reqs):
+            toks = list(range(r * 10**6, r * 10**6 + per_req * 16 + 1))
+            assert m.get_num_new_matched_tokens(f"g{run}-{r}", toks, 0) == per_req * 16
+            m.update_state_after_alloc(f"g{run}-{r}", list(range(blocks + r * per_req, blocks + (r + 1) * per_req)),
+                                       per_req * 16)
+            ids.add(f"g{run}-{r}")
+        t0 = time.perf_counter()
+        m.launch_tasks()
+        get_s = wait_all(m, ids, "recving") - t0
+        for r in range(reqs):
+            m.request_finished(f"g{run}-{r}", None, (), save=False)
+        if run:
+            best_put, best_get = max(best_put, nbytes / put_s / 1e9), max(best_get, nbytes / get_s / 1e9)
+    parent.send(("same", [(i, blocks + i) for i in range(blocks)]))
+    if parent.recv() is not True:
+        raise SystemExit("blocks loaded into the child differ from those saved from it")
+    m.close()
+    parent.send(("exit",))
+    proc.join(10)
+    base = memcpy_gbps(nbytes, a.threads, a.runs)
+    report({
+        "bytes_each_way": nbytes,
+        "threads": a.threads,
+        "xproc_put_gbps": round(best_put, 3),
+        "xproc_get_gbps": round(best_get, 3),
+        "memcpy_gbps": round(base, 3),
+        "ratio": round(min(best_put, best_get) / base, 3),
+        "bytes_verified": nbytes,
+    })
+
+
+if __name__ == "__main__":
+    main()
