@@ -53,25 +53,38 @@ public sealed unsafe class ProcessVmTransport : IDeviceTransport
         byte* hostBase, long hostStride, Span<byte> failed)
     {
         KvLayerDesc[] layers = Layout.Layers;
+        int spansPerBlock = 0;
+        foreach (var l in layers) spansPerBlock += l.NumKv;
+        int perCall = Math.Max(1, MaxIov / spansPerBlock); // several blocks per system call
         LibcMethods.Iovec* remote = stackalloc LibcMethods.Iovec[MaxIov];
+        LibcMethods.Iovec* local = stackalloc LibcMethods.Iovec[MaxIov];
+        Span<int> batch = stackalloc int[Math.Min(perCall, MaxIov)];
         int failures = 0;
-        for (int i = 0; i < deviceBlocks.Length; i++)
+        int i = 0;
+        while (i < deviceBlocks.Length)
         {
-            int b = deviceBlocks[i];
-            if (failed[i] != 0) continue;
-            if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = 1; failures++; continue; }
-            int n = 0;
-            foreach (ref readonly KvLayerDesc d in layers.AsSpan())
+            int n = 0, r = 0;
+            for (; i < deviceBlocks.Length && n < batch.Length; i++)
             {
-                ulong dev = d.Base + (ulong)(b * d.BlockStride);
-                for (int kv = 0; kv < d.NumKv; kv++, dev += (ulong)d.KvStride)
-                    remote[n++] = new LibcMethods.Iovec { Base = (void*)dev, Length = (nuint)d.SpanBytes };
+                int b = deviceBlocks[i];
+                if (failed[i] != 0) continue;
+                if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = 1; failures++; continue; }
+                foreach (ref readonly KvLayerDesc d in layers.AsSpan())
+                {
+                    ulong dev = d.Base + (ulong)(b * d.BlockStride);
+                    for (int kv = 0; kv < d.NumKv; kv++, dev += (ulong)d.KvStride)
+                        remote[r++] = new LibcMethods.Iovec { Base = (void*)dev, Length = (nuint)d.SpanBytes };
+                }
+                local[n] = new LibcMethods.Iovec { Base = hostBase + cpuSlots[i] * hostStride, Length = (nuint)Layout.BlockBytes };
+                batch[n++] = i;
             }
-            var local = new LibcMethods.Iovec { Base = hostBase + cpuSlots[i] * hostStride, Length = (nuint)Layout.BlockBytes };
+            if (n == 0) continue;
             nint done = direction == TransferDirection.DeviceToHost
-                ? LibcMethods.ProcessVmReadv(Pid, &local, 1, remote, (nuint)n, 0)
-                : LibcMethods.ProcessVmWritev(Pid, &local, 1, remote, (nuint)n, 0);
-            if (done != Layout.BlockBytes) { failed[i] = 1; failures++; }
+                ? LibcMethods.ProcessVmReadv(Pid, local, (nuint)n, remote, (nuint)r, 0)
+                : LibcMethods.ProcessVmWritev(Pid, local, (nuint)n, remote, (nuint)r, 0);
+            // A partial transfer (the worker died, or memory went away) completes whole blocks first.
+            long whole = done < 0 ? 0 : done / Layout.BlockBytes;
+            for (int k = (int)whole; k < n; k++) { failed[batch[k]] = 1; failures++; }
         }
         return failures;
     }
