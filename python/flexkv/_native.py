@@ -44,6 +44,7 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_register_kv_caches": [c_uint64, _P(Layer), c_size_t, c_int32],
     "flexkv_register_cuda_kv_caches": [c_uint64, _P(Layer), c_size_t, c_int32, c_int32],
     "flexkv_register_process_kv_caches": [c_uint64, c_int32, _P(Layer), c_size_t, c_int32],
+    "flexkv_register_rank_kv_caches": [c_uint64, c_int32, c_int32, c_int32, _P(Layer), c_size_t, c_int32, _P(c_int32)],
     "flexkv_reset": [c_uint64],
     "flexkv_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
     "flexkv_wait": [c_uint64, c_int32, _P(c_int32)],

@@ -93,6 +93,17 @@ class KVManager(Handle):
         else:
             _native.check(self._lib.flexkv_register_cuda_kv_caches(self._h(), arr, len(layers), num_blocks, cuda_device))
 
+    def register_rank(self, rank: int, world_size: int, pid: int, layers: Sequence[KVLayer], num_blocks: int) -> bool:
+        """Registers one tensor-parallel worker's shard (host memory of process ``pid``); returns
+        True once every rank is registered and the cache is usable."""
+        arr = (_native.Layer * len(layers))()
+        for i, l in enumerate(layers):
+            arr[i] = _native.Layer(l.base, l.block_stride, l.kv_stride, l.span_bytes, l.num_kv, 0)
+        out = c_int32()
+        _native.check(self._lib.flexkv_register_rank_kv_caches(self._h(), rank, world_size, pid, arr, len(layers),
+                                                              num_blocks, byref(out)))
+        return bool(out.value)
+
     # ---- vLLM's scheduler calls ---------------------------------------------------------
 
     def get_num_new_matched_tokens(self, request_id: str, token_ids: Any, num_computed_tokens: int = 0,

@@ -76,3 +76,43 @@ def test_unreadable_process_is_a_clear_error():
     with flexkv.KVManager(num_cpu_blocks=8, block_bytes=2 * SPAN, use_hugepage_cpu_buffer=False) as m:
         with pytest.raises(flexkv.InvalidArgumentError, match="does not exist|cannot read"):
             m.register_kv_caches([flexkv.KVLayer(0x1000, 2 * SPAN, SPAN, SPAN, 2)], NB, pid=2 ** 22 - 1)
+
+
+def test_one_engine_serves_two_tensor_parallel_workers_and_a_restarted_rank_rejoins():
+    workers = [spawn_worker(seed) for seed in (3, 4)]
+    m = flexkv.KVManager({"num_cpu_blocks": 64, "block_bytes": 2 * 2 * SPAN, "tokens_per_block": BS,
+                          "use_hugepage_cpu_buffer": False, "tp_size": 2})
+    try:
+        def register(rank, info):
+            layer = flexkv.KVLayer(info["base"], info["block_stride"], info["span"], info["kv_stride"], 2)
+            return m.register_rank(rank, 2, info["pid"], [layer], NB)
+
+        assert register(0, workers[0][2]) is False  # waits for rank 1
+        assert m.get_num_new_matched_tokens("early", list(range(8 * BS + 1)), 0) == 0  # not usable yet
+        m.update_state_after_alloc("early", [], 0)
+        assert register(1, workers[1][2]) is True
+        toks = list(range(8 * BS + 1))
+        assert m.put("tp", toks, list(range(8)))
+        for _, conn, _ in workers:
+            conn.send(("zero", 32, 40))
+            assert conn.recv()
+        assert m.get("tp-g", toks, list(range(32, 40))) == set()
+        for _, conn, _ in workers:  # each rank got back exactly its own shard
+            conn.send(("same", [(i, 32 + i) for i in range(8)]))
+            assert conn.recv() is True
+        # Rank 1 dies: loads fail as a whole (a block needs every rank's part)...
+        workers[1][0].kill()
+        workers[1][0].join(10)
+        assert m.get("tp-g2", toks, list(range(40, 48))) == set(range(40, 48))
+        # ...until a restarted rank 1 registers again.
+        workers[1] = spawn_worker(5)
+        assert register(1, workers[1][2]) is True
+        toks2 = list(range(7000, 7000 + 4 * BS + 1))
+        assert m.put("tp2", toks2, [0, 1, 2, 3])
+        assert m.get("tp2-g", toks2, [20, 21, 22, 23]) == set()
+    finally:
+        m.close()
+        for p, conn, _ in workers:
+            if p.is_alive():
+                conn.send(("exit",))
+                p.join(10)

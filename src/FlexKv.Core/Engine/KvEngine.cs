@@ -139,6 +139,33 @@ public sealed unsafe partial class KvEngine : IDisposable
     public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
         RegisterTransport(new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes)));
 
+    /// <summary>
+    /// Registers rank <paramref name="rank"/> of <paramref name="worldSize"/> tensor-parallel workers,
+    /// each a process holding its shard (host memory, reached with process_vm_*). A block's CPU slot
+    /// holds every rank's part; the cache is usable once all ranks registered (then returns true).
+    /// A rank registered twice replaces the earlier one (a restarted worker).
+    /// </summary>
+    public bool RegisterRankKvCaches(int rank, int worldSize, int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks)
+    {
+        if (worldSize < 1 || rank < 0 || rank >= worldSize)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is outside 0..{worldSize - 1}");
+        long share = _cpu.BlockBytes / worldSize;
+        if (share * worldSize != _cpu.BlockBytes)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"block_bytes {_cpu.BlockBytes} does not split over {worldSize} ranks");
+        var transport = new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, share));
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            if (_ranks is null || _ranks.Length != worldSize) _ranks = new IDeviceTransport[worldSize];
+            _ranks[rank] = transport;
+            if (Array.IndexOf(_ranks, null) >= 0) return false;
+        }
+        RegisterTransport(new RankedTransport((IDeviceTransport[])_ranks.Clone()));
+        return true;
+    }
+
+    private IDeviceTransport?[]? _ranks;
+
     /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
     public void RegisterTransport(IDeviceTransport transport)
     {

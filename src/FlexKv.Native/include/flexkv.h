@@ -107,6 +107,13 @@ int flexkv_register_cuda_kv_caches(flexkv_engine_t engine, const flexkv_layer_t*
 int flexkv_register_process_kv_caches(flexkv_engine_t engine, int32_t pid, const flexkv_layer_t* layers,
                                       size_t num_layers, int32_t num_device_blocks);
 
+/* Registers rank `rank` of `world_size` tensor-parallel workers, each process `pid` holding its
+ * shard (block_bytes / world_size bytes per block) in host memory. A block's CPU slot holds all
+ * ranks' parts; *complete = 1 once every rank registered (the cache is usable from then on). */
+int flexkv_register_rank_kv_caches(flexkv_engine_t engine, int32_t rank, int32_t world_size, int32_t pid,
+                                   const flexkv_layer_t* layers, size_t num_layers, int32_t num_device_blocks,
+                                   int32_t* complete);
+
 /* Drops every cached block; pending tasks are cancelled and still reported as finished. */
 int flexkv_reset(flexkv_engine_t engine);
 
