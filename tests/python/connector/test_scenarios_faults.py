@@ -101,10 +101,10 @@ def test_tensors_on_an_unsupported_device_are_refused(make_vllm_config):
         w.register_kv_caches({"layer0": Other()})
 
 
-def test_workers_in_other_processes_are_not_supported_yet(make_vllm_config):
+def test_cuda_workers_in_other_processes_are_not_supported_yet(make_vllm_config):
     w = FlexKVConnectorV1Impl(make_vllm_config(tp=2), 1)
-    with pytest.raises(flexkv.NotSupportedError, match="TP/PP > 1"):
-        w.register_kv_caches({"layer0": torch.zeros(2, 4, 16, 2, 8, dtype=torch.float16)})
+    with pytest.raises(flexkv.NotSupportedError, match="CUDA IPC"):
+        w.register_kv_caches({"layer0": _CudaLike((2, 8, 16, 2, 8)), "layer1": _CudaLike((2, 8, 16, 2, 8))})
 
 
 def test_config_disagreeing_with_vllm_is_a_clear_error(make_vllm_config):

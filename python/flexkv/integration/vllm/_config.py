@@ -28,6 +28,15 @@ def _dtype_name(vllm_config) -> str:
     return str(getattr(vllm_config.model_config, "dtype", "float16")).replace("torch.", "")
 
 
+def _dtype_bytes(dtype: str) -> int:
+    d = dtype.lower()
+    if d in ("float32", "fp32", "float"):
+        return 4
+    if d.startswith("fp8") or d in ("uint8", "int8", "e4m3"):
+        return 1
+    return 2
+
+
 def _model_fields(vllm_config) -> Dict[str, Any]:
     """Per-rank layer/head geometry from the model config (block_bytes follows from it)."""
     mc, pc = vllm_config.model_config, vllm_config.parallel_config
@@ -64,6 +73,7 @@ def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = 
     if ktc is None:
         raise ConfigError("vLLM's kv_transfer_config is missing: pass --kv-transfer-config")
     extra = dict(getattr(ktc, "kv_connector_extra_config", None) or {})
+    extra.pop("registration_socket", None)  # read by the registration code, not an engine key
     try:
         opts = AdapterOptions(**{k: _bool(extra.pop(k, v)) for k, v in ADAPTER_KEYS.items()})
     except ValueError as e:
@@ -84,10 +94,16 @@ def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = 
     cfg.update(facts)
     cfg.setdefault("model_name", str(getattr(model_config, "model", "")))
     cfg.setdefault("dtype", _dtype_name(vllm_config))
+    world = int(getattr(pc, "world_size", 1) or 1)
     if "block_bytes" not in cfg:
+        # vLLM's sizes are per worker; one engine block holds every rank's shard.
         bb = _block_bytes_from_kv_cache_config(kv_cache_config)
+        if bb is None and world > 1:
+            f = _model_fields(vllm_config)
+            bb = f["num_layers"] * f["num_kv_heads"] * f["head_size"] * (1 if f["use_mla"] else 2) \
+                * cfg["tokens_per_block"] * _dtype_bytes(cfg.get("dtype", "float16"))
         if bb is not None:
-            cfg["block_bytes"] = bb
+            cfg["block_bytes"] = bb * world
         else:
             for k, v in _model_fields(vllm_config).items():
                 cfg.setdefault(k, v)

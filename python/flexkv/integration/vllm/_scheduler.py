@@ -51,6 +51,14 @@ class SchedulerSide:
         self._running: Optional[Set[str]] = None
         self._planned = False            # something waits for launch_tasks
         _registry.attach(self.engine_id, self.manager)
+        self.world_size = int(getattr(vllm_config.parallel_config, "world_size", 1) or 1)
+        self.registration = None
+        if self.world_size > 1:  # workers in other processes register over a Unix socket
+            from ._registration import RegistrationServer, socket_path
+
+            extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
+            self.registration = RegistrationServer(socket_path(self.engine_id, extra.get("registration_socket")),
+                                                   self.world_size, self.manager.register_rank)
         _log.logger.info("FlexKv engine ready: %s", {k: cfg[k] for k in sorted(cfg) if k != "secret"})
 
     # ---- lookups -------------------------------------------------------------------------
@@ -181,7 +189,15 @@ class SchedulerSide:
             _log.once("reset", "reset_cache failed: %s", e, level=logging.ERROR)
             return False
 
+    def is_ready(self) -> bool:
+        """Whether every worker registered its KV cache."""
+        if self.registration is not None:
+            return self.registration.ready.is_set()
+        return bool(self.stats_data().get("registered"))
+
     def shutdown(self) -> None:
+        if self.registration is not None:
+            self.registration.close()
         _registry.detach(self.engine_id)
         self.manager.close()
 

@@ -10,6 +10,16 @@ from ... import _errors
 from . import _layouts, _log, _registry
 
 
+def _tp_rank() -> int:
+    """This worker's tensor-parallel rank (vLLM's config has no rank field: ask its process groups)."""
+    try:
+        from vllm.distributed.parallel_state import get_tp_group
+
+        return int(get_tp_group().rank_in_group)
+    except Exception:
+        return 0
+
+
 class WorkerSide:
     """One per vLLM worker."""
 
@@ -20,15 +30,15 @@ class WorkerSide:
         pc = vllm_config.parallel_config
         self.world_size = int(getattr(pc, "world_size", 1) or 1)
         self.tensors: Dict[str, object] = {}
+        self.socket_override = (getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}).get(
+            "registration_socket")
+        self.rank = _tp_rank()
+        self._connection = None
 
     def register_kv_caches(self, kv_caches: Dict[str, object]) -> None:
         """Describes each distinct cache tensor (layers may share one) and hands the layout to
         the engine in this process. Errors here are configuration errors and are raised: vLLM
         then fails at start-up with our message instead of serving without a cache."""
-        if self.world_size > 1:
-            raise _errors.NotSupportedError(
-                f"FlexKv: this vLLM runs {self.world_size} workers; workers in other processes (TP/PP > 1) "
-                "are not supported by this FlexKv build yet. Run with tensor_parallel_size=1.")
         if not kv_caches:
             raise _errors.InvalidArgumentError("register_kv_caches got no KV cache tensors")
         layers, seen, num_blocks = [], set(), self.num_blocks
@@ -50,6 +60,17 @@ class WorkerSide:
                 raise _errors.InvalidArgumentError(f"layer '{name}' has {n} blocks, other layers {num_blocks}")
             layers.append(layer)
         self.tensors = dict(kv_caches)  # keep the memory alive while the engine points into it
+        if self.world_size > 1:
+            if device is not None:
+                raise _errors.NotSupportedError(
+                    "FlexKv: CUDA KV caches in several worker processes need CUDA IPC, which this build does not "
+                    "have yet; run with tensor_parallel_size=1 or vLLM's CPU backend")
+            from ._registration import register_with_scheduler, socket_path
+
+            self._connection = register_with_scheduler(socket_path(self.engine_id, self.socket_override),
+                                                       self.rank, self.world_size, layers, num_blocks)
+            _log.logger.info("FlexKv: rank %d registered its KV cache shard over the registration socket", self.rank)
+            return
         _registry.register(self.engine_id, layers, num_blocks, list(kv_caches.values()), device)
         _log.logger.info("FlexKv: registered %d KV cache tensors of %d blocks", len(layers), num_blocks)
 

@@ -68,6 +68,10 @@ class FlexKVConnectorV1Impl:
     def take_events(self) -> Iterable[Any]:
         return ()
 
+    def is_ready(self) -> bool:
+        """Whether every worker registered its KV cache (scheduler side)."""
+        return self.scheduler.is_ready() if self.scheduler else True
+
     def reset_cache(self) -> Optional[bool]:
         return self.scheduler.reset_cache() if self.scheduler else None
 
