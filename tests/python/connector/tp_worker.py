@@ -9,7 +9,7 @@ from pathlib import Path
 
 def run(conn, rank: int, socket_path: str, num_blocks: int) -> None:
     here = Path(__file__).resolve().parent
-    sys.path[:0] = [str(here / "stubs"), str(here.parent), str(here.parents[2] / "python")]
+    sys.path[:0] = [str(here / "stubs"), str(here.parent)]  # flexkv itself: the installed package
     import torch
     from vllm.distributed import parallel_state
 
