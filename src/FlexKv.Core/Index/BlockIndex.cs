@@ -138,6 +138,7 @@ public sealed partial class BlockIndex
     {
         ref BlockNode n = ref _nodes[node];
         n.LastUse = clock;
+        if (n.CpuChildren != 0 && n.Ssd == SsdState.None) return; // an inner block of a CPU chain: the common case
         if (IsEvictable(in n) || IsSsdEvictable(in n)) OfferIfEvictable(node);
     }
 
