@@ -67,13 +67,6 @@ public static class EngineOptionsValidator
     /// <summary>Number of CPU blocks the pool will hold.</summary>
     public static long ResolveCpuBlocks(EngineOptions o)
     {
-        Require(o.SsdCacheGb >= 0 && double.IsFinite(o.SsdCacheGb), "ssd_cache_gb", $"must be >= 0, got {o.SsdCacheGb}");
-        Require(o.SsdCacheGb == 0 || !string.IsNullOrWhiteSpace(o.SsdCacheDir), "ssd_cache_dir", "must name at least one directory");
-        Require(o.RedisPort is >= 0 and <= 65535, "redis_port", $"must be in 0..65535, got {o.RedisPort}");
-        Require(o.RemoteTtlSeconds >= 0, "remote_ttl_s", $"must be >= 0, got {o.RemoteTtlSeconds}");
-        Require(o.RemoteLookupBudgetMs is >= 0 and <= 60_000, "remote_lookup_budget_ms", $"must be in 0..60000, got {o.RemoteLookupBudgetMs}");
-        Require(o.RemoteTimeoutMs is > 0 and <= 600_000, "remote_timeout_ms", $"must be in 1..600000, got {o.RemoteTimeoutMs}");
-        Require(o.RemoteMaxInflightMb > 0, "remote_max_inflight_mb", $"must be > 0, got {o.RemoteMaxInflightMb}");
         if (o.NumCpuBlocks is { } nb) return nb;
         long bytes = (long)(o.CpuCacheGb!.Value * (1L << 30));
         long blocks = bytes / ResolveBlockBytes(o);

@@ -99,6 +99,14 @@ public sealed class EngineStats
     [JsonPropertyName("warnings")] public List<string> Warnings { get; set; } = new();
     /// <summary>Whether a KV cache is registered.</summary>
     [JsonPropertyName("registered")] public bool Registered { get; set; }
+
+    /// <summary>An independent copy (the engine hands out snapshots, never its live counters).</summary>
+    public EngineStats Clone()
+    {
+        var c = (EngineStats)MemberwiseClone();
+        c.Warnings = new List<string>(Warnings);
+        return c;
+    }
 }
 
 /// <summary>Source-generated JSON for <see cref="EngineStats"/>.</summary>

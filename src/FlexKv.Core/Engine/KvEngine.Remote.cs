@@ -26,7 +26,7 @@ public sealed unsafe partial class KvEngine
         if (!store.IsConnected) Warnings.Add($"the remote store ({store.Description}) is not reachable yet; retrying in the background");
         long queued = Math.Max(1, (long)_options.RemoteMaxInflightMb * (1 << 20) / BlockBytes);
         _remote = new RemoteTier(store, _cpu.SlotAddress(0), _cpu.SlotStride, (int)BlockBytes, (int)Math.Min(queued, 1 << 20),
-            _transfer.SubmitBlocking) { WritesDone = TryApplyRemoteNow };
+            _transfer.SubmitBlocking) { WritesDone = TryApplyTierWritesNow };
     }
 
     // After the local prefix: ask the store, in one bounded round trip, about the blocks beyond
@@ -89,19 +89,6 @@ public sealed unsafe partial class KvEngine
         {
             _remoteWritesPending--;
             _index.Unpin(w.Node);
-        }
-    }
-
-    private void TryApplyRemoteNow()
-    {
-        if (!Monitor.TryEnter(_sync)) return;
-        try
-        {
-            if (!_shutDown) ApplyRemoteCompletions();
-        }
-        finally
-        {
-            Monitor.Exit(_sync);
         }
     }
 

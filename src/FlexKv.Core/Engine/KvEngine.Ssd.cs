@@ -50,7 +50,7 @@ public sealed unsafe partial class KvEngine
             Restore(journal, pool);
             _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, AfterSsdReads);
             _index.SsdSlotFreed = slot => _ssd.Enqueue(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false));
-            _ssd.WritesDone = TryApplySsdNow;
+            _ssd.WritesDone = TryApplyTierWritesNow;
         }
         catch
         {
@@ -117,14 +117,16 @@ public sealed unsafe partial class KvEngine
         }
     }
 
-    // On the SSD writer thread: written blocks release their CPU pins at once when the engine
-    // lock is free (more CPU slots can be evicted), else at the next engine call.
-    private void TryApplySsdNow()
+    // On an SSD or remote writer thread: written blocks release their CPU pins at once when the
+    // engine lock is free (more CPU slots can be evicted), else at the next engine call.
+    private void TryApplyTierWritesNow()
     {
         if (!Monitor.TryEnter(_sync)) return;
         try
         {
-            if (!_shutDown) ApplySsdCompletions();
+            if (_shutDown) return;
+            ApplySsdCompletions();
+            ApplyRemoteCompletions();
         }
         finally
         {

@@ -251,27 +251,8 @@ public sealed unsafe partial class KvEngine : IDisposable
         _stats.Registered = _transfer.Transport is not null;
         SnapshotSsdStats();
         SnapshotRemoteStats();
-        return new EngineStats
-        {
-            MatchCalls = _stats.MatchCalls, QueriedTokens = _stats.QueriedTokens, MatchedTokens = _stats.MatchedTokens,
-            BlocksLoaded = _stats.BlocksLoaded, BlocksSaved = _stats.BlocksSaved, BlocksFailed = _stats.BlocksFailed,
-            BlocksDropped = _stats.BlocksDropped, BytesMoved = _stats.BytesMoved, Evictions = _stats.Evictions,
-            CpuBlocksUsed = _stats.CpuBlocksUsed, CpuBlocksTotal = _stats.CpuBlocksTotal, BlockBytes = _stats.BlockBytes,
-            CpuReservedBytes = _stats.CpuReservedBytes, PinnedBlocks = _stats.PinnedBlocks, PinnedCpuBlocks = _stats.PinnedCpuBlocks, ActiveRequests = _stats.ActiveRequests,
-            TasksPlanned = _stats.TasksPlanned, TasksInFlight = _stats.TasksInFlight, TasksFinished = _stats.TasksFinished,
-            Registered = _stats.Registered,
-            SsdBlocksUsed = _stats.SsdBlocksUsed, SsdBlocksTotal = _stats.SsdBlocksTotal, SsdEvictions = _stats.SsdEvictions,
-            SsdBlocksWritten = _stats.SsdBlocksWritten, SsdBlocksRead = _stats.SsdBlocksRead,
-            SsdChecksumFailures = _stats.SsdChecksumFailures, SsdWriteErrors = _stats.SsdWriteErrors, SsdReadErrors = _stats.SsdReadErrors,
-            SsdFull = _stats.SsdFull, SsdWritesPending = _stats.SsdWritesPending, SsdDirect = _stats.SsdDirect, SsdRestoredBlocks = _stats.SsdRestoredBlocks,
-            Warnings = new List<string>(Warnings),
-            RemoteEnabled = _stats.RemoteEnabled, RemoteConnected = _stats.RemoteConnected, RemotePipelineDepth = _stats.RemotePipelineDepth,
-            RemoteStoreWriteMs = _stats.RemoteStoreWriteMs, RemoteStoreReadMs = _stats.RemoteStoreReadMs, RemoteLookups = _stats.RemoteLookups,
-            RemoteMatchedBlocks = _stats.RemoteMatchedBlocks, RemoteBlocksWritten = _stats.RemoteBlocksWritten,
-            RemoteBlocksRead = _stats.RemoteBlocksRead, RemoteReadsMissing = _stats.RemoteReadsMissing,
-            RemoteReadsCorrupt = _stats.RemoteReadsCorrupt, RemoteReadsUnavailable = _stats.RemoteReadsUnavailable,
-            RemoteWritesDropped = _stats.RemoteWritesDropped, RemoteWritesPending = _stats.RemoteWritesPending,
-        };
+        _stats.Warnings = Warnings;
+        return _stats.Clone();
     }
 
     /// <summary>
