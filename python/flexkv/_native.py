@@ -33,6 +33,16 @@ class Layer(ctypes.Structure):
     ]
 
 
+class CudaIpc(ctypes.Structure):
+    """``flexkv_cuda_ipc_t``: a worker's CUDA tensor as another process can map it."""
+
+    _fields_ = [
+        ("handle", ctypes.c_uint8 * 64),
+        ("offset", c_uint64),
+        ("pci_bus_id", ctypes.c_char * 32),
+    ]
+
+
 _P = POINTER
 # name -> argtypes; every export returns int32 status.
 PROTOTYPES: dict[str, list] = {
@@ -45,6 +55,10 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_register_cuda_kv_caches": [c_uint64, _P(Layer), c_size_t, c_int32, c_int32],
     "flexkv_register_process_kv_caches": [c_uint64, c_int32, _P(Layer), c_size_t, c_int32],
     "flexkv_register_rank_kv_caches": [c_uint64, c_int32, c_int32, c_int32, _P(Layer), c_size_t, c_int32, _P(c_int32)],
+    "flexkv_register_rank_cuda_kv_caches": [
+        c_uint64, c_int32, c_int32, _P(CudaIpc), _P(Layer), c_size_t, c_int32, _P(c_int32)],
+    "flexkv_deregister_rank": [c_uint64, c_int32],
+    "flexkv_cuda_ipc_export": [c_uint64, _P(CudaIpc)],
     "flexkv_reset": [c_uint64],
     "flexkv_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
     "flexkv_wait": [c_uint64, c_int32, _P(c_int32)],

@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 from . import _native
 from ._buffers import as_c_array, seq_len
-from ._errors import BufferTooSmallError
+from ._errors import BufferTooSmallError, InvalidArgumentError
 from ._handle import Handle
 from .config import load_config, normalize, to_json
 
@@ -93,16 +93,30 @@ class KVManager(Handle):
         else:
             _native.check(self._lib.flexkv_register_cuda_kv_caches(self._h(), arr, len(layers), num_blocks, cuda_device))
 
-    def register_rank(self, rank: int, world_size: int, pid: int, layers: Sequence[KVLayer], num_blocks: int) -> bool:
-        """Registers one tensor-parallel worker's shard (host memory of process ``pid``); returns
-        True once every rank is registered and the cache is usable."""
+    def register_rank(self, rank: int, world_size: int, pid: int, layers: Sequence[KVLayer], num_blocks: int,
+                      cuda_ipc: Optional[Sequence[Any]] = None) -> bool:
+        """Registers one tensor-parallel worker's shard: host memory of process ``pid``, or with
+        ``cuda_ipc`` (one :class:`flexkv.cuda_ipc.CudaIpcHandle` per layer) the worker's GPU
+        memory. Returns True once every rank is registered and the cache is usable."""
         arr = (_native.Layer * len(layers))()
         for i, l in enumerate(layers):
             arr[i] = _native.Layer(l.base, l.block_stride, l.kv_stride, l.span_bytes, l.num_kv, 0)
         out = c_int32()
-        _native.check(self._lib.flexkv_register_rank_kv_caches(self._h(), rank, world_size, pid, arr, len(layers),
-                                                              num_blocks, byref(out)))
+        if cuda_ipc is None:
+            _native.check(self._lib.flexkv_register_rank_kv_caches(self._h(), rank, world_size, pid, arr, len(layers),
+                                                                  num_blocks, byref(out)))
+        else:
+            from .cuda_ipc import to_native
+
+            if len(cuda_ipc) != len(layers):
+                raise InvalidArgumentError(f"{len(cuda_ipc)} CUDA IPC handles for {len(layers)} layers")
+            _native.check(self._lib.flexkv_register_rank_cuda_kv_caches(
+                self._h(), rank, world_size, to_native(cuda_ipc), arr, len(layers), num_blocks, byref(out)))
         return bool(out.value)
+
+    def deregister_rank(self, rank: int) -> None:
+        """A worker exited: its rank is missing (nothing is offered or loaded) until it registers again."""
+        _native.check(self._lib.flexkv_deregister_rank(self._h(), rank))
 
     # ---- vLLM's scheduler calls ---------------------------------------------------------
 

@@ -40,3 +40,27 @@ def test_gpu_check_script_refuses_cleanly_without_a_gpu():
     if out.returncode == 0:
         pytest.skip("this machine has a GPU")
     assert "needs a CUDA GPU" in out.stderr or "needs PyTorch" in out.stderr
+
+
+def test_cuda_ipc_export_checks_its_input_and_needs_a_driver():
+    from flexkv import cuda_ipc
+
+    with pytest.raises(flexkv.InvalidArgumentError, match="null"):
+        cuda_ipc.export(0)
+    host = (ctypes.c_uint8 * 64)()
+    # A host pointer is never shareable: without a driver that is what is missing, with one the pointer is refused.
+    err = flexkv.NotSupportedError if not has_cuda_driver() else flexkv.InvalidArgumentError
+    with pytest.raises(err, match="libcuda.so.1" if err is flexkv.NotSupportedError else "not CUDA device memory"):
+        cuda_ipc.export(ctypes.addressof(host))
+
+
+def test_cuda_ipc_handles_survive_the_json_of_the_registration_socket():
+    from flexkv.cuda_ipc import CudaIpcHandle, to_native
+
+    h = CudaIpcHandle(bytes(range(64)), 4096, "0000:3b:00.0")
+    back = CudaIpcHandle.from_json(h.to_json())
+    assert back == h
+    arr = to_native([back])
+    assert bytes(arr[0].handle) == bytes(range(64)) and arr[0].offset == 4096 and arr[0].pci_bus_id == b"0000:3b:00.0"
+    with pytest.raises(ValueError, match="64"):
+        to_native([CudaIpcHandle(b"short", 0, "x")])

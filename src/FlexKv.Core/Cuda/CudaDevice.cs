@@ -19,6 +19,7 @@ internal sealed class CudaDevice : IDisposable
                 throw new FlexKvException(FlexKvStatus.InvalidArgument, $"CUDA device {ordinal} does not exist ({count} visible)");
             Check(CudaMethods.DeviceGet(out int device, ordinal), "cuDeviceGet");
             Check(CudaMethods.DevicePrimaryCtxRetain(out nint ctx, device), "cuDevicePrimaryCtxRetain");
+            Ordinal = ordinal;
             Device = device;
             Context = ctx;
         }
@@ -31,7 +32,10 @@ internal sealed class CudaDevice : IDisposable
 
     public int Device { get; }
 
-    public nint Context { get; }
+    /// <summary>The ordinal it was opened with (in this process's CUDA_VISIBLE_DEVICES numbering).</summary>
+    public int Ordinal { get; }
+
+    public nint Context { get; private set; }
 
     /// <summary>Makes the context current on the calling thread (each copy thread calls this once).</summary>
     public void MakeCurrent() => Check(CudaMethods.CtxSetCurrent(Context), "cuCtxSetCurrent");
@@ -45,6 +49,8 @@ internal sealed class CudaDevice : IDisposable
 
     public void Dispose()
     {
-        if (Context != 0) CudaMethods.DevicePrimaryCtxRelease(Device);
+        if (Context == 0) return; // released once, however many owners dispose it
+        Context = 0;
+        CudaMethods.DevicePrimaryCtxRelease(Device);
     }
 }

@@ -13,6 +13,10 @@ internal static unsafe partial class CudaMethods
     private const string Lib = "libcuda.so.1";
 
     public const int CuMemHostRegisterPortable = 0x01;
+    public const int CuIpcMemLazyEnablePeerAccess = 0x01;
+    public const int PointerAttributeDeviceOrdinal = 9;
+    public const int PointerAttributeIsLegacyIpcCapable = 10;
+    public const int ErrorHostMemoryAlreadyRegistered = 712;
 
     [LibraryImport(Lib, EntryPoint = "cuInit")]
     public static partial int Init(uint flags);
@@ -52,6 +56,27 @@ internal static unsafe partial class CudaMethods
 
     [LibraryImport(Lib, EntryPoint = "cuMemHostUnregister")]
     public static partial int MemHostUnregister(void* p);
+
+    [LibraryImport(Lib, EntryPoint = "cuPointerGetAttribute")]
+    public static partial int PointerGetAttribute(void* data, int attribute, ulong pointer);
+
+    [LibraryImport(Lib, EntryPoint = "cuMemGetAddressRange_v2")]
+    public static partial int MemGetAddressRange(out ulong allocationBase, out nuint allocationBytes, ulong pointer);
+
+    [LibraryImport(Lib, EntryPoint = "cuIpcGetMemHandle")]
+    public static partial int IpcGetMemHandle(out CudaIpcMemHandle handle, ulong allocationBase);
+
+    [LibraryImport(Lib, EntryPoint = "cuIpcOpenMemHandle_v2")]
+    public static partial int IpcOpenMemHandle(out ulong pointer, CudaIpcMemHandle handle, uint flags);
+
+    [LibraryImport(Lib, EntryPoint = "cuIpcCloseMemHandle")]
+    public static partial int IpcCloseMemHandle(ulong pointer);
+
+    [LibraryImport(Lib, EntryPoint = "cuDeviceGetPCIBusId")]
+    public static partial int DeviceGetPciBusId(byte* busId, int length, int device);
+
+    [LibraryImport(Lib, EntryPoint = "cuDeviceGetByPCIBusId")]
+    public static partial int DeviceGetByPciBusId(out int device, byte* busId);
 
     [LibraryImport(Lib, EntryPoint = "cuGetErrorString")]
     public static partial int GetErrorString(int error, out nint text);

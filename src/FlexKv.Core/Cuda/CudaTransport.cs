@@ -3,29 +3,23 @@ using FlexKv.Core.Transfer;
 namespace FlexKv.Core.Cuda;
 
 /// <summary>
-/// Copies blocks between KV caches in GPU memory (same-process device pointers) and the CPU
-/// pool with the driver's asynchronous copies: one per contiguous span, on a stream per copy
-/// thread (device→host and host→device run on separate streams), then one synchronize per
-/// batch. The CPU pool is page-locked (cuMemHostRegister, in chunks) so the copies are DMA.
+/// Copies blocks between a KV cache in GPU memory and the (page-locked) CPU pool with the
+/// driver's asynchronous copies: one per contiguous span, on a stream per copy thread
+/// (device→host and host→device on separate streams), then one synchronize per batch. The
+/// device pointers are this process's own, or another process's mapped through CUDA IPC
+/// (an IPC mapping, closed with the transport).
 /// </summary>
 internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
 {
-    private const long RegisterChunk = 1L << 30;
     private readonly CudaDevice _device;
-    private readonly byte* _hostBase;
-    private readonly long _hostBytes;
+    private readonly IDisposable? _mapping;
     private readonly ThreadLocal<(nint D2H, nint H2D)> _streams;
 
-    public CudaTransport(CudaDevice device, KvLayout layout, byte* hostBase, long hostBytes)
+    public CudaTransport(CudaDevice device, KvLayout layout, IDisposable? mapping = null)
     {
         _device = device;
+        _mapping = mapping;
         Layout = layout;
-        _hostBase = hostBase;
-        _hostBytes = hostBytes;
-        device.MakeCurrent();
-        for (long off = 0; off < hostBytes; off += RegisterChunk)
-            CudaDevice.Check(CudaMethods.MemHostRegister(hostBase + off, (nuint)Math.Min(RegisterChunk, hostBytes - off),
-                CudaMethods.CuMemHostRegisterPortable), "cuMemHostRegister (CPU pool)");
         _streams = new ThreadLocal<(nint, nint)>(() =>
         {
             _device.MakeCurrent();
@@ -40,6 +34,9 @@ internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
     public int Copy(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
         byte* hostBase, long hostStride, Span<byte> failed)
     {
+        // Tensor-parallel ranks sit on different GPUs and one copy thread serves them all, so the
+        // thread's current context is set on every batch (a few hundred nanoseconds).
+        _device.MakeCurrent();
         var (d2h, h2d) = _streams.Value;
         nint stream = direction == TransferDirection.DeviceToHost ? d2h : h2d;
         KvLayerDesc[] layers = Layout.Layers;
@@ -74,13 +71,14 @@ internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
 
     public void Dispose()
     {
+        _device.MakeCurrent();
         foreach (var (a, b) in _streams.Values)
         {
             CudaMethods.StreamDestroy(a);
             CudaMethods.StreamDestroy(b);
         }
         _streams.Dispose();
-        for (long off = 0; off < _hostBytes; off += RegisterChunk) CudaMethods.MemHostUnregister(_hostBase + off);
+        _mapping?.Dispose();
         _device.Dispose();
     }
 }

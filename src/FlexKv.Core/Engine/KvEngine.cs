@@ -97,90 +97,6 @@ public sealed unsafe partial class KvEngine : IDisposable
     /// <summary>Bytes per block.</summary>
     public long BlockBytes => _cpu.BlockBytes;
 
-    /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
-    public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks)
-    {
-        lock (_sync)
-        {
-            ThrowIfShutDown();
-            if (_inFlight.Count > 0 || _planned.Count > 0)
-                ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
-            _transfer.Transport = new HostMemoryTransport(KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes));
-        }
-    }
-
-    /// <summary>
-    /// Registers a KV cache in GPU memory of this process (device pointers) on CUDA device
-    /// <paramref name="deviceOrdinal"/>: copies go through the CUDA driver and the CPU pool is
-    /// page-locked. Without a driver or GPU this is a <see cref="FlexKvStatus.NotSupported"/> error.
-    /// </summary>
-    public void RegisterCudaKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks, int deviceOrdinal)
-    {
-        KvLayout layout = KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes);
-        var device = new Cuda.CudaDevice(deviceOrdinal);
-        Cuda.CudaTransport transport;
-        try
-        {
-            transport = new Cuda.CudaTransport(device, layout, _cpu.SlotAddress(0), _cpu.ReservedBytes);
-        }
-        catch
-        {
-            device.Dispose();
-            throw;
-        }
-        RegisterTransport(transport);
-    }
-
-    /// <summary>
-    /// Registers a KV cache in host memory of another process (<paramref name="pid"/>), reached with
-    /// process_vm_readv/writev. The kernel must allow it (the engine is the worker's ancestor, or
-    /// ptrace_scope permits); otherwise a <see cref="FlexKvStatus.NotSupported"/> error names the setting.
-    /// </summary>
-    public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
-        RegisterTransport(new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes)));
-
-    /// <summary>
-    /// Registers rank <paramref name="rank"/> of <paramref name="worldSize"/> tensor-parallel workers,
-    /// each a process holding its shard (host memory, reached with process_vm_*). A block's CPU slot
-    /// holds every rank's part; the cache is usable once all ranks registered (then returns true).
-    /// A rank registered twice replaces the earlier one (a restarted worker).
-    /// </summary>
-    public bool RegisterRankKvCaches(int rank, int worldSize, int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks)
-    {
-        if (worldSize < 1 || rank < 0 || rank >= worldSize)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is outside 0..{worldSize - 1}");
-        long share = _cpu.BlockBytes / worldSize;
-        if (share * worldSize != _cpu.BlockBytes)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"block_bytes {_cpu.BlockBytes} does not split over {worldSize} ranks");
-        var transport = new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, share));
-        lock (_sync)
-        {
-            ThrowIfShutDown();
-            if (_ranks is null || _ranks.Length != worldSize) _ranks = new IDeviceTransport[worldSize];
-            _ranks[rank] = transport;
-            if (Array.IndexOf(_ranks, null) >= 0) return false;
-        }
-        RegisterTransport(new RankedTransport((IDeviceTransport[])_ranks.Clone()));
-        return true;
-    }
-
-    private IDeviceTransport?[]? _ranks;
-
-    /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
-    public void RegisterTransport(IDeviceTransport transport)
-    {
-        ArgumentNullException.ThrowIfNull(transport);
-        lock (_sync)
-        {
-            ThrowIfShutDown();
-            if (transport.Layout.BlockBytes != _cpu.BlockBytes)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"transport blocks are {transport.Layout.BlockBytes} bytes, engine blocks {_cpu.BlockBytes}");
-            if (_inFlight.Count > 0 || _planned.Count > 0)
-                ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
-            _transfer.Transport = transport;
-        }
-    }
-
     /// <summary>Whether a KV cache is registered.</summary>
     public bool IsRegistered => _transfer.Transport is not null;
 
@@ -273,7 +189,7 @@ public sealed unsafe partial class KvEngine : IDisposable
             if (_remote is not null) stopped &= _remote.Stop(CancelWaitMs);
             if (stopped)
             {
-                (_transfer.Transport as IDisposable)?.Dispose(); // e.g. unpin the CPU pool from CUDA
+                DisposeTransports(); // e.g. close CUDA streams and IPC mappings, unpin the CPU pool
                 _cpu.Dispose();
             }
         }

@@ -4,8 +4,9 @@ namespace FlexKv.Core.Transfer;
 /// A KV cache split over tensor-parallel ranks (each worker holds some heads of every layer):
 /// one CPU slot holds the block of every rank, rank 0's bytes first. Each rank's transport
 /// copies its part; a block fails if any rank's part failed, so a load is all-or-nothing.
+/// The engine owns the rank transports (a restarted rank replaces one while others stay).
 /// </summary>
-public sealed unsafe class RankedTransport : IDeviceTransport, IDisposable
+public sealed unsafe class RankedTransport : IDeviceTransport
 {
     private readonly IDeviceTransport[] _ranks;
     private readonly long[] _offsets;
@@ -47,11 +48,5 @@ public sealed unsafe class RankedTransport : IDeviceTransport, IDisposable
         int failures = 0;
         foreach (byte f in failed) if (f != 0) failures++;
         return failures;
-    }
-
-    /// <summary>Disposes the rank transports that own resources.</summary>
-    public void Dispose()
-    {
-        foreach (var r in _ranks) (r as IDisposable)?.Dispose();
     }
 }

@@ -79,20 +79,6 @@ internal static unsafe class EngineExports
         catch (Exception ex) { return LastError.Set(ex); }
     }
 
-    [UnmanagedCallersOnly(EntryPoint = "flexkv_register_rank_kv_caches")]
-    public static int RegisterRankKvCaches(ulong engine, int rank, int worldSize, int pid, KvLayerDesc* layers, nuint numLayers,
-        int numDeviceBlocks, int* complete)
-    {
-        try
-        {
-            Args.NotNull(complete, "complete");
-            *complete = HandleTable.Get<KvEngine>(engine).RegisterRankKvCaches(rank, worldSize, pid,
-                Args.Span(layers, numLayers, "layers"), numDeviceBlocks) ? 1 : 0;
-            return 0;
-        }
-        catch (Exception ex) { return LastError.Set(ex); }
-    }
-
     [UnmanagedCallersOnly(EntryPoint = "flexkv_reset")]
     public static int Reset(ulong engine)
     {

@@ -109,10 +109,36 @@ int flexkv_register_process_kv_caches(flexkv_engine_t engine, int32_t pid, const
 
 /* Registers rank `rank` of `world_size` tensor-parallel workers, each process `pid` holding its
  * shard (block_bytes / world_size bytes per block) in host memory. A block's CPU slot holds all
- * ranks' parts; *complete = 1 once every rank registered (the cache is usable from then on). */
+ * ranks' parts; *complete = 1 once every rank registered (the cache is usable from then on).
+ * A rank registered again replaces its earlier registration (a restarted worker); every rank's
+ * shard must have the same shape (blocks, layers, span sizes). */
 int flexkv_register_rank_kv_caches(flexkv_engine_t engine, int32_t rank, int32_t world_size, int32_t pid,
                                    const flexkv_layer_t* layers, size_t num_layers, int32_t num_device_blocks,
                                    int32_t* complete);
+
+/* What a worker process sends so the engine can map one of its CUDA KV cache tensors: the
+ * CUDA IPC handle of the allocation holding it, the tensor's offset in that allocation, and the
+ * GPU's PCI bus id (ordinals differ between processes; bus ids do not). */
+typedef struct flexkv_cuda_ipc {
+    uint8_t handle[64];
+    uint64_t offset;
+    char pci_bus_id[32];
+} flexkv_cuda_ipc_t;
+
+/* Worker side: describes device pointer `device_ptr` of this process for another process.
+ * FLEXKV_ERR_NOT_SUPPORTED without a driver, or for memory CUDA IPC cannot share (PyTorch's
+ * expandable segments, vLLM's sleep mode; the message names the setting). */
+int flexkv_cuda_ipc_export(uint64_t device_ptr, flexkv_cuda_ipc_t* desc);
+
+/* Same as flexkv_register_rank_kv_caches for a shard in the worker's GPU memory: layer i's base
+ * is ignored and replaced by the mapping of handles[i] (num_layers of each). */
+int flexkv_register_rank_cuda_kv_caches(flexkv_engine_t engine, int32_t rank, int32_t world_size,
+                                        const flexkv_cuda_ipc_t* handles, const flexkv_layer_t* layers,
+                                        size_t num_layers, int32_t num_device_blocks, int32_t* complete);
+
+/* A worker exited: rank `rank` is missing until it registers again, and nothing is offered or
+ * loaded meanwhile. FLEXKV_ERR_INVALID_ARGUMENT if the rank is not registered. */
+int flexkv_deregister_rank(flexkv_engine_t engine, int32_t rank);
 
 /* Drops every cached block; pending tasks are cancelled and still reported as finished. */
 int flexkv_reset(flexkv_engine_t engine);

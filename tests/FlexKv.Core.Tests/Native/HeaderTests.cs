@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
 using FlexKv.Core.Errors;
@@ -77,5 +78,16 @@ public partial class HeaderTests
         Assert.Equal(40, Marshal.SizeOf<KvLayerDesc>());
         Assert.Equal(24, (int)Marshal.OffsetOf<KvLayerDesc>(nameof(KvLayerDesc.SpanBytes)));
         Assert.Equal(32, (int)Marshal.OffsetOf<KvLayerDesc>(nameof(KvLayerDesc.NumKv)));
+    }
+
+    [Fact]
+    public void CudaIpcStruct_HasTheCLayout()
+    {
+        // uint8 handle[64], uint64 offset, char pci_bus_id[32]
+        Assert.Equal(104, Unsafe.SizeOf<Core.Cuda.CudaIpcDesc>());
+        Assert.Equal(64, (int)Marshal.OffsetOf<Core.Cuda.CudaIpcDesc>(nameof(Core.Cuda.CudaIpcDesc.Offset)));
+        Assert.Equal(72, (int)Marshal.OffsetOf<Core.Cuda.CudaIpcDesc>(nameof(Core.Cuda.CudaIpcDesc.PciBusId)));
+        Assert.Contains("uint8_t handle[64];", s_header);
+        Assert.Contains("char pci_bus_id[32];", s_header);
     }
 }

@@ -1,10 +1,15 @@
 """Registration of workers in other processes (TP > 1, multiprocess executor) over a Unix socket.
 
-The scheduler side listens on a socket named after the engine id (in ``$XDG_RUNTIME_DIR``, else
-the temp dir; mode 0600). Each worker connects, sends one JSON line (rank, world size, pid, the
-layout of its KV cache shard) and gets one JSON line back; the engine then reaches the worker's
-memory with process_vm_readv/writev. The connection stays open while the worker lives, so a
-worker that exits is seen (and logged); its rank fails its transfers until it registers again.
+vLLM's workers register their KV caches *before* the scheduler (and so the engine) exists: the
+engine-core process waits for that step before it builds the scheduler. So a worker never
+blocks on the engine: it hands its registration to a background thread that connects as soon
+as the scheduler listens. The scheduler listens on a socket named after the engine id (in
+``$XDG_RUNTIME_DIR``, else the temp dir; mode 0600) and waits, with a timeout, for every rank.
+
+Each worker sends one JSON line (rank, world size, pid, the layout of its KV cache shard and,
+for GPU memory, CUDA IPC handles) and gets one JSON line back. The connection stays open while
+the worker lives: a second worker claiming a live rank is refused, and a worker that exits is
+deregistered (nothing is offered or loaded until its rank registers again).
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ import socket
 import tempfile
 import threading
 import time
-from typing import Callable, Optional
+from typing import Dict, List, Optional
 
 from ... import _errors
+from ...cuda_ipc import CudaIpcHandle
 from ...manager import KVLayer
 from . import _log
 
 PROTOCOL = 1
+DEFAULT_TIMEOUT_S = 120.0  # FlexKV's client socket timeout
 
 
 def socket_path(engine_id: str, override: Optional[str] = None) -> str:
@@ -31,12 +38,26 @@ def socket_path(engine_id: str, override: Optional[str] = None) -> str:
     return os.path.join(base, f"flexkv-{engine_id}.sock")
 
 
-class RegistrationServer:
-    """Accepts worker registrations and hands them to ``register(rank, world, pid, layers, blocks) -> bool``."""
+def timeout_from(extra: dict, env=None) -> float:
+    """``registration_timeout_s`` of kv_connector_extra_config, else FLEXKV_REGISTRATION_TIMEOUT_S."""
+    env = os.environ if env is None else env
+    raw = extra.get("registration_timeout_s", env.get("FLEXKV_REGISTRATION_TIMEOUT_S", DEFAULT_TIMEOUT_S))
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = -1.0
+    if not value > 0:
+        raise _errors.ConfigError(f"registration_timeout_s must be a number of seconds > 0, got {raw!r}")
+    return value
 
-    def __init__(self, path: str, world_size: int, register: Callable[..., bool]) -> None:
-        self.path, self.world_size, self._register = path, world_size, register
-        self.registered: set = set()
+
+class RegistrationServer:
+    """The scheduler side: registers each rank with ``manager`` (``register_rank``/``deregister_rank``)."""
+
+    def __init__(self, path: str, world_size: int, manager) -> None:
+        self.path, self.world_size, self._manager = path, world_size, manager
+        self._lock = threading.Lock()   # one registration at a time: the duplicate check and the registration are atomic
+        self._live: Dict[int, int] = {}  # rank -> pid of its connected worker
         self.ready = threading.Event()
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous engine with the same id
@@ -50,39 +71,75 @@ class RegistrationServer:
         self._closed = False
         threading.Thread(target=self._accept, name="flexkv-registration", daemon=True).start()
 
+    def missing(self) -> List[int]:
+        with self._lock:
+            return [r for r in range(self.world_size) if r not in self._live]
+
+    def wait_ready(self, timeout_s: float) -> None:
+        """Waits for every rank; raises InvalidStateError naming the missing ones."""
+        if not self.ready.wait(timeout_s):
+            raise _errors.InvalidStateError(
+                f"FlexKv: rank(s) {self.missing()} of {self.world_size} did not register their KV cache within "
+                f"{timeout_s:.0f} s on {self.path}; until they do, nothing is loaded from or saved to the cache")
+
     def _accept(self) -> None:
         while not self._closed:
             try:
                 conn, _ = self._sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+            threading.Thread(target=self._serve, args=(conn,), name="flexkv-registration-rank", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        rank = None
         with conn, conn.makefile("rwb") as f:
             try:
-                msg = json.loads(f.readline())
-                if msg.get("protocol") != PROTOCOL:
-                    raise _errors.InvalidArgumentError(f"registration protocol {msg.get('protocol')}, expected {PROTOCOL}")
-                rank, world = int(msg["rank"]), int(msg["world_size"])
-                if world != self.world_size:
-                    raise _errors.InvalidArgumentError(f"worker says the world size is {world}, the scheduler {self.world_size}")
-                if rank in self.registered:
-                    _log.logger.warning("FlexKv: rank %d registers again (a restarted worker)", rank)
-                layers = [KVLayer(*l) for l in msg["layers"]]
-                complete = self._register(rank, world, int(msg["pid"]), layers, int(msg["num_blocks"]))
-                self.registered.add(rank)
-                if complete:
-                    self.ready.set()
-                f.write((json.dumps({"ok": True, "complete": complete}) + "\n").encode())
-                f.flush()
-            except Exception as e:  # a bad registration is answered, never raised in the server
+                rank, pid = self._register(json.loads(f.readline() or b"{}"))
+            except Exception as e:  # a bad registration is answered and logged, never raised here
+                _log.logger.error("FlexKv: refused a worker's registration: %s", e)
                 f.write((json.dumps({"ok": False, "error": str(e)}) + "\n").encode())
                 f.flush()
                 return
-            f.read()  # blocks until the worker closes the connection (it exited)
-            _log.logger.warning("FlexKv: the worker of rank %s disconnected", rank)
+            f.write((json.dumps({"ok": True, "complete": self.ready.is_set()}) + "\n").encode())
+            f.flush()
+            f.read()  # blocks until the worker's end closes: it exited
+        self._deregister(rank, pid)
+
+    def _register(self, msg: dict):
+        if msg.get("protocol") != PROTOCOL:
+            raise _errors.InvalidArgumentError(f"registration protocol {msg.get('protocol')}, expected {PROTOCOL}")
+        rank, world, pid = int(msg["rank"]), int(msg["world_size"]), int(msg["pid"])
+        if world != self.world_size:
+            raise _errors.InvalidArgumentError(f"rank {rank} says the world size is {world}, the scheduler {self.world_size}")
+        if not 0 <= rank < world:
+            raise _errors.InvalidArgumentError(f"rank {rank} is outside 0..{world - 1}")
+        layers = [KVLayer(*l) for l in msg["layers"]]
+        ipc = [CudaIpcHandle.from_json(h) for h in msg["cuda_ipc"]] if msg.get("memory") == "cuda" else None
+        with self._lock:
+            if rank in self._live:
+                raise _errors.InvalidArgumentError(
+                    f"rank {rank} is already registered by the worker with pid {self._live[rank]}, which is still "
+                    f"running; pid {pid} claims the same rank (check each worker's tensor-parallel rank)")
+            complete = self._manager.register_rank(rank, world, pid, layers, int(msg["num_blocks"]), cuda_ipc=ipc)
+            self._live[rank] = pid
+        if complete:
+            self.ready.set()
+        _log.logger.info("FlexKv: rank %d (pid %d) registered its KV cache shard; %s", rank, pid,
+                         "all ranks are in" if complete else f"waiting for ranks {self.missing()}")
+        return rank, pid
+
+    def _deregister(self, rank: int, pid: int) -> None:
+        with self._lock:
+            if self._live.get(rank) != pid:
+                return
+            del self._live[rank]
+            self.ready.clear()
+            try:
+                self._manager.deregister_rank(rank)
+            except _errors.FlexKVError:
+                return  # the engine is shutting down
+        if not self._closed:
+            _log.logger.warning("FlexKv: the worker of rank %d (pid %d) disconnected; the cache is unused until it "
+                                "registers again", rank, pid)
 
     def close(self) -> None:
         self._closed = True
@@ -93,29 +150,68 @@ class RegistrationServer:
                 os.unlink(self.path)
 
 
-def register_with_scheduler(path: str, rank: int, world_size: int, layers, num_blocks: int,
-                            timeout_s: float = 120.0) -> socket.socket:
-    """Worker side: connects (waiting for the scheduler to listen), registers, and returns the
-    open connection, which the worker keeps for as long as it lives."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+class RegistrationClient:
+    """The worker side: registers in the background (the scheduler may not exist yet) and keeps
+    the connection open for as long as the worker lives."""
+
+    def __init__(self, path: str, rank: int, world_size: int, layers, num_blocks: int,
+                 cuda_ipc: Optional[List[CudaIpcHandle]] = None, warn_after_s: float = DEFAULT_TIMEOUT_S) -> None:
+        self.path, self.rank = path, rank
+        msg = {"protocol": PROTOCOL, "rank": rank, "world_size": world_size, "pid": os.getpid(),
+               "num_blocks": num_blocks, "memory": "cuda" if cuda_ipc is not None else "host",
+               "layers": [[l.base, l.block_stride, l.span_bytes, l.kv_stride, l.num_kv] for l in layers]}
+        if cuda_ipc is not None:
+            msg["cuda_ipc"] = [h.to_json() for h in cuda_ipc]
+        self._message = (json.dumps(msg) + "\n").encode()
+        self._warn_after_s = warn_after_s
+        self._sock: Optional[socket.socket] = None
+        self._closed = False
+        self.error: Optional[str] = None
+        self.done = threading.Event()
+        threading.Thread(target=self._run, name=f"flexkv-register-rank{rank}", daemon=True).start()
+
+    def wait(self, timeout_s: float) -> None:
+        """For tests and tools: waits for the answer; raises if refused or not answered in time."""
+        if not self.done.wait(timeout_s):
+            raise _errors.InvalidStateError(f"FlexKv: rank {self.rank} got no answer from {self.path} in {timeout_s:.0f} s")
+        if self.error is not None:
+            raise _errors.InvalidArgumentError(self.error)
+
+    def _connect(self) -> Optional[socket.socket]:
+        start, delay, warned = time.monotonic(), 0.05, False
+        while not self._closed:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(self.path)
+                return s
+            except OSError:
+                s.close()
+            if not warned and time.monotonic() - start > self._warn_after_s:
+                warned = True
+                _log.logger.warning("FlexKv: rank %d still waits for the scheduler to listen on %s", self.rank, self.path)
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        return None
+
+    def _run(self) -> None:
+        s = self._connect()
+        if s is None:
+            return
         try:
-            s.connect(path)
-            break
-        except OSError:
+            s.sendall(self._message)
+            reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "the scheduler closed the connection"}')
+        except (OSError, ValueError) as e:
+            reply = {"ok": False, "error": f"the registration failed: {e}"}
+        if reply.get("ok"):
+            self._sock = s  # kept open: its closing tells the scheduler this worker exited
+            _log.logger.info("FlexKv: rank %d registered its KV cache shard", self.rank)
+        else:
             s.close()
-            if time.monotonic() > deadline:
-                raise _errors.InvalidStateError(
-                    f"FlexKv: no scheduler listens on {path} after {timeout_s:.0f} s (rank {rank} of {world_size})")
-            time.sleep(0.1)
-    msg = {"protocol": PROTOCOL, "rank": rank, "world_size": world_size, "pid": os.getpid(), "num_blocks": num_blocks,
-           "layers": [[l.base, l.block_stride, l.span_bytes, l.kv_stride, l.num_kv] for l in layers]}
-    s.sendall((json.dumps(msg) + "\n").encode())
-    s.settimeout(timeout_s)
-    reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "no answer"}')
-    s.settimeout(None)
-    if not reply.get("ok"):
-        s.close()
-        raise _errors.InvalidArgumentError(f"FlexKv refused the registration of rank {rank}: {reply.get('error')}")
-    return s
+            self.error = f"FlexKv refused the registration of rank {self.rank}: {reply.get('error')}"
+            _log.logger.error("%s", self.error)
+        self.done.set()
+
+    def close(self) -> None:
+        self._closed = True
+        if self._sock is not None:
+            self._sock.close()

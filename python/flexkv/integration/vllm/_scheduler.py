@@ -54,12 +54,23 @@ class SchedulerSide:
         self.world_size = int(getattr(vllm_config.parallel_config, "world_size", 1) or 1)
         self.registration = None
         if self.world_size > 1:  # workers in other processes register over a Unix socket
-            from ._registration import RegistrationServer, socket_path
-
-            extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
-            self.registration = RegistrationServer(socket_path(self.engine_id, extra.get("registration_socket")),
-                                                   self.world_size, self.manager.register_rank)
+            self._start_registration(vllm_config)
         _log.logger.info("FlexKv engine ready: %s", {k: cfg[k] for k in sorted(cfg) if k != "secret"})
+
+    def _start_registration(self, vllm_config) -> None:
+        """Listens for the workers, which registered before this scheduler existed and connect as
+        soon as it listens, then waits for all of them. Missing ranks are an error in the log,
+        not a failed start: vLLM serves without the cache until they register."""
+        from ._registration import RegistrationServer, socket_path, timeout_from
+
+        extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
+        timeout = timeout_from(extra)
+        self.registration = RegistrationServer(socket_path(self.engine_id, extra.get("registration_socket")),
+                                               self.world_size, self.manager)
+        try:
+            self.registration.wait_ready(timeout)
+        except _errors.InvalidStateError as e:
+            _log.logger.error("%s", e)
 
     # ---- lookups -------------------------------------------------------------------------
 

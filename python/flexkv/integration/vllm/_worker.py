@@ -33,7 +33,7 @@ class WorkerSide:
         self.socket_override = (getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}).get(
             "registration_socket")
         self.rank = _tp_rank()
-        self._connection = None
+        self.registration = None
 
     def register_kv_caches(self, kv_caches: Dict[str, object]) -> None:
         """Describes each distinct cache tensor (layers may share one) and hands the layout to
@@ -61,18 +61,30 @@ class WorkerSide:
             layers.append(layer)
         self.tensors = dict(kv_caches)  # keep the memory alive while the engine points into it
         if self.world_size > 1:
-            if device is not None:
-                raise _errors.NotSupportedError(
-                    "FlexKv: CUDA KV caches in several worker processes need CUDA IPC, which this build does not "
-                    "have yet; run with tensor_parallel_size=1 or vLLM's CPU backend")
-            from ._registration import register_with_scheduler, socket_path
-
-            self._connection = register_with_scheduler(socket_path(self.engine_id, self.socket_override),
-                                                       self.rank, self.world_size, layers, num_blocks)
-            _log.logger.info("FlexKv: rank %d registered its KV cache shard over the registration socket", self.rank)
+            self._register_remote(layers, num_blocks, device)
             return
         _registry.register(self.engine_id, layers, num_blocks, list(kv_caches.values()), device)
         _log.logger.info("FlexKv: registered %d KV cache tensors of %d blocks", len(layers), num_blocks)
+
+    def _register_remote(self, layers, num_blocks: int, device) -> None:
+        """Another process holds the engine: describe the shard (CUDA IPC handles for GPU memory;
+        errors here fail vLLM's start with our message) and register it in the background,
+        because vLLM builds the scheduler only after every worker returned from this call."""
+        from ...cuda_ipc import export
+        from ._registration import RegistrationClient, socket_path
+
+        ipc = None
+        if device is not None:
+            ipc = []
+            for i, layer in enumerate(layers):
+                try:
+                    ipc.append(export(layer.base))
+                except _errors.FlexKVError as e:
+                    raise type(e)(f"FlexKv: rank {self.rank} cannot share KV cache tensor {i} with the engine: {e}") from e
+        self.registration = RegistrationClient(socket_path(self.engine_id, self.socket_override), self.rank,
+                                               self.world_size, layers, num_blocks, cuda_ipc=ipc)
+        _log.logger.info("FlexKv: rank %d registers its KV cache shard (%s memory) with the scheduler", self.rank,
+                         "GPU" if device is not None else "host")
 
     def get_block_ids_with_load_errors(self) -> set:
         return _registry.take_load_errors(self.engine_id)

@@ -127,5 +127,7 @@ class FlexKVConnectorV1Impl:
         try:
             if self.scheduler is not None:
                 self.scheduler.shutdown()
+            if self.worker is not None and self.worker.registration is not None:
+                self.worker.registration.close()  # the scheduler deregisters this rank
         except Exception as e:  # shutting down must never raise into vLLM
             _log.once("shutdown", "shutdown failed: %s", e)

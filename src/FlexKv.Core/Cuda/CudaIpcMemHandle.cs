@@ -1,0 +1,13 @@
+using System.Runtime.CompilerServices;
+
+namespace FlexKv.Core.Cuda;
+
+/// <summary>The driver's CUipcMemHandle: 64 opaque bytes naming a device allocation to other processes.</summary>
+[InlineArray(Size)]
+public struct CudaIpcMemHandle
+{
+    /// <summary>Bytes in a handle.</summary>
+    public const int Size = 64;
+
+    private byte _first;
+}

@@ -1,0 +1,235 @@
+using FlexKv.Core.Cuda;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Engine;
+
+/// <summary>
+/// How the engine reaches vLLM's KV cache: host memory of this process, GPU memory of this
+/// process, host memory of worker processes (process_vm_*), or GPU memory of worker processes
+/// (CUDA IPC), one transport per tensor-parallel rank. Replaced transports are kept until
+/// shutdown, because a copy thread may still be using one.
+/// </summary>
+public sealed unsafe partial class KvEngine
+{
+    private IDeviceTransport?[]? _ranks;
+    private readonly List<IDisposable> _retired = new();
+    private PinnedHostMemory? _pinned;
+
+    /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
+    public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
+        RegisterTransport(new HostMemoryTransport(KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes)));
+
+    /// <summary>
+    /// Registers a KV cache in GPU memory of this process (device pointers) on CUDA device
+    /// <paramref name="deviceOrdinal"/>: copies go through the CUDA driver and the CPU pool is
+    /// page-locked. Without a driver or GPU this is a <see cref="FlexKvStatus.NotSupported"/> error.
+    /// </summary>
+    public void RegisterCudaKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks, int deviceOrdinal)
+    {
+        KvLayout layout = KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes);
+        var device = new CudaDevice(deviceOrdinal);
+        try
+        {
+            PinCpuPool(deviceOrdinal);
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+        var transport = new CudaTransport(device, layout);
+        try
+        {
+            RegisterTransport(transport);
+        }
+        catch
+        {
+            transport.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Registers a KV cache in host memory of another process (<paramref name="pid"/>), reached with
+    /// process_vm_readv/writev. The kernel must allow it (the engine is the worker's ancestor, or
+    /// ptrace_scope permits); otherwise a <see cref="FlexKvStatus.NotSupported"/> error names the setting.
+    /// </summary>
+    public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
+        RegisterTransport(new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, _cpu.BlockBytes)));
+
+    /// <summary>
+    /// Registers rank <paramref name="rank"/> of <paramref name="worldSize"/> tensor-parallel workers,
+    /// each a process holding its shard in host memory (reached with process_vm_*). A block's CPU
+    /// slot holds every rank's part; the cache is usable once all ranks registered (then returns
+    /// true). A rank registered again replaces the earlier one (a restarted worker); its shard must
+    /// have the shape of the other ranks'.
+    /// </summary>
+    public bool RegisterRankKvCaches(int rank, int worldSize, int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks)
+    {
+        long share = RankShare(rank, worldSize);
+        return InstallRank(rank, worldSize, new ProcessVmTransport(pid, KvLayout.Create(layers, numDeviceBlocks, share)));
+    }
+
+    /// <summary>
+    /// Same as <see cref="RegisterRankKvCaches"/> for a shard in GPU memory of the worker: each
+    /// layer's base is replaced by the mapping of <paramref name="handles"/>[i] (CUDA IPC) on the
+    /// GPU the handle names.
+    /// </summary>
+    public bool RegisterRankCudaKvCaches(int rank, int worldSize, ReadOnlySpan<CudaIpcDesc> handles,
+        ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks)
+    {
+        long share = RankShare(rank, worldSize);
+        if (handles.Length != layers.Length)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"{handles.Length} IPC handles for {layers.Length} layers");
+        KvLayerDesc[] mapped = layers.ToArray();
+        for (int i = 0; i < mapped.Length; i++) mapped[i].Base = 1; // placeholders until mapped: the shape is checked first
+        KvLayout.Create(mapped, numDeviceBlocks, share);
+        CudaDevice device = CudaIpcMapping.OpenDevice(handles[0]);
+        CudaTransport transport;
+        CudaIpcMapping? mapping = null;
+        try
+        {
+            mapping = new CudaIpcMapping(device, handles, mapped);
+            PinCpuPool(device.Ordinal);
+            transport = new CudaTransport(device, KvLayout.Create(mapped, numDeviceBlocks, share), mapping);
+        }
+        catch
+        {
+            mapping?.Dispose();
+            device.Dispose();
+            throw;
+        }
+        return InstallRank(rank, worldSize, transport); // disposes the transport if refused
+    }
+
+    /// <summary>
+    /// A worker exited: its rank is missing again, so nothing is offered or loaded until it
+    /// registers anew; transfers already running on it fail on their own.
+    /// </summary>
+    public void DeregisterRank(int rank)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            if (_ranks is null || (uint)rank >= (uint)_ranks.Length || _ranks[rank] is null)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is not registered");
+            Retire(_ranks[rank]!);
+            _ranks[rank] = null;
+            _transfer.Transport = null;
+        }
+    }
+
+    /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
+    public void RegisterTransport(IDeviceTransport transport)
+    {
+        ArgumentNullException.ThrowIfNull(transport);
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            if (transport.Layout.BlockBytes != _cpu.BlockBytes)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"transport blocks are {transport.Layout.BlockBytes} bytes, engine blocks {_cpu.BlockBytes}");
+            if (_inFlight.Count > 0 || _planned.Count > 0)
+                ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
+            if (_transfer.Transport is { } old) Retire(old);
+            if (_ranks is not null)
+            {
+                foreach (var r in _ranks) if (r is not null) Retire(r);
+                _ranks = null;
+            }
+            _transfer.Transport = transport;
+        }
+    }
+
+    private long RankShare(int rank, int worldSize)
+    {
+        if (worldSize < 1 || rank < 0 || rank >= worldSize)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is outside 0..{worldSize - 1}");
+        long share = _cpu.BlockBytes / worldSize;
+        if (share * worldSize != _cpu.BlockBytes)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"block_bytes {_cpu.BlockBytes} does not split over {worldSize} ranks");
+        return share;
+    }
+
+    private bool InstallRank(int rank, int worldSize, IDeviceTransport transport)
+    {
+        lock (_sync)
+        {
+            try
+            {
+                ThrowIfShutDown();
+                if (_ranks is null)
+                {
+                    if (_transfer.Transport is { } single) Retire(single);
+                    _transfer.Transport = null;
+                    _ranks = new IDeviceTransport[worldSize];
+                }
+                else if (_ranks.Length != worldSize)
+                {
+                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                        $"rank {rank} says the world size is {worldSize}, the ranks registered so far {_ranks.Length}");
+                }
+                CheckSameShape(rank, transport.Layout);
+            }
+            catch
+            {
+                (transport as IDisposable)?.Dispose();
+                throw;
+            }
+            if (_ranks[rank] is { } previous) Retire(previous);
+            _ranks[rank] = transport;
+            if (Array.IndexOf(_ranks, null) >= 0) return false;
+            // Every copy reads the transport once per batch, so swapping it under running
+            // transfers is safe: a restarted rank rejoins without draining the engine.
+            _transfer.Transport = new RankedTransport((IDeviceTransport[])_ranks.Clone());
+            return true;
+        }
+    }
+
+    /// <summary>Tensor-parallel shards split heads evenly, so every rank's layout has the same shape.</summary>
+    private void CheckSameShape(int rank, KvLayout layout)
+    {
+        for (int r = 0; r < _ranks!.Length; r++)
+        {
+            if (r == rank || _ranks[r] is not { } other) continue;
+            KvLayout o = other.Layout;
+            if (o.NumDeviceBlocks != layout.NumDeviceBlocks)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} has {layout.NumDeviceBlocks} blocks, rank {r} {o.NumDeviceBlocks}");
+            if (o.Layers.Length != layout.Layers.Length)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} registers {layout.Layers.Length} layers, rank {r} {o.Layers.Length}");
+            for (int l = 0; l < o.Layers.Length; l++)
+            {
+                if (o.Layers[l].SpanBytes != layout.Layers[l].SpanBytes || o.Layers[l].NumKv != layout.Layers[l].NumKv)
+                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                        $"layer {l} of rank {rank} ({layout.Layers[l].NumKv} x {layout.Layers[l].SpanBytes} bytes per block) differs from " +
+                        $"rank {r}'s ({o.Layers[l].NumKv} x {o.Layers[l].SpanBytes})");
+            }
+            return; // the registered ranks already agree with each other
+        }
+    }
+
+    private void PinCpuPool(int ordinal)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            _pinned ??= new PinnedHostMemory(ordinal, _cpu.SlotAddress(0), _cpu.ReservedBytes);
+        }
+    }
+
+    private void Retire(IDeviceTransport transport)
+    {
+        if (transport is IDisposable d) _retired.Add(d);
+    }
+
+    /// <summary>Called at shutdown once the copy threads stopped.</summary>
+    private void DisposeTransports()
+    {
+        if (_transfer.Transport is IDisposable current) _retired.Add(current);
+        if (_ranks is not null)
+            foreach (var r in _ranks) if (r is IDisposable d && !_retired.Contains(d)) _retired.Add(d);
+        foreach (IDisposable d in _retired) d.Dispose();
+        _retired.Clear();
+        _pinned?.Dispose();
+    }
+}
