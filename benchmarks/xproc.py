@@ -1,7 +1,8 @@
 """Put and get between the CPU tier and a KV cache in another process (process_vm_readv/writev),
 against in-process memcpy of the same bytes with the same number of threads, in the same run.
 
-The child process (spawned, as vLLM starts its workers) holds the cache tensor; it checks that
+The child process (spawned, as vLLM starts its workers) holds the cache tensor, moved to huge
+pages as FlexKv's worker connector does (--small-pages leaves it); it checks that
 every block loaded into it equals the block saved from it.
 """
 
@@ -28,12 +29,14 @@ def main() -> None:
     p.add_argument("--gib", type=float, default=1.0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--small-pages", action="store_true",
+                   help="leave the child's cache on 4 KiB pages (FlexKv's worker connector moves it to huge pages)")
     a = p.parse_args()
     per_req, reqs = 64, max(1, int(a.gib * (1 << 30)) // (2 * SPAN) // 64)
     blocks = per_req * reqs
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=xproc_worker.serve, args=(child, 2 * blocks, SPAN, 7), daemon=True)
+    proc = ctx.Process(target=xproc_worker.serve, args=(child, 2 * blocks, SPAN, 7, not a.small_pages), daemon=True)
     proc.start()
     info = parent.recv()
     parent.send(("zero", blocks, 2 * blocks))  # fault in the destination half before timing
@@ -77,6 +80,7 @@ def main() -> None:
     report({
         "bytes_each_way": nbytes,
         "threads": a.threads,
+        "worker_huge_pages": not a.small_pages,
         "xproc_put_gbps": round(best_put, 3),
         "xproc_get_gbps": round(best_get, 3),
         "memcpy_gbps": round(base, 3),

@@ -101,10 +101,14 @@ def test_tensors_on_an_unsupported_device_are_refused(make_vllm_config):
         w.register_kv_caches({"layer0": Other()})
 
 
-def test_cuda_workers_in_other_processes_are_not_supported_yet(make_vllm_config):
-    w = FlexKVConnectorV1Impl(make_vllm_config(tp=2), 1)
-    with pytest.raises(flexkv.NotSupportedError, match="CUDA IPC"):
+def test_cuda_workers_in_other_processes_need_shareable_device_memory(make_vllm_config, tmp_path):
+    """TP > 1 with CUDA: each tensor is exported as a CUDA IPC handle before anything is sent.
+    Here the pointers are made up: without a driver that is what is missing, with one they are refused."""
+    w = FlexKVConnectorV1Impl(make_vllm_config(tp=2, extra_config={"registration_socket": str(tmp_path / "s")}), 1)
+    with pytest.raises((flexkv.NotSupportedError, flexkv.InvalidArgumentError),
+                       match=r"rank \d cannot share KV cache tensor 0 .*(libcuda\.so\.1|not CUDA device memory)"):
         w.register_kv_caches({"layer0": _CudaLike((2, 8, 16, 2, 8)), "layer1": _CudaLike((2, 8, 16, 2, 8))})
+    assert w.worker.registration is None  # nothing was sent
 
 
 def test_config_disagreeing_with_vllm_is_a_clear_error(make_vllm_config):

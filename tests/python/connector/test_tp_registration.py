@@ -154,33 +154,8 @@ def test_a_bad_registration_timeout_is_a_config_error(make_vllm_config, tmp_path
         scheduler(make_vllm_config, str(tmp_path / "s.sock"), registration_timeout_s="soon")
 
 
-class _FakeCudaTensor:
-    """A CPU tensor that says it lives on cuda:0 (this machine has no GPU)."""
-
-    def __init__(self, t):
-        self._t, self.device = t, SimpleNamespace(type="cuda", index=0)
-        self.shape = t.shape
-
-    def __getattr__(self, name):
-        return getattr(self._t, name)
-
-
-def has_cuda_driver() -> bool:
-    import ctypes
-
-    try:
-        ctypes.CDLL("libcuda.so.1")
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(has_cuda_driver(), reason="this machine has a CUDA driver: benchmarks/gpu_check.py covers it")
-def test_a_cuda_worker_in_another_process_without_a_driver_fails_clearly(make_vllm_config, tmp_path):
-    parallel_state.set_rank(1, 2)
-    cfg = make_vllm_config(tp=2, extra_config={"registration_socket": str(tmp_path / "none.sock")})
-    worker = FlexKVConnectorV1Impl(cfg, 1)
-    caches = {f"layer{i}": _FakeCudaTensor(torch.zeros(2, NB, 16, 1, 8, dtype=torch.float16)) for i in range(2)}
-    with pytest.raises(flexkv.NotSupportedError, match=r"rank 1 cannot share KV cache tensor 0.*libcuda\.so\.1"):
-        worker.register_kv_caches(caches)
-    assert worker.worker.registration is None  # nothing was sent
+def test_worker_huge_pages_takes_a_boolean(make_vllm_config):
+    cfg = make_vllm_config(tp=2, extra_config={"worker_huge_pages": "maybe"})
+    with pytest.raises(flexkv.ConfigError, match="worker_huge_pages"):
+        FlexKVConnectorV1Impl(cfg, 1)
+    assert FlexKVConnectorV1Impl(make_vllm_config(tp=2, extra_config={"worker_huge_pages": "off"}), 1).worker.huge_pages is False

@@ -73,8 +73,8 @@ def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = 
     if ktc is None:
         raise ConfigError("vLLM's kv_transfer_config is missing: pass --kv-transfer-config")
     extra = dict(getattr(ktc, "kv_connector_extra_config", None) or {})
-    for key in ("registration_socket", "registration_timeout_s"):
-        extra.pop(key, None)  # read by the registration code, not engine keys
+    for key in ("registration_socket", "registration_timeout_s", "worker_huge_pages"):
+        extra.pop(key, None)  # read by the registration and worker code, not engine keys
     try:
         opts = AdapterOptions(**{k: _bool(extra.pop(k, v)) for k, v in ADAPTER_KEYS.items()})
     except ValueError as e:

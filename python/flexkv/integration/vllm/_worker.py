@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Dict, Optional
 
 from ... import _errors
+from ...config import _bool
 from . import _layouts, _log, _registry
 
 
@@ -20,6 +21,13 @@ def _tp_rank() -> int:
         return 0
 
 
+def extent(layer, num_blocks: int):
+    """(address, bytes) of the memory a layer's blocks span."""
+    lo = layer.base + min(0, layer.kv_stride * (layer.num_kv - 1))
+    hi = layer.base + (num_blocks - 1) * layer.block_stride + max(0, layer.kv_stride * (layer.num_kv - 1)) + layer.span_bytes
+    return lo, hi - lo
+
+
 class WorkerSide:
     """One per vLLM worker."""
 
@@ -30,8 +38,12 @@ class WorkerSide:
         pc = vllm_config.parallel_config
         self.world_size = int(getattr(pc, "world_size", 1) or 1)
         self.tensors: Dict[str, object] = {}
-        self.socket_override = (getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}).get(
-            "registration_socket")
+        extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
+        self.socket_override = extra.get("registration_socket")
+        try:
+            self.huge_pages = _bool(extra.get("worker_huge_pages", True))
+        except ValueError as e:
+            raise _errors.ConfigError(f"kv_connector_extra_config worker_huge_pages: {e}") from e
         self.rank = _tp_rank()
         self.registration = None
 
@@ -81,6 +93,10 @@ class WorkerSide:
                     ipc.append(export(layer.base))
                 except _errors.FlexKVError as e:
                     raise type(e)(f"FlexKv: rank {self.rank} cannot share KV cache tensor {i} with the engine: {e}") from e
+        if device is None and self.huge_pages:
+            from ..._hugepages import back_with_huge_pages
+
+            back_with_huge_pages(extent(l, num_blocks) for l in layers)
         self.registration = RegistrationClient(socket_path(self.engine_id, self.socket_override), self.rank,
                                                self.world_size, layers, num_blocks, cuda_ipc=ipc)
         _log.logger.info("FlexKv: rank %d registers its KV cache shard (%s memory) with the scheduler", self.rank,
