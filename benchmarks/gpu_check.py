@@ -4,7 +4,9 @@ with CUDA (no .NET, no vLLM).
 Registers CUDA KV caches in each supported layout - FlashAttention 5-D with the K/V axis first
 and second, packed 4-D and MLA 3-D - saves blocks to the CPU tier and loads them into other
 blocks, verifies every byte, and measures device->host and host->device GB/s against PyTorch's
-own copy of the same bytes to and from pinned memory in the same run. Last line: one JSON object.
+own copy of the same bytes to and from pinned memory in the same run. Then the multi-process
+path: a spawned worker process holds the cache and sends CUDA IPC handles, as a vLLM worker
+with tensor parallelism does; the worker checks the loaded bytes. Last line: one JSON object.
 
     python benchmarks/gpu_check.py [--gib 1]
 """
@@ -97,6 +99,61 @@ def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks):
     return d2h, h2d, verified, reqs * per_req * block_bytes
 
 
+def ipc_child(conn, layers: int, blocks: int) -> None:
+    """A stand-in for a vLLM worker: owns a CUDA cache, exports it, then checks loaded blocks."""
+    import torch
+
+    from flexkv import cuda_ipc
+    from flexkv.integration.vllm._layouts import describe
+
+    caches = [torch.randn((2, 2 * blocks, BS, H, D), device="cuda").to(torch.float16) for _ in range(layers)]
+    described = [describe(t, BS, 2 * blocks)[0] for t in caches]
+    handles = [cuda_ipc.export(l.base) for l in described]
+    torch.cuda.synchronize()
+    conn.send((described, 2 * blocks, handles))
+    conn.recv()  # the engine saved blocks 0..blocks-1 and loaded them into blocks..2*blocks-1
+    torch.cuda.synchronize()
+    conn.send(all(torch.equal(t[:, :blocks].view(torch.int16), t[:, blocks:].view(torch.int16)) for t in caches))
+
+
+def run_ipc(flexkv, torch, layers: int, blocks: int) -> dict:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=ipc_child, args=(child, layers, blocks), daemon=True)
+    proc.start()
+    try:
+        if not parent.poll(120):
+            return {"ipc_error": "the worker process did not answer"}
+        described, nb, handles = parent.recv()
+        block_bytes = sum(l.span_bytes * l.num_kv for l in described)
+        m = flexkv.KVManager({"num_cpu_blocks": blocks, "block_bytes": block_bytes, "tokens_per_block": BS,
+                              "transfer_threads": 2})
+        try:
+            assert m.register_rank(0, 1, proc.pid, described, nb, cuda_ipc=handles)
+            toks = list(range(blocks * BS + 1))
+            t0 = time.perf_counter()
+            assert m.put("ipc", toks, list(range(blocks)))
+            d2h = blocks * block_bytes / (time.perf_counter() - t0) / 1e9
+            t0 = time.perf_counter()
+            failed = m.get("ipc-g", toks, list(range(blocks, 2 * blocks)))
+            h2d = blocks * block_bytes / (time.perf_counter() - t0) / 1e9
+        finally:
+            m.close()
+        if failed:
+            return {"ipc_error": f"{len(failed)} blocks failed to load"}
+        parent.send("check")
+        if parent.recv() is not True:
+            return {"ipc_error": "bytes loaded into the worker differ from those saved from it"}
+        return {"ipc_d2h_gbps": round(d2h, 2), "ipc_h2d_gbps": round(h2d, 2), "ipc_bytes_verified": blocks * block_bytes}
+    except Exception as e:  # reported in the JSON: the single-process figures stand on their own
+        return {"ipc_error": f"{type(e).__name__}: {e}"}
+    finally:
+        proc.kill()
+        proc.join(10)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gib", type=float, default=1.0, help="bytes moved each way per layout")
@@ -122,13 +179,15 @@ def main() -> None:
         verified += v
         moved = max(moved, mv)
         print(name, results[name], flush=True)
+    ipc = run_ipc(flexkv, torch, a.layers, 1024)
+    print("ipc", ipc, flush=True)
     t_d2h, t_h2d = torch_copy_gbps(torch, moved)
     d2h = min(r["d2h_gbps"] for r in results.values())
     h2d = min(r["h2d_gbps"] for r in results.values())
     print(json.dumps({
         "d2h_gbps": d2h, "h2d_gbps": h2d, "torch_d2h_gbps": round(t_d2h, 2), "torch_h2d_gbps": round(t_h2d, 2),
         "d2h_ratio": round(d2h / t_d2h, 3), "h2d_ratio": round(h2d / t_h2d, 3), "bytes_verified": verified,
-        "device": torch.cuda.get_device_name(), "per_layout": results,
+        "device": torch.cuda.get_device_name(), "per_layout": results, **ipc,
     }))
 
 

@@ -14,7 +14,6 @@ import time
 from types import SimpleNamespace
 
 import pytest
-import torch
 
 from vllm.distributed import parallel_state
 
