@@ -4,16 +4,40 @@ namespace FlexKv.Core.Cuda;
 
 /// <summary>
 /// Copies blocks between a KV cache in GPU memory and the (page-locked) CPU pool with the
-/// driver's asynchronous copies: one per contiguous span, on a stream per copy thread
-/// (device→host and host→device on separate streams), then one synchronize per batch. The
+/// driver's asynchronous copies on a stream per copy thread (device→host and host→device on
+/// separate streams): all spans of a batch in one batched copy where the driver has it, else
+/// one copy per contiguous span; then one synchronize per batch. The
 /// device pointers are this process's own, or another process's mapped through CUDA IPC
 /// (an IPC mapping, closed with the transport).
 /// </summary>
-internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
+internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
 {
     private readonly CudaDevice _device;
     private readonly IDisposable? _mapping;
     private readonly ThreadLocal<(nint D2H, nint H2D)> _streams;
+    private readonly ThreadLocal<SpanList> _spans = new(() => new SpanList());
+    private volatile bool _batchRefused; // the driver refused a batched copy once: per-span copies from then on
+
+    /// <summary>A copy thread's reusable source/destination/size arrays for one batched copy.</summary>
+    private sealed class SpanList
+    {
+        public ulong[] Dst = new ulong[256], Src = new ulong[256];
+        public nuint[] Size = new nuint[256];
+        public int Count;
+
+        public void Add(ulong dst, ulong src, long bytes)
+        {
+            if (Count == Dst.Length)
+            {
+                Array.Resize(ref Dst, Count * 2); // grows to the largest batch once, then reused
+                Array.Resize(ref Src, Count * 2);
+                Array.Resize(ref Size, Count * 2);
+            }
+            Dst[Count] = dst;
+            Src[Count] = src;
+            Size[Count++] = (nuint)bytes;
+        }
+    }
 
     public CudaTransport(CudaDevice device, KvLayout layout, IDisposable? mapping = null)
     {
@@ -32,13 +56,74 @@ internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
     public KvLayout Layout { get; }
 
     public int Copy(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
+        byte* hostBase, long hostStride, Span<byte> failed) =>
+        Complete(direction, failed, Submit(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed));
+
+    public int Submit(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
         byte* hostBase, long hostStride, Span<byte> failed)
     {
         // Tensor-parallel ranks sit on different GPUs and one copy thread serves them all, so the
         // thread's current context is set on every batch (a few hundred nanoseconds).
         _device.MakeCurrent();
+        nint stream = Stream(direction);
+        int failures = 0;
+        if (!CudaBatchCopy.Available || _batchRefused || !TryBatch(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, stream, ref failures))
+            failures += CopySpans(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, stream);
+        return failures;
+    }
+
+    public int Complete(TransferDirection direction, Span<byte> failed, int submitFailures)
+    {
+        if (CudaMethods.StreamSynchronize(Stream(direction)) != 0)
+        {
+            // The batch's state is unknown: every block of it is failed (a load is recomputed).
+            failed.Fill(1);
+            return failed.Length;
+        }
+        return submitFailures;
+    }
+
+    private nint Stream(TransferDirection direction)
+    {
         var (d2h, h2d) = _streams.Value;
-        nint stream = direction == TransferDirection.DeviceToHost ? d2h : h2d;
+        return direction == TransferDirection.DeviceToHost ? d2h : h2d;
+    }
+
+    /// <summary>All spans of the batch in one cuMemcpyBatchAsync; false if the driver refused it (nothing was copied then).</summary>
+    private bool TryBatch(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
+        byte* hostBase, long hostStride, Span<byte> failed, nint stream, ref int failures)
+    {
+        SpanList list = _spans.Value!;
+        list.Count = 0;
+        bool toHost = direction == TransferDirection.DeviceToHost;
+        KvLayerDesc[] layers = Layout.Layers;
+        for (int i = 0; i < deviceBlocks.Length; i++)
+        {
+            int b = deviceBlocks[i];
+            if (failed[i] != 0) continue;
+            if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = 1; failures++; continue; }
+            ulong host = (ulong)(hostBase + cpuSlots[i] * hostStride);
+            for (int l = 0; l < layers.Length; l++)
+            {
+                ref readonly KvLayerDesc d = ref layers[l];
+                ulong dev = d.Base + (ulong)(b * d.BlockStride);
+                for (int kv = 0; kv < d.NumKv; kv++, host += (ulong)d.SpanBytes, dev += (ulong)d.KvStride)
+                    list.Add(toHost ? host : dev, toHost ? dev : host, d.SpanBytes);
+            }
+        }
+        if (list.Count == 0) return true;
+        int rc;
+        fixed (ulong* dst = list.Dst, src = list.Src)
+        fixed (nuint* size = list.Size)
+            rc = CudaBatchCopy.Submit(dst, src, size, list.Count, stream);
+        if (rc == 0) return true;
+        _batchRefused = true;
+        return false;
+    }
+
+    private int CopySpans(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
+        byte* hostBase, long hostStride, Span<byte> failed, nint stream)
+    {
         KvLayerDesc[] layers = Layout.Layers;
         int failures = 0;
         for (int i = 0; i < deviceBlocks.Length; i++)
@@ -60,12 +145,6 @@ internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
                 }
             }
         }
-        if (CudaMethods.StreamSynchronize(stream) != 0)
-        {
-            // The batch's state is unknown: every block of it is failed (a load is recomputed).
-            failed.Fill(1);
-            return deviceBlocks.Length;
-        }
         return failures;
     }
 
@@ -78,6 +157,7 @@ internal sealed unsafe class CudaTransport : IDeviceTransport, IDisposable
             CudaMethods.StreamDestroy(b);
         }
         _streams.Dispose();
+        _spans.Dispose();
         _mapping?.Dispose();
         _device.Dispose();
     }

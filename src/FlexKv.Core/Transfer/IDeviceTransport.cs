@@ -27,3 +27,18 @@ public unsafe interface IDeviceTransport
     int Copy(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
         byte* hostBase, long hostStride, Span<byte> failed);
 }
+
+/// <summary>
+/// A transport whose copies run asynchronously (CUDA streams): <see cref="Submit"/> queues a
+/// batch and <see cref="Complete"/> waits for it, so a caller spanning several GPUs (tensor
+/// parallel ranks) keeps every link busy at once instead of one after another.
+/// </summary>
+public unsafe interface IAsyncDeviceTransport : IDeviceTransport
+{
+    /// <summary>Queues the batch on the calling thread's stream; marks and counts blocks that could not be queued.</summary>
+    int Submit(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
+        byte* hostBase, long hostStride, Span<byte> failed);
+
+    /// <summary>Waits for the calling thread's queued batch; on error fails every block of it. Returns the failures in all.</summary>
+    int Complete(TransferDirection direction, Span<byte> failed, int submitFailures);
+}

@@ -10,6 +10,7 @@ public sealed unsafe class RankedTransport : IDeviceTransport
 {
     private readonly IDeviceTransport[] _ranks;
     private readonly long[] _offsets;
+    private readonly ThreadLocal<byte[]> _scratch = new(() => new byte[256]); // per copy thread: each rank's failed flags
 
     /// <summary>Combines the per-rank transports (index = rank); all must address the same block count.</summary>
     public RankedTransport(IDeviceTransport[] ranks)
@@ -38,12 +39,25 @@ public sealed unsafe class RankedTransport : IDeviceTransport
     public int Copy(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
         byte* hostBase, long hostStride, Span<byte> failed)
     {
-        Span<byte> rankFailed = stackalloc byte[deviceBlocks.Length];
+        int n = deviceBlocks.Length;
+        byte[] scratch = _scratch.Value!;
+        if (scratch.Length < _ranks.Length * n) _scratch.Value = scratch = new byte[_ranks.Length * n * 2]; // grows once to the largest batch
+        Span<int> submitted = stackalloc int[_ranks.Length];
+        // Asynchronous ranks (GPUs) are all queued before any is waited for, so their links copy at once.
         for (int r = 0; r < _ranks.Length; r++)
         {
+            Span<byte> rankFailed = scratch.AsSpan(r * n, n);
             failed.CopyTo(rankFailed); // blocks already failed are skipped by every rank
-            _ranks[r].Copy(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
-            for (int i = 0; i < failed.Length; i++) failed[i] |= rankFailed[i];
+            if (_ranks[r] is IAsyncDeviceTransport a)
+                submitted[r] = a.Submit(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
+            else
+                _ranks[r].Copy(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
+        }
+        for (int r = 0; r < _ranks.Length; r++)
+        {
+            Span<byte> rankFailed = scratch.AsSpan(r * n, n);
+            if (_ranks[r] is IAsyncDeviceTransport a) a.Complete(direction, rankFailed, submitted[r]);
+            for (int i = 0; i < n; i++) failed[i] |= rankFailed[i];
         }
         int failures = 0;
         foreach (byte f in failed) if (f != 0) failures++;
