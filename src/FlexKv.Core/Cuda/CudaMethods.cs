@@ -45,6 +45,21 @@ internal static unsafe partial class CudaMethods
     [LibraryImport(Lib, EntryPoint = "cuStreamSynchronize")]
     public static partial int StreamSynchronize(nint stream);
 
+    /// <summary>CU_EVENT_BLOCKING_SYNC | CU_EVENT_DISABLE_TIMING: a waiting thread sleeps instead of spinning.</summary>
+    public const uint EventBlockingNoTiming = 0x1 | 0x2;
+
+    [LibraryImport(Lib, EntryPoint = "cuEventCreate")]
+    public static partial int EventCreate(out nint evt, uint flags);
+
+    [LibraryImport(Lib, EntryPoint = "cuEventRecord")]
+    public static partial int EventRecord(nint evt, nint stream);
+
+    [LibraryImport(Lib, EntryPoint = "cuEventSynchronize")]
+    public static partial int EventSynchronize(nint evt);
+
+    [LibraryImport(Lib, EntryPoint = "cuEventDestroy_v2")]
+    public static partial int EventDestroy(nint evt);
+
     [LibraryImport(Lib, EntryPoint = "cuMemcpyDtoHAsync_v2")]
     public static partial int MemcpyDtoHAsync(void* dst, ulong src, nuint bytes, nint stream);
 

@@ -6,7 +6,8 @@ namespace FlexKv.Core.Cuda;
 /// Copies blocks between a KV cache in GPU memory and the (page-locked) CPU pool with the
 /// driver's asynchronous copies on a stream per copy thread (device→host and host→device on
 /// separate streams): all spans of a batch in one batched copy where the driver has it, else
-/// one copy per contiguous span; then one synchronize per batch. The
+/// one copy per contiguous span; then an event recorded after the batch is waited for (a
+/// blocking-sync event: the copy thread sleeps, it does not spin on a core). The
 /// device pointers are this process's own, or another process's mapped through CUDA IPC
 /// (an IPC mapping, closed with the transport).
 /// </summary>
@@ -14,9 +15,20 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
 {
     private readonly CudaDevice _device;
     private readonly IDisposable? _mapping;
-    private readonly ThreadLocal<(nint D2H, nint H2D)> _streams;
+    private readonly ThreadLocal<Lane[]> _lanes; // per copy thread: [device→host, host→device]
     private readonly ThreadLocal<SpanList> _spans = new(() => new SpanList());
     private volatile bool _batchRefused; // the driver refused a batched copy once: per-span copies from then on
+
+    /// <summary>One direction of a copy thread: its stream (non-blocking) and the event marking a batch's end.</summary>
+    private readonly record struct Lane(nint Stream, nint Done)
+    {
+        public static Lane Create()
+        {
+            CudaDevice.Check(CudaMethods.StreamCreate(out nint stream, 1), "cuStreamCreate");
+            CudaDevice.Check(CudaMethods.EventCreate(out nint done, CudaMethods.EventBlockingNoTiming), "cuEventCreate");
+            return new Lane(stream, done);
+        }
+    }
 
     /// <summary>A copy thread's reusable source/destination/size arrays for one batched copy.</summary>
     private sealed class SpanList
@@ -44,12 +56,10 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         _device = device;
         _mapping = mapping;
         Layout = layout;
-        _streams = new ThreadLocal<(nint, nint)>(() =>
+        _lanes = new ThreadLocal<Lane[]>(() =>
         {
             _device.MakeCurrent();
-            CudaDevice.Check(CudaMethods.StreamCreate(out nint d2h, 1), "cuStreamCreate");
-            CudaDevice.Check(CudaMethods.StreamCreate(out nint h2d, 1), "cuStreamCreate");
-            return (d2h, h2d);
+            return [Lane.Create(), Lane.Create()];
         }, trackAllValues: true);
     }
 
@@ -65,16 +75,24 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         // Tensor-parallel ranks sit on different GPUs and one copy thread serves them all, so the
         // thread's current context is set on every batch (a few hundred nanoseconds).
         _device.MakeCurrent();
-        nint stream = Stream(direction);
+        Lane lane = LaneFor(direction);
         int failures = 0;
-        if (!CudaBatchCopy.Available || _batchRefused || !TryBatch(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, stream, ref failures))
-            failures += CopySpans(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, stream);
+        if (!CudaBatchCopy.Available || _batchRefused || !TryBatch(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, lane.Stream, ref failures))
+            failures += CopySpans(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, lane.Stream);
+        if (CudaMethods.EventRecord(lane.Done, lane.Stream) != 0 && CudaMethods.StreamSynchronize(lane.Stream) != 0)
+        {
+            // Without a recorded event Complete's wait returns at once, so the stream is waited for
+            // here; if even that fails, the batch's state is unknown and all of it has failed.
+            failed.Fill(1);
+            return failed.Length;
+        }
         return failures;
     }
 
     public int Complete(TransferDirection direction, Span<byte> failed, int submitFailures)
     {
-        if (CudaMethods.StreamSynchronize(Stream(direction)) != 0)
+        Lane lane = LaneFor(direction);
+        if (CudaMethods.EventSynchronize(lane.Done) != 0)
         {
             // The batch's state is unknown: every block of it is failed (a load is recomputed).
             failed.Fill(1);
@@ -83,11 +101,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         return submitFailures;
     }
 
-    private nint Stream(TransferDirection direction)
-    {
-        var (d2h, h2d) = _streams.Value;
-        return direction == TransferDirection.DeviceToHost ? d2h : h2d;
-    }
+    private Lane LaneFor(TransferDirection direction) => _lanes.Value![direction == TransferDirection.DeviceToHost ? 0 : 1];
 
     /// <summary>All spans of the batch in one cuMemcpyBatchAsync; false if the driver refused it (nothing was copied then).</summary>
     private bool TryBatch(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
@@ -151,12 +165,13 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
     public void Dispose()
     {
         _device.MakeCurrent();
-        foreach (var (a, b) in _streams.Values)
-        {
-            CudaMethods.StreamDestroy(a);
-            CudaMethods.StreamDestroy(b);
-        }
-        _streams.Dispose();
+        foreach (Lane[] lanes in _lanes.Values)
+            foreach (Lane lane in lanes)
+            {
+                CudaMethods.EventDestroy(lane.Done);
+                CudaMethods.StreamDestroy(lane.Stream);
+            }
+        _lanes.Dispose();
         _spans.Dispose();
         _mapping?.Dispose();
         _device.Dispose();
