@@ -28,6 +28,21 @@ public class KvEngineRankTests
             return H.Engine.RegisterRankKvCaches(rank, 2, Self, shard.Layers, shard.NumBlocks);
         }
 
+        /// <summary>Registers both ranks, fills their first <paramref name="blocks"/> blocks and saves them; returns the tokens.</summary>
+        public long[] RegisterAndSave(int blocks)
+        {
+            Register(0);
+            Register(1);
+            for (int b = 0; b < blocks; b++)
+            {
+                Shards[0].Fill(b, 1000 + b);
+                Shards[1].Fill(b, 2000 + b);
+            }
+            long[] tokens = Tokens(blocks * Bs + 1);
+            H.Save("A", tokens, Blocks(0, blocks));
+            return tokens;
+        }
+
         public void Dispose()
         {
             H.Dispose();
@@ -85,10 +100,7 @@ public class KvEngineRankTests
     public void DeregisterRank_StopsOffersUntilTheRankRegistersAgain()
     {
         using var t = new TwoRanks();
-        t.Register(0);
-        t.Register(1);
-        long[] tokens = Tokens(2 * Bs + 1);
-        t.H.Save("A", tokens, Blocks(0, 2));
+        long[] tokens = t.RegisterAndSave(2);
 
         t.H.Engine.DeregisterRank(1);
 
@@ -99,17 +111,16 @@ public class KvEngineRankTests
         Assert.True(t.Register(1));
         Assert.Equal(2 * Bs, t.H.Engine.GetNumNewMatchedTokens("C", tokens, tokens.Length, 0, []));
         t.H.Load("C", Blocks(5, 2), 2 * Bs);
+        Assert.Equal(t.Shards[0].Read(0), t.Shards[0].Read(5));
         Assert.Equal(t.Shards[1].Read(0), t.Shards[1].Read(5));
+        Assert.False(t.Shards[1].IsZero(5));
     }
 
     [Fact]
     public void RegisterRank_WhileALoadIsInFlight_ReplacesTheRankWithoutDraining()
     {
         using var t = new TwoRanks();
-        t.Register(0);
-        t.Register(1);
-        long[] tokens = Tokens(2 * Bs + 1);
-        t.H.Save("A", tokens, Blocks(0, 2));
+        long[] tokens = t.RegisterAndSave(2);
         t.H.Engine.GetNumNewMatchedTokens("B", tokens, tokens.Length, 0, []);
         t.H.Engine.UpdateStateAfterAlloc("B", Blocks(5, 2), 2 * Bs); // planned, not launched
 
@@ -118,6 +129,7 @@ public class KvEngineRankTests
         t.H.Engine.LaunchTasks();
         t.H.WaitFor(FinishedKind.Recving, "B");
         Assert.Empty(t.H.FailedBlocks);
+        Assert.Equal(t.Shards[1].Read(1), t.Shards[1].Read(6));
     }
 
     [Fact]
