@@ -21,6 +21,13 @@ internal sealed unsafe class TransferEngine : IDisposable
     private long _bytesMoved;
     private long _completions;
 
+    /// <summary>
+    /// A task is split over several copy threads only in slices of at least this many bytes:
+    /// waking a sleeping thread costs the scheduler's call 10–40 µs (more when the cores are
+    /// busy), about what copying 1–2 MiB costs, so small loads and saves go to one thread.
+    /// </summary>
+    public long MinSliceBytes { get; init; } = 2L << 20;
+
     public TransferEngine(int threads, int queueCapacity, byte* hostBase, long hostStride)
     {
         _hostBase = hostBase;
@@ -94,7 +101,8 @@ internal sealed unsafe class TransferEngine : IDisposable
     private int Prepare(TransferTask task, out int per)
     {
         task.State = TransferState.Launched;
-        int chunks = Math.Clamp(task.Count, 1, _threads.Length);
+        long bytes = (long)task.Count * Math.Max(1, _hostStride);
+        int chunks = (int)Math.Clamp(bytes / Math.Max(1, MinSliceBytes), 1, Math.Max(1, Math.Min(task.Count, _threads.Length)));
         per = Math.Max(1, (task.Count + chunks - 1) / chunks);
         chunks = Math.Max(1, (task.Count + per - 1) / per);
         Volatile.Write(ref task.PendingChunks, chunks);

@@ -47,7 +47,7 @@ public unsafe class TransferEngineTests
         {
             for (int b = 0; b < 7; b++) device.Fill(b, 30 + b);
             var transport = new FlakyTransport(KvLayout.Create(device.Layers, 7, device.BlockBytes));
-            using var engine = new TransferEngine(3, 16, host, device.BlockBytes) { Transport = transport };
+            using var engine = new TransferEngine(3, 16, host, device.BlockBytes) { Transport = transport, MinSliceBytes = 1 };
             TransferTask task = Task(TransferKind.Put, 7);
 
             engine.Submit(task);
@@ -63,6 +63,22 @@ public unsafe class TransferEngineTests
         {
             NativeMemory.Free(host);
         }
+    }
+
+    [Fact]
+    public void Submit_TaskSmallerThanTwoSlices_RunsAsOneSliceAndLargerOnesSplit()
+    {
+        using var device = new DeviceKvCache(numBlocks: 8);
+        var transport = new FlakyTransport(KvLayout.Create(device.Layers, 8, device.BlockBytes));
+        // Slices of at least 3 blocks: 2 blocks take one thread, 8 blocks two (not three) of the three threads.
+        using var engine = new TransferEngine(3, 16, null, device.BlockBytes) { Transport = transport, MinSliceBytes = 3 * device.BlockBytes };
+
+        engine.Submit(Task(TransferKind.Get, 2));
+        WaitOne(engine);
+        Assert.Equal(1, transport.Calls);
+        engine.Submit(Task(TransferKind.Get, 8));
+        WaitOne(engine);
+        Assert.Equal(1 + 2, transport.Calls);
     }
 
     [Fact]
