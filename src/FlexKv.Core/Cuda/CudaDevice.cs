@@ -40,6 +40,9 @@ internal sealed class CudaDevice : IDisposable
     /// <summary>Makes the context current on the calling thread (each copy thread calls this once).</summary>
     public void MakeCurrent() => Check(CudaMethods.CtxSetCurrent(Context), "cuCtxSetCurrent");
 
+    /// <summary>For release paths, which must not throw: whether the context could be made current.</summary>
+    public bool TryMakeCurrent() => Context != 0 && CudaMethods.CtxSetCurrent(Context) == 0;
+
     public static void Check(int result, string what)
     {
         if (result != 0)

@@ -72,7 +72,7 @@ internal sealed unsafe class CudaIpcMapping : IDisposable
     public void Dispose()
     {
         if (_opened.Count == 0) return;
-        _device.MakeCurrent();
+        _device.TryMakeCurrent(); // best effort: release calls below fail harmlessly without it
         foreach (ulong p in _opened) CudaMethods.IpcCloseMemHandle(p);
         _opened.Clear();
     }

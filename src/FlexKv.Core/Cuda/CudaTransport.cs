@@ -164,7 +164,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
 
     public void Dispose()
     {
-        _device.MakeCurrent();
+        _device.TryMakeCurrent(); // best effort: release calls below fail harmlessly without it
         foreach (Lane[] lanes in _lanes.Values)
             foreach (Lane lane in lanes)
             {

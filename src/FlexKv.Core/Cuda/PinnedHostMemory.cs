@@ -39,7 +39,7 @@ internal sealed unsafe class PinnedHostMemory : IDisposable
             _device.Dispose();
             return;
         }
-        _device.MakeCurrent();
+        _device.TryMakeCurrent(); // best effort: release calls below fail harmlessly without it
         for (long off = 0; off < _registered; off += Chunk) CudaMethods.MemHostUnregister(_base + off);
         _registered = 0;
         _device.Dispose();

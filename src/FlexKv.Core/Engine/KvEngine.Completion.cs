@@ -18,6 +18,7 @@ public sealed partial class KvEngine
             ThrowIfShutDown();
             _transfer.Pump();
             ApplyCompletions();
+            DisposeRetiredIfIdle();
             return _report.TryDrain(entries, failedBlocks, out entryBytes, out failedCount);
         }
     }
@@ -30,6 +31,7 @@ public sealed partial class KvEngine
             ThrowIfShutDown();
             _transfer.Pump();
             ApplyCompletions();
+            DisposeRetiredIfIdle();
             return _report.Take();
         }
     }

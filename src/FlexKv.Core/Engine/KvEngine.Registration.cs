@@ -14,6 +14,7 @@ public sealed unsafe partial class KvEngine
 {
     private IDeviceTransport?[]? _ranks;
     private readonly List<IDisposable> _retired = new();
+    private readonly object _pinSync = new(); // pinning a large pool takes seconds: not under the engine lock
     private PinnedHostMemory? _pinned;
 
     /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
@@ -210,7 +211,7 @@ public sealed unsafe partial class KvEngine
 
     private void PinCpuPool(int ordinal)
     {
-        lock (_sync)
+        lock (_pinSync)
         {
             ThrowIfShutDown();
             _pinned ??= new PinnedHostMemory(ordinal, _cpu.SlotAddress(0), _cpu.ReservedBytes);
@@ -222,14 +223,49 @@ public sealed unsafe partial class KvEngine
         if (transport is IDisposable d) _retired.Add(d);
     }
 
+    /// <summary>
+    /// Frees replaced transports once no copy can still use them: a restarted worker's old GPU
+    /// memory stays allocated for as long as this process keeps it mapped. Caller holds the lock.
+    /// </summary>
+    private void DisposeRetiredIfIdle()
+    {
+        if (_retired.Count == 0 || !_transfer.NoCopyRunning) return;
+        DisposeAll(_retired);
+    }
+
     /// <summary>Called at shutdown once the copy threads stopped.</summary>
     private void DisposeTransports()
     {
         if (_transfer.Transport is IDisposable current) _retired.Add(current);
         if (_ranks is not null)
             foreach (var r in _ranks) if (r is IDisposable d && !_retired.Contains(d)) _retired.Add(d);
-        foreach (IDisposable d in _retired) d.Dispose();
-        _retired.Clear();
-        _pinned?.Dispose();
+        DisposeAll(_retired);
+        lock (_pinSync)
+        {
+            try
+            {
+                _pinned?.Dispose();
+            }
+            catch (Exception e) when (e is FlexKvException or DllNotFoundException)
+            {
+                Warnings.Add($"unpinning the CPU pool failed: {e.Message}");
+            }
+        }
+    }
+
+    private void DisposeAll(List<IDisposable> items)
+    {
+        foreach (IDisposable d in items)
+        {
+            try
+            {
+                d.Dispose();
+            }
+            catch (Exception e)
+            {
+                Warnings.Add($"releasing a replaced KV cache registration failed: {e.GetType().Name}: {e.Message}"); // never fails shutdown
+            }
+        }
+        items.Clear();
     }
 }

@@ -107,6 +107,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         {
             ThrowIfShutDown();
             ApplyCompletions();
+            DisposeRetiredIfIdle();
             int n = _planned.Count;
             foreach (TransferTask t in _planned)
             {

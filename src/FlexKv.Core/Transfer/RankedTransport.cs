@@ -43,20 +43,46 @@ public sealed unsafe class RankedTransport : IDeviceTransport
         byte[] scratch = _scratch.Value!;
         if (scratch.Length < _ranks.Length * n) _scratch.Value = scratch = new byte[_ranks.Length * n * 2]; // grows once to the largest batch
         Span<int> submitted = stackalloc int[_ranks.Length];
-        // Asynchronous ranks (GPUs) are all queued before any is waited for, so their links copy at once.
+        Span<bool> queued = stackalloc bool[_ranks.Length];
+        // Asynchronous ranks (GPUs) are all queued before any is waited for, so their links copy
+        // at once. Every queued rank is waited for, whatever happens to the others: a slot must
+        // not be reused while a copy into or out of it may still run.
         for (int r = 0; r < _ranks.Length; r++)
         {
             Span<byte> rankFailed = scratch.AsSpan(r * n, n);
             failed.CopyTo(rankFailed); // blocks already failed are skipped by every rank
-            if (_ranks[r] is IAsyncDeviceTransport a)
-                submitted[r] = a.Submit(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
-            else
-                _ranks[r].Copy(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
+            try
+            {
+                if (_ranks[r] is IAsyncDeviceTransport a)
+                {
+                    submitted[r] = a.Submit(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
+                    queued[r] = true;
+                }
+                else
+                {
+                    _ranks[r].Copy(direction, deviceBlocks, cpuSlots, hostBase + _offsets[r], hostStride, rankFailed);
+                }
+            }
+            catch (Exception)
+            {
+                rankFailed.Fill(1); // this rank's part is lost (its queued copies, if any, are waited for below)
+                queued[r] = _ranks[r] is IAsyncDeviceTransport;
+            }
         }
         for (int r = 0; r < _ranks.Length; r++)
         {
             Span<byte> rankFailed = scratch.AsSpan(r * n, n);
-            if (_ranks[r] is IAsyncDeviceTransport a) a.Complete(direction, rankFailed, submitted[r]);
+            if (queued[r])
+            {
+                try
+                {
+                    ((IAsyncDeviceTransport)_ranks[r]).Complete(direction, rankFailed, submitted[r]);
+                }
+                catch (Exception)
+                {
+                    rankFailed.Fill(1);
+                }
+            }
             for (int i = 0; i < n; i++) failed[i] |= rankFailed[i];
         }
         int failures = 0;

@@ -20,6 +20,7 @@ internal sealed unsafe class TransferEngine : IDisposable
     private volatile IDeviceTransport? _transport;
     private long _bytesMoved;
     private long _completions;
+    private int _activeCopies;
 
     /// <summary>
     /// A task is split over several copy threads only in slices of at least this many bytes:
@@ -171,10 +172,28 @@ internal sealed unsafe class TransferEngine : IDisposable
         }
     }
 
+    /// <summary>
+    /// Copies running now. Incremented before the transport is read (both full fences), so once
+    /// it is seen at 0 after a transport was replaced, no copy can still use the old one.
+    /// </summary>
+    public bool NoCopyRunning => Interlocked.CompareExchange(ref _activeCopies, 0, 0) == 0;
+
     private void Copy(TransferTask task, int start, int count)
     {
+        Interlocked.Increment(ref _activeCopies);
+        try
+        {
+            CopyWith(_transport, task, start, count);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _activeCopies);
+        }
+    }
+
+    private void CopyWith(IDeviceTransport? transport, TransferTask task, int start, int count)
+    {
         Span<byte> failed = task.Failed.AsSpan(start, count);
-        IDeviceTransport? transport = _transport;
         int failures;
         if (transport is null)
         {

@@ -59,4 +59,37 @@ public class KvEngineRegistrationTests
             KvEngine.Create("""{"cpu_cache_gb":0.000001,"block_bytes":1048576,"use_hugepage_cpu_buffer":false}"""u8));
         Assert.Equal(FlexKvStatus.InvalidConfig, ex.Status);
     }
+
+    private sealed class DisposableTransport(KvLayout layout) : IDeviceTransport, IDisposable
+    {
+        private readonly HostMemoryTransport _inner = new(layout);
+
+        public bool Disposed { get; private set; }
+
+        public KvLayout Layout => layout;
+
+        public unsafe int Copy(TransferDirection d, ReadOnlySpan<int> blocks, ReadOnlySpan<int> slots, byte* host, long stride, Span<byte> failed) =>
+            _inner.Copy(d, blocks, slots, host, stride, failed);
+
+        public void Dispose() => Disposed = true;
+    }
+
+    [Fact]
+    public void RegisterTransport_ReplacedTransport_IsReleasedOnceNoCopyRuns()
+    {
+        using var h = new EngineHarness(register: false);
+        var first = new DisposableTransport(KvLayout.Create(h.Device.Layers, h.Device.NumBlocks, h.Device.BlockBytes));
+        var second = new DisposableTransport(KvLayout.Create(h.Device.Layers, h.Device.NumBlocks, h.Device.BlockBytes));
+        h.Engine.RegisterTransport(first);
+
+        h.Engine.RegisterTransport(second);
+        h.Poll(); // any scheduler call may release it; no copy is running
+
+        Assert.True(first.Disposed);
+        Assert.False(second.Disposed);
+        h.FillDevice(Blocks(0, 2), 5);
+        h.Save("A", Tokens(2 * Bs + 1), Blocks(0, 2)); // the new registration serves
+        h.Engine.Shutdown();
+        Assert.True(second.Disposed);
+    }
 }

@@ -10,6 +10,7 @@ public unsafe class RankedTransportTests
     {
         public HashSet<int> FailAtSubmit { get; } = new();
         public bool FailAtComplete { get; set; }
+        public bool ThrowAtSubmit { get; set; }
 
         public KvLayout Layout => layout;
 
@@ -19,6 +20,7 @@ public unsafe class RankedTransportTests
         public int Submit(TransferDirection d, ReadOnlySpan<int> blocks, ReadOnlySpan<int> slots, byte* host, long stride, Span<byte> failed)
         {
             log.Add($"submit {rank}");
+            if (ThrowAtSubmit) throw new InvalidOperationException("no context");
             int n = 0;
             for (int i = 0; i < blocks.Length; i++)
                 if (failed[i] == 0 && FailAtSubmit.Contains(blocks[i])) { failed[i] = 1; n++; }
@@ -80,6 +82,19 @@ public unsafe class RankedTransportTests
 
         Assert.Equal(4, Copy(ranked, [0, 1, 2, 3], failed));
 
+        Assert.All(failed, f => Assert.Equal(1, f));
+    }
+
+    [Fact]
+    public void Copy_ARankThatThrows_LosesItsPartButEveryQueuedRankIsWaitedFor()
+    {
+        var (ranked, ranks, log) = Make();
+        ranks[1].ThrowAtSubmit = true;
+        var failed = new byte[2];
+
+        Assert.Equal(2, Copy(ranked, [0, 1], failed));
+
+        Assert.Contains("complete 0", log); // rank 0's copies may not outlive the batch
         Assert.All(failed, f => Assert.Equal(1, f));
     }
 }

@@ -29,6 +29,7 @@ from . import _log
 
 PROTOCOL = 1
 DEFAULT_TIMEOUT_S = 120.0  # FlexKV's client socket timeout
+DUPLICATE_RETRIES, DUPLICATE_RETRY_S = 6, 0.5  # a restarted worker may race its predecessor's exit
 
 
 def socket_path(engine_id: str, override: Optional[str] = None) -> str:
@@ -58,6 +59,7 @@ class RegistrationServer:
         self.path, self.world_size, self._manager = path, world_size, manager
         self._lock = threading.Lock()   # one registration at a time: the duplicate check and the registration are atomic
         self._live: Dict[int, int] = {}  # rank -> pid of its connected worker
+        self._conns: set = set()          # open worker connections, closed by close()
         self.ready = threading.Event()
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous engine with the same id
@@ -91,18 +93,26 @@ class RegistrationServer:
             threading.Thread(target=self._serve, args=(conn,), name="flexkv-registration-rank", daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with conn, conn.makefile("rwb") as f:
-            try:
-                rank, pid = self._register(json.loads(f.readline() or b"{}"))
-            except Exception as e:  # a bad registration is answered and logged, never raised here
-                _log.logger.error("FlexKv: refused a worker's registration: %s", e)
-                f.write((json.dumps({"ok": False, "error": str(e)}) + "\n").encode())
-                f.flush()
-                return
-            f.write((json.dumps({"ok": True, "complete": self.ready.is_set()}) + "\n").encode())
-            f.flush()
-            f.read()  # blocks until the worker's end closes: it exited
-        self._deregister(rank, pid)
+        with self._lock:
+            self._conns.add(conn)
+        try:
+            with conn, conn.makefile("rwb") as f:
+                try:
+                    rank, pid = self._register(json.loads(f.readline() or b"{}"))
+                except Exception as e:  # a bad registration is answered and logged, never raised here
+                    _log.logger.error("FlexKv: refused a worker's registration: %s", e)
+                    _answer(f, {"ok": False, "error": str(e)})
+                    return
+                try:
+                    _answer(f, {"ok": True, "complete": self.ready.is_set()})
+                    f.read()  # blocks until the worker's end closes: it exited
+                except (OSError, ValueError):
+                    pass  # the worker went away mid-answer: it exited all the same
+                finally:
+                    self._deregister(rank, pid)
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
 
     def _register(self, msg: dict):
         if msg.get("protocol") != PROTOCOL:
@@ -115,14 +125,16 @@ class RegistrationServer:
         layers = [KVLayer(*l) for l in msg["layers"]]
         ipc = [CudaIpcHandle.from_json(h) for h in msg["cuda_ipc"]] if msg.get("memory") == "cuda" else None
         with self._lock:
-            if rank in self._live:
+            old = self._live.get(rank)
+            if old is not None and _alive(old):
                 raise _errors.InvalidArgumentError(
-                    f"rank {rank} is already registered by the worker with pid {self._live[rank]}, which is still "
+                    f"rank {rank} is already registered by the worker with pid {old}, which is still "
                     f"running; pid {pid} claims the same rank (check each worker's tensor-parallel rank)")
+            # A dead holder whose connection has not been seen closing yet: its successor replaces it.
             complete = self._manager.register_rank(rank, world, pid, layers, int(msg["num_blocks"]), cuda_ipc=ipc)
             self._live[rank] = pid
-        if complete:
-            self.ready.set()
+            if complete:
+                self.ready.set()
         _log.logger.info("FlexKv: rank %d (pid %d) registered its KV cache shard; %s", rank, pid,
                          "all ranks are in" if complete else f"waiting for ranks {self.missing()}")
         return rank, pid
@@ -130,7 +142,7 @@ class RegistrationServer:
     def _deregister(self, rank: int, pid: int) -> None:
         with self._lock:
             if self._live.get(rank) != pid:
-                return
+                return  # already replaced by a restarted worker
             del self._live[rank]
             self.ready.clear()
             try:
@@ -142,12 +154,36 @@ class RegistrationServer:
                                 "registers again", rank, pid)
 
     def close(self) -> None:
+        """Stops listening and drops the workers' connections (their threads then end)."""
         self._closed = True
-        try:
-            self._sock.close()
-        finally:
-            if os.path.exists(self.path):
-                os.unlink(self.path)
+        with self._lock:
+            conns = list(self._conns)
+        for c in [self._sock, *conns]:
+            try:
+                c.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept() or read()
+            except OSError:
+                pass
+            c.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+def _answer(f, reply: dict) -> None:
+    try:
+        f.write((json.dumps(reply) + "\n").encode())
+        f.flush()
+    except (OSError, ValueError):
+        pass  # the worker is gone; its end of the story is the closed connection
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 class RegistrationClient:
@@ -165,6 +201,7 @@ class RegistrationClient:
         self._message = (json.dumps(msg) + "\n").encode()
         self._warn_after_s = warn_after_s
         self._sock: Optional[socket.socket] = None
+        self._lock = threading.Lock()
         self._closed = False
         self.error: Optional[str] = None
         self.done = threading.Event()
@@ -194,24 +231,36 @@ class RegistrationClient:
         return None
 
     def _run(self) -> None:
-        s = self._connect()
-        if s is None:
-            return
-        try:
-            s.sendall(self._message)
-            reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "the scheduler closed the connection"}')
-        except (OSError, ValueError) as e:
-            reply = {"ok": False, "error": f"the registration failed: {e}"}
-        if reply.get("ok"):
-            self._sock = s  # kept open: its closing tells the scheduler this worker exited
-            _log.logger.info("FlexKv: rank %d registered its KV cache shard", self.rank)
-        else:
+        for attempt in range(DUPLICATE_RETRIES + 1):
+            s = self._connect()
+            if s is None:
+                return
+            try:
+                s.sendall(self._message)
+                reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "the scheduler closed the connection"}')
+            except (OSError, ValueError) as e:
+                reply = {"ok": False, "error": f"the registration failed: {e}"}
+            if reply.get("ok"):
+                with self._lock:
+                    if not self._closed:
+                        self._sock = s  # kept open: its closing tells the scheduler this worker exited
+                        s = None
+                if s is not None:
+                    s.close()  # closed meanwhile: the scheduler deregisters the rank at once
+                _log.logger.info("FlexKv: rank %d registered its KV cache shard", self.rank)
+                break
             s.close()
-            self.error = f"FlexKv refused the registration of rank {self.rank}: {reply.get('error')}"
-            _log.logger.error("%s", self.error)
+            # The worker this one replaces may still be exiting: its rank frees up in a moment.
+            if "still running" not in str(reply.get("error")) or attempt == DUPLICATE_RETRIES:
+                self.error = f"FlexKv refused the registration of rank {self.rank}: {reply.get('error')}"
+                _log.logger.error("%s", self.error)
+                break
+            time.sleep(DUPLICATE_RETRY_S)
         self.done.set()
 
     def close(self) -> None:
-        self._closed = True
-        if self._sock is not None:
-            self._sock.close()
+        with self._lock:
+            self._closed = True
+            sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()

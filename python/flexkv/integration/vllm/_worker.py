@@ -11,14 +11,23 @@ from ...config import _bool
 from . import _layouts, _log, _registry
 
 
-def _tp_rank() -> int:
-    """This worker's tensor-parallel rank (vLLM's config has no rank field: ask its process groups)."""
+def _rank() -> int:
+    """This worker's rank among the scheduler's ``world_size`` workers: pipeline stage, then
+    tensor-parallel rank (vLLM's config has no rank field: ask its process groups)."""
     try:
         from vllm.distributed.parallel_state import get_tp_group
 
-        return int(get_tp_group().rank_in_group)
+        tp = get_tp_group()
+        rank = int(tp.rank_in_group)
     except Exception:
         return 0
+    try:
+        from vllm.distributed.parallel_state import get_pp_group
+
+        rank += int(get_pp_group().rank_in_group) * int(tp.world_size)
+    except Exception:
+        pass  # no pipeline parallelism
+    return rank
 
 
 def extent(layer, num_blocks: int):
@@ -44,7 +53,7 @@ class WorkerSide:
             self.huge_pages = _bool(extra.get("worker_huge_pages", True))
         except ValueError as e:
             raise _errors.ConfigError(f"kv_connector_extra_config worker_huge_pages: {e}") from e
-        self.rank = _tp_rank()
+        self.rank = _rank()
         self.registration = None
 
     def register_kv_caches(self, kv_caches: Dict[str, object]) -> None:

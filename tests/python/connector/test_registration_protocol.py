@@ -1,0 +1,125 @@
+"""The registration socket's protocol, with a recording stand-in for the engine: duplicates,
+stale ranks of dead workers, disconnects and closing, without spawning workers."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import flexkv
+from flexkv.integration.vllm._registration import PROTOCOL, RegistrationClient, RegistrationServer
+
+LAYER = flexkv.KVLayer(0x1000, 256, 128, 128, 2)
+
+
+class RecordingEngine:
+    def __init__(self, world: int) -> None:
+        self.world, self.ranks, self.calls = world, {}, []
+
+    def register_rank(self, rank, world, pid, layers, num_blocks, cuda_ipc=None):
+        self.calls.append(("register", rank, pid))
+        self.ranks[rank] = pid
+        return len(self.ranks) == self.world
+
+    def deregister_rank(self, rank):
+        self.calls.append(("deregister", rank))
+        del self.ranks[rank]
+
+
+def raw_register(path: str, rank: int, pid: int) -> tuple[socket.socket, dict]:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    msg = {"protocol": PROTOCOL, "rank": rank, "world_size": 2, "pid": pid, "num_blocks": 8, "memory": "host",
+           "layers": [[LAYER.base, LAYER.block_stride, LAYER.span_bytes, LAYER.kv_stride, LAYER.num_kv]]}
+    s.sendall((json.dumps(msg) + "\n").encode())
+    return s, json.loads(s.makefile("rb").readline())
+
+
+def wait_for(predicate, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def server(tmp_path):
+    engine = RecordingEngine(2)
+    srv = RegistrationServer(str(tmp_path / "r.sock"), 2, engine)
+    yield srv, engine
+    srv.close()
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_a_live_rank_is_not_taken_over_but_a_dead_holders_rank_is(server):
+    srv, engine = server
+    me = os.getpid()
+    a, reply = raw_register(srv.path, 0, me)
+    assert reply["ok"] and not reply["complete"]
+    b, reply = raw_register(srv.path, 0, me + 0)  # same rank while its holder runs
+    assert not reply["ok"] and "already registered" in reply["error"]
+    # Rank 1's first holder died before its connection was seen closing: its successor replaces it.
+    gone, reply = raw_register(srv.path, 1, dead_pid())
+    assert reply["ok"] and srv.ready.is_set()
+    c, reply = raw_register(srv.path, 1, me)
+    assert reply["ok"] and srv.ready.is_set() and engine.ranks == {0: me, 1: me}
+    gone.close()  # the dead holder's connection closes late: the successor keeps the rank
+    time.sleep(0.2)
+    assert engine.ranks == {0: me, 1: me} and srv.ready.is_set()
+    for s in (a, b, c):
+        s.close()
+
+
+def test_a_closed_connection_deregisters_its_rank(server):
+    srv, engine = server
+    a, _ = raw_register(srv.path, 0, os.getpid())
+    b, _ = raw_register(srv.path, 1, os.getpid())
+    assert srv.ready.is_set()
+    b.close()
+    assert wait_for(lambda: ("deregister", 1) in engine.calls)
+    assert not srv.ready.is_set() and srv.missing() == [1]
+    a.close()
+
+
+def test_bad_messages_are_answered_and_the_server_keeps_serving(server):
+    srv, engine = server
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(srv.path)
+    s.sendall(b"not json\n")
+    assert json.loads(s.makefile("rb").readline())["ok"] is False
+    s.close()
+    _, reply = raw_register(srv.path, 5, os.getpid())
+    assert not reply["ok"] and "outside 0..1" in reply["error"]
+    a, reply = raw_register(srv.path, 0, os.getpid())
+    assert reply["ok"]
+    a.close()
+
+
+def test_close_ends_the_servers_threads_and_the_client_waits_for_a_scheduler(tmp_path):
+    path = str(tmp_path / "late.sock")
+    before = threading.active_count()
+    client = RegistrationClient(path, 0, 2, [LAYER], 8)  # no scheduler yet: it keeps trying
+    time.sleep(0.3)
+    assert not client.done.is_set()
+    engine = RecordingEngine(2)
+    srv = RegistrationServer(path, 2, engine)
+    client.wait(10)
+    assert engine.ranks == {0: os.getpid()}
+    srv.close()
+    client.close()
+    assert wait_for(lambda: threading.active_count() <= before)
+    assert not os.path.exists(path)
