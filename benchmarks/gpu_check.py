@@ -58,7 +58,7 @@ def drain(m, ids: set, kind: str) -> None:
             m.wait(0.01)
 
 
-def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks):
+def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks, batch_copy: bool = True):
     caches = [torch.randn(shape, device="cuda").to(torch.float16) for _ in range(num_layers)]
     described = [describe(t, BS, shape[1] if name == "kv_first" else shape[0]) for t in caches]
     layers = [d[0] for d in described]
@@ -67,7 +67,7 @@ def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks):
     per_req = 64
     reqs = max(1, blocks // per_req)
     m = flexkv.KVManager({"num_cpu_blocks": reqs * per_req, "block_bytes": block_bytes, "tokens_per_block": BS,
-                          "transfer_threads": 2})
+                          "transfer_threads": 2, "cuda_batch_copy": batch_copy})
     m.register_kv_caches(layers, nb, cuda_device=torch.cuda.current_device())
     src = [list(range(r * per_req, (r + 1) * per_req)) for r in range(reqs)]
     toks = [list(range(r * 10**6, r * 10**6 + per_req * BS + 1)) for r in range(reqs)]
@@ -179,6 +179,14 @@ def main() -> None:
         verified += v
         moved = max(moved, mv)
         print(name, results[name], flush=True)
+    # The same layout with one driver copy per span instead of the batched copy, for comparison.
+    probe = layouts(1, torch)["kv_first"]
+    blocks = max(64, int(a.gib * (1 << 30)) // (a.layers * int(torch.tensor(probe).prod()) * 2) // 64 * 64)
+    d2h, h2d, v, _ = run_layout(flexkv, describe, torch, "kv_first", layouts(2 * blocks, torch)["kv_first"], a.layers,
+                                blocks, batch_copy=False)
+    per_span = {"per_span_d2h_gbps": round(d2h, 2), "per_span_h2d_gbps": round(h2d, 2)}
+    verified += v
+    print("kv_first, one copy per span", per_span, flush=True)
     ipc = run_ipc(flexkv, torch, a.layers, 1024)
     print("ipc", ipc, flush=True)
     t_d2h, t_h2d = torch_copy_gbps(torch, moved)
@@ -187,7 +195,7 @@ def main() -> None:
     print(json.dumps({
         "d2h_gbps": d2h, "h2d_gbps": h2d, "torch_d2h_gbps": round(t_d2h, 2), "torch_h2d_gbps": round(t_h2d, 2),
         "d2h_ratio": round(d2h / t_d2h, 3), "h2d_ratio": round(h2d / t_h2d, 3), "bytes_verified": verified,
-        "device": torch.cuda.get_device_name(), "per_layout": results, **ipc,
+        "device": torch.cuda.get_device_name(), "per_layout": results, **per_span, **ipc,
     }))
 
 

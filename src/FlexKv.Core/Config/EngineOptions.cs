@@ -105,6 +105,12 @@ public sealed class EngineOptions
     /// <summary>Capacity of the copy-work queue (chunks); launch never blocks on it.</summary>
     [JsonPropertyName("transfer_queue_capacity")] public int TransferQueueCapacity { get; set; } = 4096;
 
+    /// <summary>
+    /// CUDA path: submit each batch with the driver's batched copy where it has one (CUDA 12.8+);
+    /// false issues one asynchronous copy per span (for comparison, or a driver that misbehaves).
+    /// </summary>
+    [JsonPropertyName("cuda_batch_copy")] public bool CudaBatchCopy { get; set; } = true;
+
     /// <summary>Ask the kernel for transparent huge pages on the CPU pool.</summary>
     [JsonPropertyName("use_hugepage_cpu_buffer")] public bool UseHugepageCpuBuffer { get; set; } = true;
 

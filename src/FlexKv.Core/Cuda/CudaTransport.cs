@@ -17,7 +17,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
     private readonly IDisposable? _mapping;
     private readonly ThreadLocal<Lane[]> _lanes; // per copy thread: [device→host, host→device]
     private readonly ThreadLocal<SpanList> _spans = new(() => new SpanList());
-    private volatile bool _batchRefused; // the driver refused a batched copy once: per-span copies from then on
+    private volatile bool _batchRefused; // turned off, or the driver refused a batched copy once: per-span copies from then on
 
     /// <summary>One direction of a copy thread: its stream (non-blocking) and the event marking a batch's end.</summary>
     private readonly record struct Lane(nint Stream, nint Done)
@@ -51,8 +51,9 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         }
     }
 
-    public CudaTransport(CudaDevice device, KvLayout layout, IDisposable? mapping = null)
+    public CudaTransport(CudaDevice device, KvLayout layout, IDisposable? mapping = null, bool batchCopy = true)
     {
+        _batchRefused = !batchCopy;
         _device = device;
         _mapping = mapping;
         Layout = layout;

@@ -39,7 +39,7 @@ public sealed unsafe partial class KvEngine
             device.Dispose();
             throw;
         }
-        var transport = new CudaTransport(device, layout);
+        var transport = new CudaTransport(device, layout, batchCopy: _options.CudaBatchCopy);
         try
         {
             RegisterTransport(transport);
@@ -93,7 +93,7 @@ public sealed unsafe partial class KvEngine
         {
             mapping = new CudaIpcMapping(device, handles, mapped);
             PinCpuPool(device.Ordinal);
-            transport = new CudaTransport(device, KvLayout.Create(mapped, numDeviceBlocks, share), mapping);
+            transport = new CudaTransport(device, KvLayout.Create(mapped, numDeviceBlocks, share), mapping, _options.CudaBatchCopy);
         }
         catch
         {
