@@ -64,3 +64,10 @@ def test_cuda_ipc_handles_survive_the_json_of_the_registration_socket():
     assert bytes(arr[0].handle) == bytes(range(64)) and arr[0].offset == 4096 and arr[0].pci_bus_id == b"0000:3b:00.0"
     with pytest.raises(ValueError, match="64"):
         to_native([CudaIpcHandle(b"short", 0, "x")])
+
+
+def test_cuda_batch_copy_is_an_engine_option():
+    with flexkv.KVManager(num_cpu_blocks=4, block_bytes=4096, use_hugepage_cpu_buffer=False, cuda_batch_copy=False) as m:
+        assert m.config["cuda_batch_copy"] is False
+    with pytest.raises(flexkv.ConfigError, match="cuda_batch_copy"):
+        flexkv.KVManager(num_cpu_blocks=4, block_bytes=4096, cuda_batch_copy="sometimes")
