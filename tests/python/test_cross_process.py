@@ -116,3 +116,27 @@ def test_one_engine_serves_two_tensor_parallel_workers_and_a_restarted_rank_rejo
             if p.is_alive():
                 conn.send(("exit",))
                 p.join(10)
+
+
+def test_a_process_the_kernel_will_not_let_us_read_is_refused_naming_the_setting():
+    """pid 1 belongs to root: an unprivileged engine may not read it (run as nobody when we are root)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import flexkv\n"
+            "m = flexkv.KVManager(num_cpu_blocks=4, block_bytes=8192, use_hugepage_cpu_buffer=False)\n"
+            "try:\n"
+            "    m.register_kv_caches([flexkv.KVLayer(0x400000, 8192, 4096, 4096, 2)], 4, pid=1)\n"
+            "except flexkv.NotSupportedError as e:\n"
+            "    print('REFUSED', e)\n")
+
+    def drop_privileges():
+        if os.getuid() == 0:
+            os.setgid(65534)
+            os.setuid(65534)
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         preexec_fn=drop_privileges, cwd="/", env={**os.environ, "HOME": "/tmp"})
+    assert "REFUSED" in out.stdout, out.stdout + out.stderr
+    assert "EPERM" in out.stdout and "kernel.yama.ptrace_scope" in out.stdout
