@@ -16,6 +16,8 @@ import pytest
 import flexkv
 from flexkv.integration.vllm._registration import PROTOCOL, RegistrationClient, RegistrationServer
 
+from .waiting import wait_for
+
 LAYER = flexkv.KVLayer(0x1000, 256, 128, 128, 2)
 
 
@@ -40,15 +42,6 @@ def raw_register(path: str, rank: int, pid: int) -> tuple[socket.socket, dict]:
            "layers": [[LAYER.base, LAYER.block_stride, LAYER.span_bytes, LAYER.kv_stride, LAYER.num_kv]]}
     s.sendall((json.dumps(msg) + "\n").encode())
     return s, json.loads(s.makefile("rb").readline())
-
-
-def wait_for(predicate, timeout: float = 10) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture

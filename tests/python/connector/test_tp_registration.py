@@ -21,6 +21,7 @@ import flexkv
 from flexkv.integration.vllm.vllm_v1_adapter import FlexKVConnectorV1Impl
 
 from . import tp_worker
+from .waiting import wait_for
 
 NB = 32
 
@@ -67,15 +68,6 @@ def workers(tmp_path):
 def scheduler(make_vllm_config, path: str, **extra):
     parallel_state.set_rank(0, 2)
     return FlexKVConnectorV1Impl(make_vllm_config(tp=2, extra_config={"registration_socket": path, **extra}), 0)
-
-
-def wait_for(predicate, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_workers_register_before_the_scheduler_exists_and_a_restarted_rank_rejoins(make_vllm_config, workers):
