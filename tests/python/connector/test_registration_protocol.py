@@ -116,3 +116,26 @@ def test_close_ends_the_servers_threads_and_the_client_waits_for_a_scheduler(tmp
     client.close()
     assert wait_for(lambda: threading.active_count() <= before)
     assert not os.path.exists(path)
+
+
+def test_waiting_ends_at_once_when_every_missing_rank_was_refused(server):
+    srv, engine = server
+    a, _ = raw_register(srv.path, 0, os.getpid())
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(srv.path)
+    s.sendall((json.dumps({"protocol": PROTOCOL, "rank": 1, "world_size": 4, "pid": 1, "num_blocks": 8,
+                           "layers": []}) + "\n").encode())
+    assert json.loads(s.makefile("rb").readline())["ok"] is False
+    start = time.monotonic()
+    with pytest.raises(flexkv.InvalidStateError, match=r"rank\(s\) 1 was refused: rank 1 says the world size is 4"):
+        srv.wait_ready(30)
+    assert time.monotonic() - start < 5
+    a.close()
+    s.close()
+
+
+def test_a_socket_path_that_cannot_be_bound_is_a_config_error(tmp_path):
+    with pytest.raises(flexkv.ConfigError, match="registration_socket"):
+        RegistrationServer(str(tmp_path / ("x" * 120)), 2, RecordingEngine(2))
+    with pytest.raises(flexkv.ConfigError, match="registration_socket"):
+        RegistrationServer(str(tmp_path / "no" / "such" / "dir.sock"), 2, RecordingEngine(2))

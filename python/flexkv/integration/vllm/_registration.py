@@ -60,6 +60,7 @@ class RegistrationServer:
         self._lock = threading.Lock()   # one registration at a time: the duplicate check and the registration are atomic
         self._live: Dict[int, int] = {}  # rank -> pid of its connected worker
         self._conns: set = set()          # open worker connections, closed by close()
+        self._refused: Dict[int, str] = {}  # rank -> why its last registration was refused
         self.ready = threading.Event()
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous engine with the same id
@@ -67,6 +68,11 @@ class RegistrationServer:
         old = os.umask(0o177)  # the socket is created 0600
         try:
             self._sock.bind(path)
+        except OSError as e:
+            self._sock.close()
+            raise _errors.ConfigError(
+                f"FlexKv cannot listen for its workers on {path!r} ({e}); set registration_socket in "
+                "kv_connector_extra_config to a path in a writable directory, under 108 bytes") from e
         finally:
             os.umask(old)
         self._sock.listen(world_size * 2)
@@ -78,11 +84,22 @@ class RegistrationServer:
             return [r for r in range(self.world_size) if r not in self._live]
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Waits for every rank; raises InvalidStateError naming the missing ones."""
-        if not self.ready.wait(timeout_s):
-            raise _errors.InvalidStateError(
-                f"FlexKv: rank(s) {self.missing()} of {self.world_size} did not register their KV cache within "
-                f"{timeout_s:.0f} s on {self.path}; until they do, nothing is loaded from or saved to the cache")
+        """Waits for every rank; raises InvalidStateError naming the missing ones, at once if
+        each missing rank was refused (a configuration error does not fix itself)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            with self._lock:
+                missing = [r for r in range(self.world_size) if r not in self._live]
+                refused = {r: self._refused[r] for r in missing if r in self._refused}
+            if missing and len(refused) == len(missing):
+                raise _errors.InvalidStateError(
+                    "FlexKv: the KV cache registration of rank(s) " +
+                    "; ".join(f"{r} was refused: {why}" for r, why in refused.items()) +
+                    "; nothing is loaded from or saved to the cache")
+            if time.monotonic() >= deadline:
+                raise _errors.InvalidStateError(
+                    f"FlexKv: rank(s) {missing} of {self.world_size} did not register their KV cache within "
+                    f"{timeout_s:.0f} s on {self.path}; until they do, nothing is loaded from or saved to the cache")
 
     def _accept(self) -> None:
         while not self._closed:
@@ -97,10 +114,16 @@ class RegistrationServer:
             self._conns.add(conn)
         try:
             with conn, conn.makefile("rwb") as f:
+                msg: dict = {}
                 try:
-                    rank, pid = self._register(json.loads(f.readline() or b"{}"))
+                    msg = json.loads(f.readline() or b"{}")
+                    rank, pid = self._register(msg)
                 except Exception as e:  # a bad registration is answered and logged, never raised here
                     _log.logger.error("FlexKv: refused a worker's registration: %s", e)
+                    if isinstance(msg, dict) and isinstance(msg.get("rank"), int):
+                        with self._lock:
+                            if msg["rank"] not in self._live:  # a refused duplicate leaves the rank served
+                                self._refused[msg["rank"]] = str(e)
                     _answer(f, {"ok": False, "error": str(e)})
                     return
                 try:
@@ -133,6 +156,7 @@ class RegistrationServer:
             # A dead holder whose connection has not been seen closing yet: its successor replaces it.
             complete = self._manager.register_rank(rank, world, pid, layers, int(msg["num_blocks"]), cuda_ipc=ipc)
             self._live[rank] = pid
+            self._refused.pop(rank, None)
             if complete:
                 self.ready.set()
         _log.logger.info("FlexKv: rank %d (pid %d) registered its KV cache shard; %s", rank, pid,
