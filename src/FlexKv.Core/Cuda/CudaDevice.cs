@@ -37,11 +37,24 @@ internal sealed class CudaDevice : IDisposable
 
     public nint Context { get; private set; }
 
-    /// <summary>Makes the context current on the calling thread (each copy thread calls this once).</summary>
+    /// <summary>Makes the context current on the calling thread: only on FlexKv's own copy threads.</summary>
     public void MakeCurrent() => Check(CudaMethods.CtxSetCurrent(Context), "cuCtxSetCurrent");
 
-    /// <summary>For release paths, which must not throw: whether the context could be made current.</summary>
-    public bool TryMakeCurrent() => Context != 0 && CudaMethods.CtxSetCurrent(Context) == 0;
+    /// <summary>
+    /// Makes the context current until the scope ends, then restores the thread's previous one:
+    /// for threads that are not ours (vLLM's, which may have another GPU current). Never throws;
+    /// if the push fails, the driver calls made in the scope fail and say so.
+    /// </summary>
+    public ContextScope Enter() => new(Context != 0 && CudaMethods.CtxPushCurrent(Context) == 0);
+
+    /// <summary>Pops the context <see cref="Enter"/> pushed.</summary>
+    public readonly ref struct ContextScope(bool pushed)
+    {
+        public void Dispose()
+        {
+            if (pushed) CudaMethods.CtxPopCurrent(out _);
+        }
+    }
 
     public static void Check(int result, string what)
     {

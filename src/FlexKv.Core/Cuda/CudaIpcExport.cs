@@ -27,7 +27,7 @@ public static unsafe class CudaIpcExport
                 $"sharing a CUDA KV cache with the engine needs the NVIDIA driver (libcuda.so.1), which this machine does not have: {e.Message}", e);
         }
         using var device = new CudaDevice(ordinal);
-        device.MakeCurrent();
+        using var scope = device.Enter(); // the worker's thread: its current context is restored after
         CudaDevice.Check(CudaMethods.PointerGetAttribute(&capable, CudaMethods.PointerAttributeIsLegacyIpcCapable, pointer),
             "cuPointerGetAttribute(IS_LEGACY_CUDA_IPC_CAPABLE)");
         if (capable == 0)

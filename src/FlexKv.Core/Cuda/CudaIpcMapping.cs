@@ -19,7 +19,7 @@ internal sealed unsafe class CudaIpcMapping : IDisposable
         if (handles.Length != layers.Length)
             throw new FlexKvException(FlexKvStatus.InvalidArgument, $"{handles.Length} IPC handles for {layers.Length} layers");
         _device = device;
-        device.MakeCurrent();
+        using var scope = device.Enter(); // the registering thread's current context is restored after
         var byHandle = new Dictionary<string, ulong>();
         try
         {
@@ -72,7 +72,7 @@ internal sealed unsafe class CudaIpcMapping : IDisposable
     public void Dispose()
     {
         if (_opened.Count == 0) return;
-        _device.TryMakeCurrent(); // best effort: release calls below fail harmlessly without it
+        using var scope = _device.Enter();
         foreach (ulong p in _opened) CudaMethods.IpcCloseMemHandle(p);
         _opened.Clear();
     }

@@ -36,6 +36,12 @@ internal static unsafe partial class CudaMethods
     [LibraryImport(Lib, EntryPoint = "cuCtxSetCurrent")]
     public static partial int CtxSetCurrent(nint context);
 
+    [LibraryImport(Lib, EntryPoint = "cuCtxPushCurrent_v2")]
+    public static partial int CtxPushCurrent(nint context);
+
+    [LibraryImport(Lib, EntryPoint = "cuCtxPopCurrent_v2")]
+    public static partial int CtxPopCurrent(out nint context);
+
     [LibraryImport(Lib, EntryPoint = "cuStreamCreate")]
     public static partial int StreamCreate(out nint stream, uint flags);
 

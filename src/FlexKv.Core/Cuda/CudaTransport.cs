@@ -165,13 +165,13 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
 
     public void Dispose()
     {
-        _device.TryMakeCurrent(); // best effort: release calls below fail harmlessly without it
-        foreach (Lane[] lanes in _lanes.Values)
-            foreach (Lane lane in lanes)
-            {
-                CudaMethods.EventDestroy(lane.Done);
-                CudaMethods.StreamDestroy(lane.Stream);
-            }
+        using (_device.Enter()) // often the scheduler's thread: its current context is restored after
+            foreach (Lane[] lanes in _lanes.Values)
+                foreach (Lane lane in lanes)
+                {
+                    CudaMethods.EventDestroy(lane.Done);
+                    CudaMethods.StreamDestroy(lane.Stream);
+                }
         _lanes.Dispose();
         _spans.Dispose();
         _mapping?.Dispose();

@@ -18,7 +18,7 @@ internal sealed unsafe class PinnedHostMemory : IDisposable
         var device = new CudaDevice(ordinal);
         _device = device;
         _base = hostBase;
-        device.MakeCurrent();
+        using var scope = device.Enter();
         try
         {
             for (; _registered < bytes; _registered += Chunk)
@@ -39,8 +39,8 @@ internal sealed unsafe class PinnedHostMemory : IDisposable
             _device.Dispose();
             return;
         }
-        _device.TryMakeCurrent(); // best effort: release calls below fail harmlessly without it
-        for (long off = 0; off < _registered; off += Chunk) CudaMethods.MemHostUnregister(_base + off);
+        using (_device.Enter())
+            for (long off = 0; off < _registered; off += Chunk) CudaMethods.MemHostUnregister(_base + off);
         _registered = 0;
         _device.Dispose();
     }

@@ -7,13 +7,13 @@ namespace FlexKv.Core.Engine;
 /// <summary>
 /// How the engine reaches vLLM's KV cache: host memory of this process, GPU memory of this
 /// process, host memory of worker processes (process_vm_*), or GPU memory of worker processes
-/// (CUDA IPC), one transport per tensor-parallel rank. Replaced transports are kept until
-/// shutdown, because a copy thread may still be using one.
+/// (CUDA IPC), one transport per tensor-parallel rank. A replaced transport is released once
+/// no copy can still be using it (see <see cref="TransferEngine.DrainedEpoch"/>).
 /// </summary>
 public sealed unsafe partial class KvEngine
 {
     private IDeviceTransport?[]? _ranks;
-    private readonly List<IDisposable> _retired = new();
+    private readonly List<(IDisposable Transport, long Epoch)> _retired = new();
     private readonly object _pinSync = new(); // pinning a large pool takes seconds: not under the engine lock
     private PinnedHostMemory? _pinned;
 
@@ -115,9 +115,10 @@ public sealed unsafe partial class KvEngine
             ThrowIfShutDown();
             if (_ranks is null || (uint)rank >= (uint)_ranks.Length || _ranks[rank] is null)
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is not registered");
-            Retire(_ranks[rank]!);
+            IDeviceTransport gone = _ranks[rank]!;
             _ranks[rank] = null;
             _transfer.Transport = null;
+            Retire(gone);
         }
     }
 
@@ -132,13 +133,12 @@ public sealed unsafe partial class KvEngine
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"transport blocks are {transport.Layout.BlockBytes} bytes, engine blocks {_cpu.BlockBytes}");
             if (_inFlight.Count > 0 || _planned.Count > 0)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
-            if (_transfer.Transport is { } old) Retire(old);
-            if (_ranks is not null)
-            {
-                foreach (var r in _ranks) if (r is not null) Retire(r);
-                _ranks = null;
-            }
+            IDeviceTransport? old = _transfer.Transport;
+            IDeviceTransport?[]? oldRanks = _ranks;
+            _ranks = null;
             _transfer.Transport = transport;
+            if (old is not null) Retire(old);
+            foreach (var r in oldRanks ?? []) if (r is not null) Retire(r);
         }
     }
 
@@ -161,8 +161,9 @@ public sealed unsafe partial class KvEngine
                 ThrowIfShutDown();
                 if (_ranks is null)
                 {
-                    if (_transfer.Transport is { } single) Retire(single);
+                    IDeviceTransport? single = _transfer.Transport;
                     _transfer.Transport = null;
+                    if (single is not null) Retire(single);
                     _ranks = new IDeviceTransport[worldSize];
                 }
                 else if (_ranks.Length != worldSize)
@@ -177,13 +178,14 @@ public sealed unsafe partial class KvEngine
                 (transport as IDisposable)?.Dispose();
                 throw;
             }
-            if (_ranks[rank] is { } previous) Retire(previous);
+            IDeviceTransport? previous = _ranks[rank];
             _ranks[rank] = transport;
-            if (Array.IndexOf(_ranks, null) >= 0) return false;
+            bool complete = Array.IndexOf(_ranks, null) < 0;
             // Every copy reads the transport once per batch, so swapping it under running
             // transfers is safe: a restarted rank rejoins without draining the engine.
-            _transfer.Transport = new RankedTransport((IDeviceTransport[])_ranks.Clone());
-            return true;
+            if (complete) _transfer.Transport = new RankedTransport((IDeviceTransport[])_ranks.Clone());
+            if (previous is not null) Retire(previous); // after the swap: its epoch covers the copies using it
+            return complete;
         }
     }
 
@@ -218,9 +220,10 @@ public sealed unsafe partial class KvEngine
         }
     }
 
+    /// <summary>Keeps a replaced transport until no copy uses it. Call after the swap that dropped it.</summary>
     private void Retire(IDeviceTransport transport)
     {
-        if (transport is IDisposable d) _retired.Add(d);
+        if (transport is IDisposable d) _retired.Add((d, _transfer.Epoch));
     }
 
     /// <summary>
@@ -229,17 +232,27 @@ public sealed unsafe partial class KvEngine
     /// </summary>
     private void DisposeRetiredIfIdle()
     {
-        if (_retired.Count == 0 || !_transfer.NoCopyRunning) return;
-        DisposeAll(_retired);
+        if (_retired.Count == 0) return;
+        long drained = _transfer.DrainedEpoch;
+        var ready = new List<IDisposable>();
+        _retired.RemoveAll(r =>
+        {
+            if (r.Epoch > drained) return false;
+            ready.Add(r.Transport);
+            return true;
+        });
+        DisposeAll(ready);
     }
 
     /// <summary>Called at shutdown once the copy threads stopped.</summary>
     private void DisposeTransports()
     {
-        if (_transfer.Transport is IDisposable current) _retired.Add(current);
+        var all = _retired.Select(r => r.Transport).ToList();
+        _retired.Clear();
+        if (_transfer.Transport is IDisposable current) all.Add(current);
         if (_ranks is not null)
-            foreach (var r in _ranks) if (r is IDisposable d && !_retired.Contains(d)) _retired.Add(d);
-        DisposeAll(_retired);
+            foreach (var r in _ranks) if (r is IDisposable d && !all.Contains(d)) all.Add(d);
+        DisposeAll(all);
         lock (_pinSync)
         {
             try

@@ -35,7 +35,10 @@ public unsafe interface IDeviceTransport
 /// </summary>
 public unsafe interface IAsyncDeviceTransport : IDeviceTransport
 {
-    /// <summary>Queues the batch on the calling thread's stream; marks and counts blocks that could not be queued.</summary>
+    /// <summary>
+    /// Queues the batch on the calling thread's stream; marks and counts blocks that could not be
+    /// queued. May throw only before anything is queued (callers then skip <see cref="Complete"/>'s wait safely).
+    /// </summary>
     int Submit(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
         byte* hostBase, long hostStride, Span<byte> failed);
 

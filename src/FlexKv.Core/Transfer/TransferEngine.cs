@@ -21,6 +21,8 @@ internal sealed unsafe class TransferEngine : IDisposable
     private long _bytesMoved;
     private long _completions;
     private int _activeCopies;
+    private long _epoch;          // transport replacements so far
+    private long _drainedEpoch;   // no copy still uses a transport replaced at or before this epoch
 
     /// <summary>
     /// A task is split over several copy threads only in slices of at least this many bytes:
@@ -55,7 +57,39 @@ internal sealed unsafe class TransferEngine : IDisposable
     public IDeviceTransport? Transport
     {
         get => _transport;
-        set => _transport = value;
+        set
+        {
+            _transport = value;
+            Interlocked.Increment(ref _epoch); // after the store: an epoch seen implies the store is seen
+        }
+    }
+
+    /// <summary>Transport replacements so far: a transport replaced now is unused once <see cref="DrainedEpoch"/> reaches this.</summary>
+    public long Epoch => Interlocked.Read(ref _epoch);
+
+    /// <summary>
+    /// Every transport replaced at or before this epoch is no longer used by any copy. Advanced by
+    /// each copy that leaves no copy running, and by this call when none is running now.
+    /// </summary>
+    public long DrainedEpoch
+    {
+        get
+        {
+            long e = Interlocked.Read(ref _epoch);
+            if (Interlocked.CompareExchange(ref _activeCopies, 0, 0) == 0) AdvanceDrained(e);
+            return Interlocked.Read(ref _drainedEpoch);
+        }
+    }
+
+    private void AdvanceDrained(long epoch)
+    {
+        long seen = Interlocked.Read(ref _drainedEpoch);
+        while (epoch > seen)
+        {
+            long was = Interlocked.CompareExchange(ref _drainedEpoch, epoch, seen);
+            if (was == seen) return;
+            seen = was;
+        }
     }
 
     /// <summary>Bytes copied so far.</summary>
@@ -172,12 +206,11 @@ internal sealed unsafe class TransferEngine : IDisposable
         }
     }
 
-    /// <summary>
-    /// Copies running now. Incremented before the transport is read (both full fences), so once
-    /// it is seen at 0 after a transport was replaced, no copy can still use the old one.
-    /// </summary>
-    public bool NoCopyRunning => Interlocked.CompareExchange(ref _activeCopies, 0, 0) == 0;
-
+    // A copy counts itself running before it reads the transport (both full fences). When the
+    // count drops to zero, every copy that could have read a transport replaced by then has
+    // ended, and later copies read the newer one: transports replaced at or before the epoch
+    // read just before that moment are unused (read after, a replacement racing the drop could
+    // be counted drained while a copy that started in between still uses it).
     private void Copy(TransferTask task, int start, int count)
     {
         Interlocked.Increment(ref _activeCopies);
@@ -187,7 +220,8 @@ internal sealed unsafe class TransferEngine : IDisposable
         }
         finally
         {
-            Interlocked.Decrement(ref _activeCopies);
+            long epoch = Interlocked.Read(ref _epoch);
+            if (Interlocked.Decrement(ref _activeCopies) == 0) AdvanceDrained(epoch);
         }
     }
 

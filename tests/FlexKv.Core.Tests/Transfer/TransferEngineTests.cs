@@ -69,16 +69,25 @@ public unsafe class TransferEngineTests
     public void Submit_TaskSmallerThanTwoSlices_RunsAsOneSliceAndLargerOnesSplit()
     {
         using var device = new DeviceKvCache(numBlocks: 8);
-        var transport = new FlakyTransport(KvLayout.Create(device.Layers, 8, device.BlockBytes));
-        // Slices of at least 3 blocks: 2 blocks take one thread, 8 blocks two (not three) of the three threads.
-        using var engine = new TransferEngine(3, 16, null, device.BlockBytes) { Transport = transport, MinSliceBytes = 3 * device.BlockBytes };
+        byte* host = (byte*)NativeMemory.AllocZeroed((nuint)(8 * device.BlockBytes));
+        try
+        {
+            var transport = new FlakyTransport(KvLayout.Create(device.Layers, 8, device.BlockBytes));
+            // Slices of at least 3 blocks: 2 blocks take one thread, 8 blocks two (not three) of the three threads.
+            using var engine = new TransferEngine(3, 16, host, device.BlockBytes)
+                { Transport = transport, MinSliceBytes = 3 * device.BlockBytes };
 
-        engine.Submit(Task(TransferKind.Get, 2));
-        WaitOne(engine);
-        Assert.Equal(1, transport.Calls);
-        engine.Submit(Task(TransferKind.Get, 8));
-        WaitOne(engine);
-        Assert.Equal(1 + 2, transport.Calls);
+            engine.Submit(Task(TransferKind.Get, 2));
+            Assert.Equal(0, WaitOne(engine).FailedCount);
+            Assert.Equal(1, transport.Calls);
+            engine.Submit(Task(TransferKind.Get, 8));
+            Assert.Equal(0, WaitOne(engine).FailedCount);
+            Assert.Equal(1 + 2, transport.Calls);
+        }
+        finally
+        {
+            NativeMemory.Free(host);
+        }
     }
 
     [Fact]
@@ -102,5 +111,38 @@ public unsafe class TransferEngineTests
         var engine = new TransferEngine(2, 16, null, 0);
 
         Assert.True(engine.Stop(5_000));
+    }
+
+    /// <summary>A transport whose copies wait until released (a copy still running).</summary>
+    private sealed class HeldTransport(KvLayout layout) : IDeviceTransport
+    {
+        public readonly ManualResetEventSlim Entered = new(), Release = new();
+
+        public KvLayout Layout => layout;
+
+        public int Copy(TransferDirection d, ReadOnlySpan<int> blocks, ReadOnlySpan<int> slots, byte* host, long stride, Span<byte> failed)
+        {
+            Entered.Set();
+            Release.Wait(10_000);
+            return 0;
+        }
+    }
+
+    [Fact]
+    public void DrainedEpoch_ReachesAReplacementOnlyAfterTheCopiesUsingTheOldTransportEnded()
+    {
+        using var device = new DeviceKvCache(numBlocks: 4);
+        var held = new HeldTransport(KvLayout.Create(device.Layers, 4, device.BlockBytes));
+        using var engine = new TransferEngine(2, 16, null, device.BlockBytes) { Transport = held };
+        engine.Submit(Task(TransferKind.Put, 1));
+        Assert.True(held.Entered.Wait(10_000));
+
+        engine.Transport = new FlakyTransport(held.Layout); // replaced while a copy still uses it
+        long replacedAt = engine.Epoch;
+
+        Assert.True(engine.DrainedEpoch < replacedAt);
+        held.Release.Set();
+        WaitOne(engine);
+        Assert.True(engine.DrainedEpoch >= replacedAt);
     }
 }

@@ -63,8 +63,14 @@ def test_a_live_rank_is_not_taken_over_but_a_dead_holders_rank_is(server):
     me = os.getpid()
     a, reply = raw_register(srv.path, 0, me)
     assert reply["ok"] and not reply["complete"]
-    b, reply = raw_register(srv.path, 0, me + 0)  # same rank while its holder runs
-    assert not reply["ok"] and "already registered" in reply["error"]
+    b, reply = raw_register(srv.path, 0, os.getppid())  # same rank while its (live) holder runs
+    assert not reply["ok"] and reply["taken"] and "already registered" in reply["error"]
+    b.close()
+    b, reply = raw_register(srv.path, 0, me)  # the holder itself registering again replaces itself
+    assert reply["ok"] and engine.ranks == {0: me}
+    a.close()  # its first connection closing later does not drop the new registration
+    time.sleep(0.2)
+    assert srv.holder(0) == me and ("deregister", 0) not in engine.calls
     # Rank 1's first holder died before its connection was seen closing: its successor replaces it.
     gone, reply = raw_register(srv.path, 1, dead_pid())
     assert reply["ok"] and srv.ready.is_set()

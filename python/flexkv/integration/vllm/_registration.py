@@ -15,6 +15,7 @@ deregistered (nothing is offered or loaded until its rank registers again).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import tempfile
@@ -29,7 +30,7 @@ from . import _log
 
 PROTOCOL = 1
 DEFAULT_TIMEOUT_S = 120.0  # FlexKV's client socket timeout
-DUPLICATE_RETRIES, DUPLICATE_RETRY_S = 6, 0.5  # a restarted worker may race its predecessor's exit
+DUPLICATE_RETRY_S = 0.5  # first wait of a worker whose rank is still held (a predecessor exiting); doubles to 4 s
 
 
 def socket_path(engine_id: str, override: Optional[str] = None) -> str:
@@ -58,7 +59,7 @@ class RegistrationServer:
     def __init__(self, path: str, world_size: int, manager) -> None:
         self.path, self.world_size, self._manager = path, world_size, manager
         self._lock = threading.Lock()   # one registration at a time: the duplicate check and the registration are atomic
-        self._live: Dict[int, int] = {}  # rank -> pid of its connected worker
+        self._live: Dict[int, tuple] = {}  # rank -> (pid, connection) of its registered worker
         self._conns: set = set()          # open worker connections, closed by close()
         self._refused: Dict[int, str] = {}  # rank -> why its last registration was refused
         self.ready = threading.Event()
@@ -78,6 +79,12 @@ class RegistrationServer:
         self._sock.listen(world_size * 2)
         self._closed = False
         threading.Thread(target=self._accept, name="flexkv-registration", daemon=True).start()
+
+    def holder(self, rank: int) -> Optional[int]:
+        """The pid of the worker registered for ``rank``, if any."""
+        with self._lock:
+            live = self._live.get(rank)
+        return live[0] if live else None
 
     def missing(self) -> List[int]:
         with self._lock:
@@ -117,14 +124,14 @@ class RegistrationServer:
                 msg: dict = {}
                 try:
                     msg = json.loads(f.readline() or b"{}")
-                    rank, pid = self._register(msg)
+                    rank = self._register(msg, conn)
                 except Exception as e:  # a bad registration is answered and logged, never raised here
-                    _log.logger.error("FlexKv: refused a worker's registration: %s", e)
-                    if isinstance(msg, dict) and isinstance(msg.get("rank"), int):
-                        with self._lock:
-                            if msg["rank"] not in self._live:  # a refused duplicate leaves the rank served
-                                self._refused[msg["rank"]] = str(e)
-                    _answer(f, {"ok": False, "error": str(e)})
+                    _log.logger.log(logging.WARNING if isinstance(e, RankTaken) else logging.ERROR,
+                                    "FlexKv: refused a worker's registration: %s", e)
+                    if isinstance(msg, dict) and isinstance(msg.get("rank"), int) and not isinstance(e, RankTaken):
+                        with self._lock:  # a refused duplicate is retried by its worker: not a final answer
+                            self._refused[msg["rank"]] = str(e)
+                    _answer(f, {"ok": False, "error": str(e), "taken": isinstance(e, RankTaken)})
                     return
                 try:
                     _answer(f, {"ok": True, "complete": self.ready.is_set()})
@@ -132,12 +139,12 @@ class RegistrationServer:
                 except (OSError, ValueError):
                     pass  # the worker went away mid-answer: it exited all the same
                 finally:
-                    self._deregister(rank, pid)
+                    self._deregister(rank, conn)
         finally:
             with self._lock:
                 self._conns.discard(conn)
 
-    def _register(self, msg: dict):
+    def _register(self, msg: dict, conn: socket.socket) -> int:
         if msg.get("protocol") != PROTOCOL:
             raise _errors.InvalidArgumentError(f"registration protocol {msg.get('protocol')}, expected {PROTOCOL}")
         rank, world, pid = int(msg["rank"]), int(msg["world_size"]), int(msg["pid"])
@@ -148,25 +155,28 @@ class RegistrationServer:
         layers = [KVLayer(*l) for l in msg["layers"]]
         ipc = [CudaIpcHandle.from_json(h) for h in msg["cuda_ipc"]] if msg.get("memory") == "cuda" else None
         with self._lock:
-            old = self._live.get(rank)
-            if old is not None and _alive(old):
-                raise _errors.InvalidArgumentError(
+            old = self._live.get(rank, (None, None))[0]
+            if old is not None and old != pid and _alive(old):
+                raise RankTaken(
                     f"rank {rank} is already registered by the worker with pid {old}, which is still "
                     f"running; pid {pid} claims the same rank (check each worker's tensor-parallel rank)")
-            # A dead holder whose connection has not been seen closing yet: its successor replaces it.
+            # A dead holder whose connection has not been seen closing yet (or the same process
+            # registering again): the newcomer replaces it.
             complete = self._manager.register_rank(rank, world, pid, layers, int(msg["num_blocks"]), cuda_ipc=ipc)
-            self._live[rank] = pid
+            self._live[rank] = (pid, conn)
             self._refused.pop(rank, None)
             if complete:
                 self.ready.set()
         _log.logger.info("FlexKv: rank %d (pid %d) registered its KV cache shard; %s", rank, pid,
                          "all ranks are in" if complete else f"waiting for ranks {self.missing()}")
-        return rank, pid
+        return rank
 
-    def _deregister(self, rank: int, pid: int) -> None:
+    def _deregister(self, rank: int, conn: socket.socket) -> None:
         with self._lock:
-            if self._live.get(rank) != pid:
-                return  # already replaced by a restarted worker
+            live = self._live.get(rank)
+            if live is None or live[1] is not conn:
+                return  # already replaced (a restarted worker, or the same one registering again)
+            pid = live[0]
             del self._live[rank]
             self.ready.clear()
             try:
@@ -190,6 +200,10 @@ class RegistrationServer:
             c.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+class RankTaken(_errors.InvalidArgumentError):
+    """A live worker holds the rank; the refused worker retries, as its predecessor may be exiting."""
 
 
 def _answer(f, reply: dict) -> None:
@@ -255,10 +269,11 @@ class RegistrationClient:
         return None
 
     def _run(self) -> None:
-        for attempt in range(DUPLICATE_RETRIES + 1):
+        start, delay = time.monotonic(), DUPLICATE_RETRY_S
+        while True:
             s = self._connect()
             if s is None:
-                return
+                break
             try:
                 s.sendall(self._message)
                 reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "the scheduler closed the connection"}')
@@ -274,12 +289,15 @@ class RegistrationClient:
                 _log.logger.info("FlexKv: rank %d registered its KV cache shard", self.rank)
                 break
             s.close()
-            # The worker this one replaces may still be exiting: its rank frees up in a moment.
-            if "still running" not in str(reply.get("error")) or attempt == DUPLICATE_RETRIES:
-                self.error = f"FlexKv refused the registration of rank {self.rank}: {reply.get('error')}"
-                _log.logger.error("%s", self.error)
-                break
-            time.sleep(DUPLICATE_RETRY_S)
+            # A rank still held may belong to a predecessor that is exiting (a dying GPU worker
+            # can take a while): retry for as long as the scheduler waits for ranks by default.
+            if reply.get("taken") and time.monotonic() - start < self._warn_after_s and not self._closed:
+                time.sleep(delay)
+                delay = min(delay * 2, 4.0)
+                continue
+            self.error = f"FlexKv refused the registration of rank {self.rank}: {reply.get('error')}"
+            _log.logger.error("%s", self.error)
+            break
         self.done.set()
 
     def close(self) -> None:
