@@ -10,7 +10,7 @@ import threading
 import time
 from ctypes import byref, c_int32, c_size_t, c_uint64
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, Mapping, Optional, Sequence, Set
 
 from . import _native
 from ._buffers import as_c_array, seq_len

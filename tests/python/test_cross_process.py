@@ -7,7 +7,6 @@ inside the worker; a worker killed mid-transfer fails only its own tasks."""
 from __future__ import annotations
 
 import multiprocessing as mp
-import time
 
 import pytest
 
