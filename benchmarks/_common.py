@@ -6,6 +6,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,3 +42,18 @@ def report(result: dict) -> None:
     for k, v in result.items():
         print(f"{k:>34}: {v}")
     print(json.dumps(result), flush=True)
+
+
+def wait_all(m, ids: set, kind: str, timeout: float = 120.0) -> float:
+    """Waits until every id is reported as finished sending/receiving (a failed block aborts); returns the time then."""
+    t0 = time.perf_counter()
+    left = set(ids)
+    while left:
+        got = m.query_finished()
+        assert not got.failed_blocks, got.failed_blocks
+        left -= got.sending if kind == "sending" else got.recving
+        if left:
+            m.wait(0.01)
+        if time.perf_counter() - t0 > timeout:
+            raise TimeoutError(f"{len(left)} transfers did not finish")
+    return time.perf_counter()

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from _common import report
+from _common import report, wait_all
 
 import flexkv
 
@@ -40,20 +40,6 @@ def memcpy_gbps(nbytes: int, threads: int, runs: int) -> float:
         best = max(best, per * threads / (time.perf_counter() - t0) / 1e9)
     assert dst[0] == 1 and dst[-1 - (nbytes - per * threads)] == 1
     return best
-
-
-def wait_all(m: flexkv.KVManager, ids: set, kind: str, timeout: float = 120.0) -> float:
-    t0 = time.perf_counter()
-    left = set(ids)
-    while left:
-        got = m.query_finished()
-        assert not got.failed_blocks, got.failed_blocks
-        left -= got.sending if kind == "sending" else got.recving
-        if left:
-            m.wait(0.01)
-        if time.perf_counter() - t0 > timeout:
-            raise TimeoutError(f"{len(left)} transfers did not finish")
-    return time.perf_counter()
 
 
 def one_round(m, requests, per_req, blocks, tag):

@@ -18,6 +18,8 @@ import json
 import sys
 import time
 
+from _common import wait_all
+
 BS, H, D = 16, 8, 128
 
 
@@ -47,17 +49,6 @@ def torch_copy_gbps(torch, nbytes: int) -> tuple[float, float]:
     return best_d2h, best_h2d
 
 
-def drain(m, ids: set, kind: str) -> None:
-    """Waits until every id is reported as finished sending/receiving; a failed block aborts."""
-    left = set(ids)
-    while left:
-        got = m.query_finished()
-        assert not got.failed_blocks, got.failed_blocks
-        left -= got.sending if kind == "sending" else got.recving
-        if left:
-            m.wait(0.01)
-
-
 def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks, batch_copy: bool = True):
     caches = [torch.randn(shape, device="cuda").to(torch.float16) for _ in range(num_layers)]
     described = [describe(t, BS, shape[1] if name == "kv_first" else shape[0]) for t in caches]
@@ -76,7 +67,7 @@ def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks, batch_c
     for r in range(reqs):
         assert m.request_finished(f"p{r}", toks[r], src[r])
     m.launch_tasks()
-    drain(m, {f"p{r}" for r in range(reqs)}, "sending")
+    wait_all(m, {f"p{r}" for r in range(reqs)}, "sending")
     d2h = reqs * per_req * block_bytes / (time.perf_counter() - t0) / 1e9
     off = reqs * per_req
     for r in range(reqs):
@@ -84,7 +75,7 @@ def run_layout(flexkv, describe, torch, name, shape, num_layers, blocks, batch_c
         m.update_state_after_alloc(f"g{r}", [off + b for b in src[r]], per_req * BS)
     t0 = time.perf_counter()
     m.launch_tasks()
-    drain(m, {f"g{r}" for r in range(reqs)}, "recving")
+    wait_all(m, {f"g{r}" for r in range(reqs)}, "recving")
     h2d = reqs * per_req * block_bytes / (time.perf_counter() - t0) / 1e9
     m.close()
     verified = 0

@@ -13,8 +13,8 @@ import multiprocessing as mp
 import sys
 import time
 
-from _common import REPO, report
-from cpu_copy import memcpy_gbps, wait_all
+from _common import REPO, report, wait_all
+from cpu_copy import memcpy_gbps
 
 sys.path.insert(0, str(REPO / "tests" / "python"))
 import xproc_worker  # noqa: E402

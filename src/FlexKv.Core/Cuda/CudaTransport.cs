@@ -30,24 +30,27 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         }
     }
 
-    /// <summary>A copy thread's reusable source/destination/size arrays for one batched copy.</summary>
+    /// <summary>A copy thread's reusable list of a batch's spans: destination, source, size, and the block each belongs to.</summary>
     private sealed class SpanList
     {
         public ulong[] Dst = new ulong[256], Src = new ulong[256];
         public nuint[] Size = new nuint[256];
+        public int[] Owner = new int[256];
         public int Count;
 
-        public void Add(ulong dst, ulong src, long bytes)
+        public void Add(ulong dst, ulong src, long bytes, int owner)
         {
             if (Count == Dst.Length)
             {
                 Array.Resize(ref Dst, Count * 2); // grows to the largest batch once, then reused
                 Array.Resize(ref Src, Count * 2);
                 Array.Resize(ref Size, Count * 2);
+                Array.Resize(ref Owner, Count * 2);
             }
             Dst[Count] = dst;
             Src[Count] = src;
-            Size[Count++] = (nuint)bytes;
+            Size[Count] = (nuint)bytes;
+            Owner[Count++] = owner;
         }
     }
 
@@ -77,9 +80,10 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         // thread's current context is set on every batch (a few hundred nanoseconds).
         _device.MakeCurrent();
         Lane lane = LaneFor(direction);
-        int failures = 0;
-        if (!CudaBatchCopy.Available || _batchRefused || !TryBatch(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, lane.Stream, ref failures))
-            failures += CopySpans(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, lane.Stream);
+        SpanList spans = _spans.Value!;
+        int failures = CollectSpans(direction, deviceBlocks, cpuSlots, hostBase, hostStride, failed, spans);
+        if (!TryBatch(spans, lane.Stream))
+            failures += CopySpans(direction, spans, failed, lane.Stream);
         if (CudaMethods.EventRecord(lane.Done, lane.Stream) != 0 && CudaMethods.StreamSynchronize(lane.Stream) != 0)
         {
             // Without a recorded event Complete's wait returns at once, so the stream is waited for
@@ -104,14 +108,14 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
 
     private Lane LaneFor(TransferDirection direction) => _lanes.Value![direction == TransferDirection.DeviceToHost ? 0 : 1];
 
-    /// <summary>All spans of the batch in one cuMemcpyBatchAsync; false if the driver refused it (nothing was copied then).</summary>
-    private bool TryBatch(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
-        byte* hostBase, long hostStride, Span<byte> failed, nint stream, ref int failures)
+    /// <summary>Lists the spans of every block still to copy; fails (and counts) ids outside the cache.</summary>
+    private int CollectSpans(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
+        byte* hostBase, long hostStride, Span<byte> failed, SpanList spans)
     {
-        SpanList list = _spans.Value!;
-        list.Count = 0;
+        spans.Count = 0;
         bool toHost = direction == TransferDirection.DeviceToHost;
         KvLayerDesc[] layers = Layout.Layers;
+        int failures = 0;
         for (int i = 0; i < deviceBlocks.Length; i++)
         {
             int b = deviceBlocks[i];
@@ -123,42 +127,37 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
                 ref readonly KvLayerDesc d = ref layers[l];
                 ulong dev = d.Base + (ulong)(b * d.BlockStride);
                 for (int kv = 0; kv < d.NumKv; kv++, host += (ulong)d.SpanBytes, dev += (ulong)d.KvStride)
-                    list.Add(toHost ? host : dev, toHost ? dev : host, d.SpanBytes);
+                    spans.Add(toHost ? host : dev, toHost ? dev : host, d.SpanBytes, i);
             }
         }
-        if (list.Count == 0) return true;
+        return failures;
+    }
+
+    /// <summary>All spans in one cuMemcpyBatchAsync; false if the driver lacks it, it is turned off, or the driver refused it (nothing was copied then).</summary>
+    private bool TryBatch(SpanList spans, nint stream)
+    {
+        if (!CudaBatchCopy.Available || _batchRefused) return false;
+        if (spans.Count == 0) return true;
         int rc;
-        fixed (ulong* dst = list.Dst, src = list.Src)
-        fixed (nuint* size = list.Size)
-            rc = CudaBatchCopy.Submit(dst, src, size, list.Count, stream);
+        fixed (ulong* dst = spans.Dst, src = spans.Src)
+        fixed (nuint* size = spans.Size)
+            rc = CudaBatchCopy.Submit(dst, src, size, spans.Count, stream);
         if (rc == 0) return true;
         _batchRefused = true;
         return false;
     }
 
-    private int CopySpans(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
-        byte* hostBase, long hostStride, Span<byte> failed, nint stream)
+    /// <summary>One asynchronous copy per span; a span the driver refuses fails its block.</summary>
+    private static int CopySpans(TransferDirection direction, SpanList spans, Span<byte> failed, nint stream)
     {
-        KvLayerDesc[] layers = Layout.Layers;
         int failures = 0;
-        for (int i = 0; i < deviceBlocks.Length; i++)
+        for (int k = 0; k < spans.Count; k++)
         {
-            int b = deviceBlocks[i];
-            if (failed[i] != 0) continue;
-            if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = 1; failures++; continue; }
-            byte* host = hostBase + cpuSlots[i] * hostStride;
-            for (int l = 0; l < layers.Length; l++)
-            {
-                ref readonly KvLayerDesc d = ref layers[l];
-                ulong dev = d.Base + (ulong)(b * d.BlockStride);
-                for (int kv = 0; kv < d.NumKv; kv++, host += d.SpanBytes, dev += (ulong)d.KvStride)
-                {
-                    int rc = direction == TransferDirection.DeviceToHost
-                        ? CudaMethods.MemcpyDtoHAsync(host, dev, (nuint)d.SpanBytes, stream)
-                        : CudaMethods.MemcpyHtoDAsync(dev, host, (nuint)d.SpanBytes, stream);
-                    if (rc != 0 && failed[i] == 0) { failed[i] = 1; failures++; }
-                }
-            }
+            int rc = direction == TransferDirection.DeviceToHost
+                ? CudaMethods.MemcpyDtoHAsync((void*)spans.Dst[k], spans.Src[k], spans.Size[k], stream)
+                : CudaMethods.MemcpyHtoDAsync(spans.Dst[k], (void*)spans.Src[k], spans.Size[k], stream);
+            int owner = spans.Owner[k];
+            if (rc != 0 && failed[owner] == 0) { failed[owner] = 1; failures++; }
         }
         return failures;
     }

@@ -88,7 +88,10 @@ class RegistrationServer:
 
     def missing(self) -> List[int]:
         with self._lock:
-            return [r for r in range(self.world_size) if r not in self._live]
+            return self._missing()
+
+    def _missing(self) -> List[int]:  # caller holds the lock
+        return [r for r in range(self.world_size) if r not in self._live]
 
     def wait_ready(self, timeout_s: float) -> None:
         """Waits for every rank; raises InvalidStateError naming the missing ones, at once if
@@ -96,7 +99,7 @@ class RegistrationServer:
         deadline = time.monotonic() + timeout_s
         while not self.ready.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
             with self._lock:
-                missing = [r for r in range(self.world_size) if r not in self._live]
+                missing = self._missing()
                 refused = {r: self._refused[r] for r in missing if r in self._refused}
             if missing and len(refused) == len(missing):
                 raise _errors.InvalidStateError(
