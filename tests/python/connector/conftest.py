@@ -38,8 +38,9 @@ def build_vllm_config(*, model: str = "stub/tiny-model", dtype: torch.dtype = to
                       tp: int = 1, extra_config: dict | None = None, kv_connector: str | None = "FlexKVConnectorV1",
                       kv_connector_module_path: str | None = None, kv_load_failure_policy: str = "recompute",
                       max_num_batched_tokens: int = 2048, max_num_seqs: int = 256, enable_chunked_prefill: bool = True,
-                      cache_dtype: str = "auto") -> VllmConfig:
-    """A VllmConfig for the harness; ``kv_connector=None`` means no KV connector at all."""
+                      cache_dtype: str = "auto", async_scheduling: bool = False) -> VllmConfig:
+    """A VllmConfig for the harness; ``kv_connector=None`` means no KV connector at all;
+    ``async_scheduling`` selects vLLM's AsyncScheduler and batch-queue step order."""
     ktc = None
     if kv_connector is not None:
         ktc = KVTransferConfig(kv_connector=kv_connector, kv_role="kv_both",
@@ -53,7 +54,8 @@ def build_vllm_config(*, model: str = "stub/tiny-model", dtype: torch.dtype = to
         parallel_config=ParallelConfig(tensor_parallel_size=tp),
         kv_transfer_config=ktc,
         scheduler_config=SchedulerConfig(max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
-                                         enable_chunked_prefill=enable_chunked_prefill),
+                                         enable_chunked_prefill=enable_chunked_prefill,
+                                         async_scheduling=async_scheduling),
     )
 
 

@@ -2,9 +2,14 @@
 ``update_from_output()`` call the SCHEDULER connector in vLLM's order, with vLLM's state
 machine (``WAITING_FOR_REMOTE_KVS``, delayed free, preemption, aborts, load errors).
 
+With ``scheduler_config.async_scheduling`` it is vLLM's ``AsyncScheduler``: a step reaching the
+end of a request's known tokens adds an output placeholder (the token is sampled on the GPU and
+only known when that step's output is processed), and the engine runs it with a batch queue
+(harness.Engine): step k+1 is scheduled and executed before step k's output is processed.
+
 Simplifications: FCFS only; no GPU prefix cache (a test may simulate a local hit with
-``local_hit_fn``); no speculative decoding, async scheduling, encoder inputs or pipeline
-parallelism. Besides vLLM's own assertions it checks the contract the spec states and raises
+``local_hit_fn``); no speculative decoding, encoder inputs or pipeline parallelism; a preempted
+request's in-flight outputs are discarded (as vLLM does for ``reset_prefix_cache``). Besides vLLM's own assertions it checks the contract the spec states and raises
 :class:`ConnectorContractError` naming the rule.
 """
 
@@ -51,6 +56,7 @@ class FakeScheduler:
         self.max_num_batched_tokens = sc.max_num_batched_tokens
         self.max_num_seqs = sc.max_num_seqs
         self.chunked_prefill = sc.enable_chunked_prefill
+        self.async_scheduling = bool(getattr(sc, "async_scheduling", False))
         self.recompute_kv_load_failures = ktc is None or ktc.kv_load_failure_policy == "recompute"
         # "all": 2026 passes every block of the request to update_state_after_alloc; "new":
         # vLLM <= ~0.11 passed local-hit + newly allocated blocks (spec pitfall 9).
@@ -151,6 +157,7 @@ class FakeScheduler:
         if reset_running_requests:
             while self.running:
                 # Not reported in any preempted_req_ids (as in vLLM); the worker flushes them.
+                # In-flight outputs are discarded when they return (async_tokens_to_discard).
                 self._preempt_request(self.running.pop())
             self._prev_scheduled.clear()
         ok = self.pool.reset_prefix_cache()
@@ -189,6 +196,10 @@ class FakeScheduler:
         i = 0
         while i < len(self.running) and budget > 0:
             req = self.running[i]
+            if req.num_output_placeholders > 0 and \
+                    req.num_computed_tokens + 2 - req.num_output_placeholders >= req.num_prompt_tokens + req.max_tokens:
+                i += 1  # async: the step in flight already reaches max_tokens
+                continue
             n = min(req.num_tokens_with_spec + req.num_output_placeholders - req.num_computed_tokens, budget)
             if n <= 0:
                 i += 1
@@ -253,9 +264,13 @@ class FakeScheduler:
             if self.take_events_in == "schedule":
                 self.kv_events.extend(self.connector.take_events() or ())
 
-        # _update_after_schedule: computed tokens advance at schedule time.
+        # _update_after_schedule: computed tokens advance at schedule time; under async
+        # scheduling a step that reaches the end of the known tokens owes one sampled token.
         for rid, n in num_scheduled.items():
-            self.requests[rid].num_computed_tokens += n
+            req = self.requests[rid]
+            req.num_computed_tokens += n
+            if self.async_scheduling and req.num_computed_tokens >= req.num_tokens + req.num_output_placeholders:
+                req.num_output_placeholders += 1
         self._prev_scheduled = set(num_scheduled)
         self.finished_req_ids = set()
         return so
@@ -377,6 +392,9 @@ class FakeScheduler:
 
     def _preempt_request(self, req: Request) -> None:
         assert req.status == W.RUNNING, "only running requests can be preempted"
+        # Outputs of steps in flight belong to the blocks just freed: dropped when they return.
+        req.async_tokens_to_discard = getattr(req, "async_tokens_to_discard", 0) + req.num_output_placeholders
+        req.num_output_placeholders = 0
         self.pool.free(req.request_id)
         req.status = W.PREEMPTED
         req.num_computed_tokens = 0
@@ -402,6 +420,15 @@ class FakeScheduler:
         if kv_out is not None and kv_out.invalid_block_ids:
             failed_ids = self._handle_invalid_blocks(set(kv_out.invalid_block_ids))
 
+        bad_reads = getattr(mro, "harness_bad_reads", {})
+        for rid, msg in bad_reads.items():
+            req = self.requests.get(rid)
+            kept = rid not in failed_ids and req is not None and not req.is_finished() and \
+                not getattr(req, "async_tokens_to_discard", 0)
+            expect(not kept, f"{msg}, and vLLM keeps that step's output (the load was reported done, or its "
+                             "failed block ids reached vLLM too late): the bytes are not what the model wrote "
+                             "for this prefix")
+
         stopped: list[Request] = []
         for rid, n in so.num_scheduled_tokens.items():
             assert n > 0
@@ -409,10 +436,16 @@ class FakeScheduler:
                 # Computed with bad KV: its output is dropped; "recompute" reschedules it from
                 # the truncated point, "fail" finishes it below.
                 self._stale_tokens.add(rid)
+                req = self.requests.get(rid)
+                if req is not None and req.num_output_placeholders:
+                    req.num_output_placeholders -= 1  # this step's frame is consumed
                 continue
             req = self.requests.get(rid)
             if req is None or req.is_finished():
                 continue  # aborted during the step
+            if getattr(req, "async_tokens_to_discard", 0):
+                req.async_tokens_to_discard -= 1  # a frame from before a preemption or reset
+                continue
             sampled = mro.sampled_token_ids[mro.req_id_to_index[rid]] if mro.sampled_token_ids else []
             new_tokens = []
             for tok in sampled:
@@ -420,6 +453,8 @@ class FakeScheduler:
                 new_tokens.append(tok)
                 if self._check_stop(req, tok):
                     break
+            if self.async_scheduling and sampled:
+                req.num_output_placeholders = max(0, req.num_output_placeholders - len(sampled))
             params = None
             if req.is_finished():
                 stopped.append(req)

@@ -13,11 +13,19 @@ Typical use::
 
 Connectors come from ``KVConnectorFactory.create_connector`` (as vLLM builds them) unless
 ``make_connector(vllm_config, role, kv_cache_config)`` is given.
+
+Step orders, as vLLM's EngineCore has them: ``step()`` (schedule, execute, process the output)
+and, with ``scheduler_config.async_scheduling`` (vLLM's default), ``step_with_batch_queue()``
+with two batches in flight: a step that ran the model returns without processing anything, so
+step k+1 is scheduled and its workers run before step k's output is processed. The GPU is
+taken to be slower than the scheduler (a queued batch is never already done), which is the
+steady state of a busy server.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
@@ -43,9 +51,19 @@ __all__ = ["Engine", "StepResult", "FakeScheduler", "FakeWorker", "ConnectorCont
 
 @dataclass
 class StepResult:
-    scheduler_output: SchedulerOutput
-    model_output: ModelRunnerOutput
+    """One engine step: the batch it scheduled (``scheduler_output``), and the batch whose
+    output it processed (the same one in the plain order; an older one, or none, with the
+    batch queue)."""
+
+    scheduler_output: Optional[SchedulerOutput]
+    model_output: Optional[ModelRunnerOutput]
     outputs: list[EngineCoreOutput]
+    processed: Optional[SchedulerOutput] = None
+
+    @property
+    def computed_nothing(self) -> bool:
+        so = self.scheduler_output
+        return so is None or so.total_num_scheduled_tokens == 0
 
 
 def make_kv_cache_config(vllm_config, num_gpu_blocks: int) -> KVCacheConfig:
@@ -90,6 +108,9 @@ class Engine:
             self._aggregator = KVOutputAggregator(n or world)
         # Multi-process executors pickle the metadata to each worker; uniprocess passes the object.
         self.pickle_metadata = world > 1 if pickle_metadata is None else pickle_metadata
+        # The executor's max_concurrent_batches: 2 with async scheduling (uniproc and mp executors).
+        self.batch_queue_size = 2 if vllm_config.scheduler_config.async_scheduling else 1
+        self.batch_queue: deque[tuple[SchedulerOutput, ModelRunnerOutput]] = deque()
         self.history: list[StepResult] = []
         self._next_id = 0
         self._closed = False
@@ -145,14 +166,35 @@ class Engine:
     # ---- stepping -------------------------------------------------------------------------
 
     def step(self, force: bool = False) -> Optional[StepResult]:
-        """One ``EngineCore.step()``: nothing at all when the scheduler has no requests (unless
+        """One ``EngineCore.step()`` (or ``step_with_batch_queue()`` under async scheduling):
+        nothing at all when the scheduler has no requests and no batch is in flight (unless
         ``force``, which plays FlexKV's 0.10.1.1 keep-alive patch)."""
+        if self.batch_queue_size > 1:
+            return self._step_with_batch_queue(force)
         if not (self.scheduler.has_requests() or force):
             return None
         so = self.scheduler.schedule()
         mro = self._execute_model(so)
         outs = self.scheduler.update_from_output(so, mro)
-        res = StepResult(so, mro, outs)
+        res = StepResult(so, mro, outs, so)
+        self.history.append(res)
+        return res
+
+    def _step_with_batch_queue(self, force: bool) -> Optional[StepResult]:
+        q = self.batch_queue
+        so = None
+        if self.scheduler.has_requests() or force:
+            so = self.scheduler.schedule()
+            q.appendleft((so, self._execute_model(so)))
+            if so.total_num_scheduled_tokens > 0 and len(q) < self.batch_queue_size:
+                res = StepResult(so, None, [])  # the batch runs; nothing to process yet
+                self.history.append(res)
+                return res
+        elif not q:
+            return None
+        done_so, mro = q.pop()
+        outs = self.scheduler.update_from_output(done_so, mro)
+        res = StepResult(so, mro, outs, done_so)
         self.history.append(res)
         return res
 
@@ -168,7 +210,9 @@ class Engine:
         return self._aggregator.aggregate(outs)
 
     def busy(self, keep_alive: bool = False) -> bool:
-        return self.scheduler.has_requests() or (keep_alive and bool(self.scheduler.held_request_ids()))
+        """vLLM's ``EngineCore.has_work()``: requests, or batches in flight."""
+        return self.scheduler.has_requests() or bool(self.batch_queue) or \
+            (keep_alive and bool(self.scheduler.held_request_ids()))
 
     def run_until(self, done: Callable[[], bool], max_steps: int = 10_000, timeout_s: float = 30.0,
                   keep_alive: bool = False, idle_sleep_s: float = 0.001) -> int:
@@ -183,7 +227,7 @@ class Engine:
                 raise AssertionError(f"engine went idle before done(): {self.describe()}")
             res = self.step(force=keep_alive)
             steps += 1
-            if res is None or res.scheduler_output.total_num_scheduled_tokens == 0:
+            if res is None or res.computed_nothing:
                 time.sleep(idle_sleep_s)
         return steps
 

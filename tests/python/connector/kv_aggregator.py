@@ -56,6 +56,11 @@ class KVOutputAggregator:
                 stats = stats.aggregate(kv.kv_connector_stats)
             invalid |= kv.invalid_block_ids
         out = outputs[output_rank]
+        bad: dict = {}
+        for mro in outputs:  # harness-only: wrong KV read by any worker taints the step's output
+            for rid, msg in getattr(mro, "harness_bad_reads", {}).items():
+                bad.setdefault(rid, msg)
+        out.harness_bad_reads = bad
         # Harness choice: when every worker dropped its output (no-forward, nothing to say),
         # the scheduler sees None, as with one worker.
         out.kv_connector_output = KVConnectorOutput(

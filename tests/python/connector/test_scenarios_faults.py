@@ -14,7 +14,7 @@ import flexkv
 from flexkv.integration.vllm import _log, plugin
 from flexkv.integration.vllm.vllm_v1_adapter import FlexKVConnectorV1Impl
 
-from .harness import prompt
+from .harness import prompt, reference_outputs
 from .test_scenarios import flex, served, stats  # noqa: F401  (fixture reuse)
 
 BS = 16
@@ -172,3 +172,36 @@ def test_plugin_registration_is_idempotent(make_vllm_config):
     finally:
         KVConnectorFactory._registry.clear()
         KVConnectorFactory._registry.update(saved)
+
+
+def _damaged_ssd_engine(flex, tmp_path, tokens, slot, **cfg):
+    """An engine restarted on an SSD cache whose block in ``slot`` fails its checksum."""
+    eng = flex(extra_config=ssd_config(tmp_path))
+    served(eng, tokens, max_tokens=3)
+    wait_ssd(eng)
+    eng.close()
+    with open(tmp_path / "flexkv-blocks.dat", "r+b") as f:
+        f.seek(slot * 4096 * ((64 * 2 * 2 * 8 * 2 + 4095) // 4096) + 100)
+        f.write(b"\xff\xfe")
+    return flex(extra_config=ssd_config(tmp_path), **cfg)
+
+
+@pytest.mark.parametrize("async_scheduling", [False, True], ids=["plain", "batch-queue"])
+def test_failed_load_while_another_request_runs_never_serves_unwritten_blocks(flex, tmp_path, async_scheduling):
+    # Another request keeps the engine stepping (with the batch queue: step k+1 runs before
+    # step k's output is processed) while a load ends with a checksum failure. vLLM must get
+    # the failed block ids before (or with) the load's finished_recving: every token attention
+    # reads is checked, and an output computed from unwritten blocks that vLLM keeps fails.
+    tokens = prompt(80)
+    eng = _damaged_ssd_engine(flex, tmp_path, tokens, slot=3, async_scheduling=async_scheduling)
+    busy = eng.add_request(prompt(40, 9000), 60)
+    eng.run_until(lambda: busy.num_output_tokens >= 2)
+    r = eng.add_request(tokens, 3)
+    eng.run(keep_alive=True)
+    done = eng.finished[r.request_id]
+    assert stats(eng)["ssd_checksum_failures"] == 1
+    assert done.num_external_computed_tokens == 3 * BS  # blocks 0..2 loaded, 3.. recomputed
+    assert eng.loaded_tokens_verified(r.request_id) == 3 * BS
+    assert list(done.output_token_ids) == reference_outputs(tokens, 3)
+    assert list(eng.finished[busy.request_id].output_token_ids) == reference_outputs(prompt(40, 9000), 60)
+    eng.assert_quiescent()
