@@ -62,6 +62,8 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_reset": [c_uint64],
     "flexkv_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
     "flexkv_wait": [c_uint64, c_int32, _P(c_int32)],
+    "flexkv_metrics_read": [c_uint64, _P(c_int64), c_size_t, _P(c_size_t)],
+    "flexkv_metrics_names": [c_char_p, c_size_t, _P(c_size_t)],
     "flexkv_get_num_new_matched_tokens": [
         c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32, c_char_p, c_size_t, _P(c_int32)],
     "flexkv_update_state_after_alloc": [c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32],

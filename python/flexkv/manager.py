@@ -226,6 +226,14 @@ class KVManager(Handle):
         _native.check(rc)
         return json.loads(buf.value.decode("utf-8"))
 
+    def read_metrics(self, values: "ctypes.Array") -> int:
+        """Fills ``values`` (a ``ctypes.c_int64`` array) with the metrics snapshot in
+        :func:`metrics_names` order, as many as fit; returns how many there are. Cheap enough
+        for every scheduler step (no JSON, no allocation in the engine)."""
+        count = c_size_t()
+        _native.check(self._lib.flexkv_metrics_read(self._h(), values, len(values), byref(count)))
+        return count.value
+
     def wait(self, timeout: float = 1.0) -> bool:
         """Blocks until some transfer ended (or the timeout); True if a query would return something."""
         out = c_int32()
@@ -280,6 +288,26 @@ class KVManager(Handle):
             if left <= 0:
                 raise TimeoutError(f"request {request_id!r} did not finish within {timeout} s")
             self.wait(min(left, 0.1))
+
+
+_metric_names: Optional[list] = None
+
+
+def metrics_names() -> list:
+    """The metrics snapshot's layout: one ``{"name", "kind", "help"}`` per position ("counter"
+    only grows; "gauge" is a level). The same for every engine of the loaded library."""
+    global _metric_names
+    if _metric_names is None:
+        lib = _native.lib()
+        needed = c_size_t()
+        buf = ctypes.create_string_buffer(8192)
+        rc = lib.flexkv_metrics_names(buf, len(buf), byref(needed))
+        if rc == BufferTooSmallError.status:
+            buf = ctypes.create_string_buffer(needed.value)
+            rc = lib.flexkv_metrics_names(buf, len(buf), byref(needed))
+        _native.check(rc)
+        _metric_names = json.loads(buf.value.decode("utf-8"))
+    return _metric_names
 
 
 class PrefixIndex(Handle):

@@ -152,7 +152,30 @@ public sealed unsafe partial class KvEngine : IDisposable
     /// <summary>The counters as UTF-8 JSON.</summary>
     public byte[] StatsJson() => JsonSerializer.SerializeToUtf8Bytes(Stats(), EngineStatsJsonContext.Default.EngineStats);
 
+    /// <summary>
+    /// The numeric counters in <see cref="Metrics.StatsMetrics"/> order, written into
+    /// <paramref name="values"/> (as many as fit); returns how many there are. Allocates
+    /// nothing: a scheduler reads this every step.
+    /// </summary>
+    public int ReadMetrics(Span<long> values)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            ApplyCompletions();
+            RefreshStats();
+            return Metrics.StatsMetrics.Fill(_stats, values);
+        }
+    }
+
     private EngineStats SnapshotStats()
+    {
+        RefreshStats();
+        _stats.Warnings = Warnings;
+        return _stats.Clone();
+    }
+
+    private void RefreshStats()
     {
         _stats.BytesMoved = _transfer.BytesMoved;
         _stats.Evictions = _index.Evictions;
@@ -168,8 +191,6 @@ public sealed unsafe partial class KvEngine : IDisposable
         _stats.Registered = _transfer.Transport is not null;
         SnapshotSsdStats();
         SnapshotRemoteStats();
-        _stats.Warnings = Warnings;
-        return _stats.Clone();
     }
 
     /// <summary>

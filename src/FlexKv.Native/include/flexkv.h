@@ -146,6 +146,16 @@ int flexkv_reset(flexkv_engine_t engine);
 /* Writes the engine's counters as a NUL-terminated JSON object. */
 int flexkv_stats(flexkv_engine_t engine, char* buffer, size_t capacity, size_t* needed);
 
+/*
+ * The numeric counters as int64 values, cheap enough to read every scheduler step (no JSON, no
+ * allocation): writes min(capacity, *count) values and sets *count to how many there are.
+ * flexkv_metrics_names says what each position is; new metrics are only ever appended.
+ */
+int flexkv_metrics_read(flexkv_engine_t engine, int64_t* values, size_t capacity, size_t* count);
+
+/* The snapshot's layout as a NUL-terminated JSON array of {"name", "kind": "counter"|"gauge", "help"}. */
+int flexkv_metrics_names(char* buffer, size_t capacity, size_t* needed);
+
 /* Waits up to timeout_ms for a task to finish; *ready = 1 if something can be queried. */
 int flexkv_wait(flexkv_engine_t engine, int32_t timeout_ms, int32_t* ready);
 

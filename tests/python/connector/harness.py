@@ -24,6 +24,7 @@ steady state of a busy server.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -183,7 +184,7 @@ class Engine:
     def _step_with_batch_queue(self, force: bool) -> Optional[StepResult]:
         q = self.batch_queue
         so = None
-        if self.scheduler.has_requests() or force:
+        if self.scheduler.has_requests() or (force and self.scheduler.held_request_ids()):
             so = self.scheduler.schedule()
             q.appendleft((so, self._execute_model(so)))
             if so.total_num_scheduled_tokens > 0 and len(q) < self.batch_queue_size:
@@ -257,15 +258,18 @@ class Engine:
         return min(w.loaded_tokens_verified.get(req_id, 0) for w in self.workers)
 
     def logged_kv_metrics(self) -> Optional[dict]:
-        """What vLLM's front end would log for the last step's connector stats: it rebuilds
-        them with the connector class's ``build_kv_connector_stats(data)`` and logs
-        ``reduce()``; None when there were no stats or the class returns None (vLLM then
-        warns once and drops them)."""
-        if not self.scheduler.stats_history:
-            return None
+        """What vLLM's front end (KVConnectorLogging) would log for one interval covering every
+        step so far: it rebuilds each step's stats with the connector class's
+        ``build_kv_connector_stats(data)``, aggregates them, and logs ``reduce()``; None when
+        there were no stats or the class returns None (vLLM then warns once and drops them)."""
         build = getattr(type(self.connector), "build_kv_connector_stats", None)
-        rebuilt = build(dict(self.scheduler.stats_history[-1].data)) if build is not None else None
-        return rebuilt.reduce() if rebuilt is not None else None
+        acc = None
+        for stats in self.scheduler.stats_history:
+            rebuilt = build(copy.deepcopy(stats.data)) if build is not None else None
+            if rebuilt is None:
+                return None
+            acc = rebuilt if acc is None else acc.aggregate(rebuilt)
+        return acc.reduce() if acc is not None and not acc.is_empty() else None
 
     def assert_quiescent(self) -> None:
         """Nothing held, nothing owed: every block back in the pool."""

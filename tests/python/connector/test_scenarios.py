@@ -22,9 +22,12 @@ def impl(vllm_config, role, kv_cache_config):
     return FlexKVConnectorV1Impl(vllm_config, role)
 
 
-@pytest.fixture
-def flex(make_vllm_config, make_engine):
+@pytest.fixture(params=["plain", "batch-queue"])
+def flex(request, make_vllm_config, make_engine):
+    """Engines with FlexKv's connector, in both of vLLM's step orders (plain, and async
+    scheduling's batch queue) unless a test passes ``async_scheduling`` itself."""
     def make(num_gpu_blocks: int = 64, layout: str = "kv_first", **cfg) -> Engine:
+        cfg.setdefault("async_scheduling", request.param == "batch-queue")
         config = make_vllm_config(use_mla=layout == "mla", **cfg)
         return make_engine(config, num_gpu_blocks=num_gpu_blocks, layout=layout, make_connector=impl)
 
@@ -236,3 +239,22 @@ def test_vllm_builds_the_connector_by_name(make_vllm_config, make_engine, route)
         assert logged is None  # vLLM's wrapper does not forward build_kv_connector_stats (spec §3.4)
     else:
         assert logged["flexkv_blocks_loaded"] == 2 and logged["flexkv_blocks_saved"] == 2
+
+
+def test_saves_are_acknowledged_before_vllm_goes_idle(flex):
+    # Stock vLLM stops stepping when no request is left: the step that finds nothing running
+    # waits (bounded) for the last saves, so their blocks are back in vLLM's pool at once.
+    # Blocks of 256 KiB: a save takes longer than the step that launches it.
+    eng = flex(num_gpu_blocks=96, num_layers=8, num_kv_heads=8, head_size=64)
+    a = eng.add_request(prompt(512), 3)
+    b = eng.add_request(prompt(480, 5000), 5)
+    eng.run()  # no keep-alive: exactly the steps vLLM would take
+    assert not eng.busy() and {a.request_id, b.request_id} <= set(eng.finished)
+    assert eng.scheduler.pool.num_used_blocks == 0  # KV usage back to zero
+    assert stats(eng)["blocks_saved"] == 32 + 30
+    assert eng.reset_prefix_cache() is True
+    assert eng.reset_prefix_cache(reset_running_requests=True) is True
+    eng.assert_quiescent()
+    done = served(eng, prompt(512), 2)
+    assert done.num_external_computed_tokens == 512 and eng.loaded_tokens_verified(done.request_id) == 511
+

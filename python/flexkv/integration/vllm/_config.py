@@ -9,9 +9,10 @@ from typing import Any, Dict, Mapping, Optional
 
 from ..._errors import ConfigError
 from ...config import _bool, load_config
+from . import _deployment
 
-# Connector options that are not engine keys.
-ADAPTER_KEYS = {"save_on_abort": False}
+# Keys that are never logged as they are.
+_SECRET_KEYS = ("secret", "redis_password")
 
 
 @dataclass
@@ -19,6 +20,36 @@ class AdapterOptions:
     """Connector behaviour switches (from ``kv_connector_extra_config``)."""
 
     save_on_abort: bool = False
+    # When no request is left running, how long a step waits for saves still in flight so that
+    # vLLM, which stops stepping when idle, gets them reported (and frees their blocks).
+    idle_flush_timeout_ms: float = 200.0
+
+
+def _flush_ms(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError(f"must be a number of milliseconds, got {v!r}")
+    f = float(v)
+    if not 0 <= f <= 60_000:
+        raise ValueError(f"must be between 0 and 60000 ms, got {v!r}")
+    return f
+
+
+# Connector options that are not engine keys: name -> converter.
+_ADAPTER_KEYS = {"save_on_abort": _bool, "idle_flush_timeout_ms": _flush_ms}
+
+
+def describe(cfg: Mapping[str, Any]) -> Dict[str, Any]:
+    """The configuration as it may be logged: secrets and URL credentials masked."""
+    out = {}
+    for k in sorted(cfg):
+        v = cfg[k]
+        if k in _SECRET_KEYS:
+            v = "***"
+        elif k == "remote_url" and isinstance(v, str) and "@" in v:
+            scheme, sep, rest = v.rpartition("://")
+            v = f"{scheme}{sep}***@{rest.split('@', 1)[1]}" if sep else "***@" + v.split("@", 1)[1]
+        out[k] = v
+    return out
 
 
 def _dtype_name(vllm_config) -> str:
@@ -75,11 +106,18 @@ def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = 
     extra = dict(getattr(ktc, "kv_connector_extra_config", None) or {})
     for key in ("registration_socket", "registration_timeout_s", "worker_huge_pages"):
         extra.pop(key, None)  # read by the registration and worker code, not engine keys
-    try:
-        opts = AdapterOptions(**{k: _bool(extra.pop(k, v)) for k, v in ADAPTER_KEYS.items()})
-    except ValueError as e:
-        raise ConfigError(f"kv_connector_extra_config: {e}") from e
+    opts = AdapterOptions()
+    for key, conv in _ADAPTER_KEYS.items():
+        if key in extra:
+            try:
+                setattr(opts, key, conv(extra.pop(key)))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"kv_connector_extra_config {key}: {e}") from e
     cfg = load_config(extra, env=env)
+    rank = _deployment.dp_rank(vllm_config)
+    if rank is not None and cfg.get("ssd_cache_dir"):
+        # Each data-parallel rank has its own engine; one SSD directory holds one engine's cache.
+        cfg["ssd_cache_dir"] = _deployment.per_dp_rank_path(cfg["ssd_cache_dir"], rank, directory=True)
 
     cache_config, model_config = vllm_config.cache_config, vllm_config.model_config
     pc = vllm_config.parallel_config

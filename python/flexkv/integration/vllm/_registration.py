@@ -33,11 +33,16 @@ DEFAULT_TIMEOUT_S = 120.0  # FlexKV's client socket timeout
 DUPLICATE_RETRY_S = 0.5  # first wait of a worker whose rank is still held (a predecessor exiting); doubles to 4 s
 
 
-def socket_path(engine_id: str, override: Optional[str] = None) -> str:
+def socket_path(engine_id: str, override: Optional[str] = None, dp_rank: Optional[int] = None) -> str:
+    """Where the scheduler of data-parallel rank ``dp_rank`` listens (each DP rank has its own)."""
+    from ._deployment import per_dp_rank_path
+
     if override:
-        return override
+        return per_dp_rank_path(override, dp_rank, directory=False)
     base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return os.path.join(base, f"flexkv-{engine_id}.sock")
+    name = f"flexkv-{engine_id}" if dp_rank is None or engine_id.endswith(f"_dp{dp_rank}") else \
+        f"flexkv-{engine_id}_dp{dp_rank}"
+    return os.path.join(base, name + ".sock")
 
 
 def timeout_from(extra: dict, env=None) -> float:

@@ -3,8 +3,7 @@
 With vLLM's uniprocess executor (TP=1) the worker instance is created, and registers its KV
 cache, before the scheduler instance creates the engine; sometimes the other way round. Both
 carry the same ``kv_transfer_config.engine_id``, so the registration waits here for its engine
-(or reaches it at once), and load errors found by the scheduler wait here for the worker to
-report them to vLLM.
+(or reaches it at once).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ class _Slot:
     num_blocks: int = 0
     device: Optional[int] = None
     keepalive: List[Any] = field(default_factory=list)
-    load_errors: set = field(default_factory=set)
 
 
 _slots: dict = {}
@@ -63,16 +61,3 @@ def register(engine_id: str, layers: list, num_blocks: int, keepalive: list, dev
         return True
     return False
 
-
-def add_load_errors(engine_id: str, block_ids) -> None:
-    with _lock:
-        _slot(engine_id).load_errors.update(block_ids)
-
-
-def take_load_errors(engine_id: str) -> set:
-    with _lock:
-        s = _slots.get(engine_id)
-        if s is None or not s.load_errors:
-            return set()
-        out, s.load_errors = s.load_errors, set()
-        return out

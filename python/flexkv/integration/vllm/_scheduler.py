@@ -1,21 +1,30 @@
 """The scheduler-side half of the connector: turns vLLM's objects into request ids, token and
 block-id buffers, calls the engine, and keeps the bookkeeping vLLM's contract needs (which ids
-we owe a finished report, load errors routed through the worker). No cache logic lives here.
-Every engine error is logged once and turned into the safe answer; vLLM's step never fails
-because of FlexKv."""
+we owe a finished report, load errors routed through the workers, saves flushed before vLLM
+goes idle). No cache logic lives here. Every engine error is logged once and turned into the
+safe answer; vLLM's step never fails because of FlexKv.
+
+Threads: vLLM calls every method from its scheduler thread (EngineCore's busy loop), one at a
+time; this object and the helpers it owns (LoadErrorRoute, StepStats) are touched only there.
+The registration server has threads of its own and only calls the manager.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Optional, Set, Tuple
+import time
+from typing import Any, Dict, Optional, Set, Tuple
 
 from ... import _errors
 from ...manager import KVManager
-from . import _config, _log, _registry
+from . import _config, _deployment, _log
+from ._load_errors import LoadErrorRoute
+from ._step_stats import StepStats
 
 _SAVED_REASONS = {"STOP", "LENGTH"}
 _Metadata = None  # FlexKVConnectorMetadata, imported with the first SchedulerSide (it imports vLLM)
+_Stats = None     # FlexKVStats likewise (None on vLLM without connector stats)
 
 
 def _namespace(request) -> Optional[str]:
@@ -32,30 +41,51 @@ def _block_ids(blocks) -> list:
     return list(ids[0]) if ids else []
 
 
+def _load_failure_policy(vllm_config) -> str:
+    return str(getattr(vllm_config.kv_transfer_config, "kv_load_failure_policy", "recompute") or "recompute")
+
+
 class SchedulerSide:
     """One per vLLM scheduler; owns the engine."""
 
     def __init__(self, vllm_config, kv_cache_config=None) -> None:
-        global _Metadata
-        from .metadata import FlexKVConnectorMetadata
+        global _Metadata, _Stats
+        from .metadata import FlexKVConnectorMetadata, FlexKVStats
 
-        _Metadata = FlexKVConnectorMetadata
+        _Metadata, _Stats = FlexKVConnectorMetadata, FlexKVStats
         cfg, self.options = _config.build(vllm_config, kv_cache_config)
         self.engine_id = str(getattr(vllm_config.kv_transfer_config, "engine_id", None) or "default")
         self.manager = KVManager(cfg)
         self.block_size = cfg["tokens_per_block"]
-        self._loading: Set[str] = set()   # a load was planned: we owe one finished_recving
-        self._holding: Set[str] = set()   # request_finished returned True: we owe one finished_sending
-        self._deferred: Set[str] = set()  # loads that ended with errors, reported next step
-        self._release: Set[str] = set()   # deferred loads whose errors reach vLLM this step
+        self._loading: Dict[str, list] = {}  # a load was planned: we owe one finished_recving; its block ids
+        self._holding: Set[str] = set()      # request_finished returned True: we owe one finished_sending
+        self._unfinished: Set[str] = set()   # requests vLLM has shown us and not finished
+        self._asked: Dict[str, int] = {}     # request id -> vLLM's local hit when we were asked
+        self._errors = LoadErrorRoute()
+        self._stats = StepStats(self.manager)
+        self._last_stats_t = time.monotonic()
+        self._step = 0
+        self._planned = False                # something waits for launch_tasks
         self._running: Optional[Set[str]] = None
-        self._planned = False            # something waits for launch_tasks
+        self._attach_workers(vllm_config)
+        policy = _load_failure_policy(vllm_config)
+        if policy == "fail" and (cfg.get("ssd_cache_gb") or cfg.get("remote_url") or cfg.get("redis_host")):
+            _log.logger.warning(
+                "FlexKv: vLLM's kv_load_failure_policy is 'fail': a block that fails to load from SSD or the "
+                "remote store (checksum, I/O error, store down) ends its request with an error. Set "
+                "\"kv_load_failure_policy\": \"recompute\" in --kv-transfer-config to recompute those blocks instead.")
+        _log.logger.info("FlexKv engine ready: %s", _config.describe(cfg))
+
+    def _attach_workers(self, vllm_config) -> None:
+        """Workers in this process meet the engine in the registry; workers in other processes
+        (TP > 1, or the multiprocess/Ray executor) connect to a Unix socket."""
+        from . import _registry
+
         _registry.attach(self.engine_id, self.manager)
-        self.world_size = int(getattr(vllm_config.parallel_config, "world_size", 1) or 1)
+        self.world_size = _deployment.world_size(vllm_config)
         self.registration = None
-        if self.world_size > 1:  # workers in other processes register over a Unix socket
+        if _deployment.workers_in_other_processes(vllm_config):
             self._start_registration(vllm_config)
-        _log.logger.info("FlexKv engine ready: %s", {k: cfg[k] for k in sorted(cfg) if k != "secret"})
 
     def _start_registration(self, vllm_config) -> None:
         """Listens for the workers, which registered before this scheduler existed and connect as
@@ -65,8 +95,8 @@ class SchedulerSide:
 
         extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
         timeout = timeout_from(extra)
-        self.registration = RegistrationServer(socket_path(self.engine_id, extra.get("registration_socket")),
-                                               self.world_size, self.manager)
+        path = socket_path(self.engine_id, extra.get("registration_socket"), _deployment.dp_rank(vllm_config))
+        self.registration = RegistrationServer(path, self.world_size, self.manager)
         try:
             self.registration.wait_ready(timeout)
         except _errors.InvalidStateError as e:
@@ -74,13 +104,19 @@ class SchedulerSide:
 
     # ---- lookups -------------------------------------------------------------------------
 
+    def on_new_request(self, request) -> None:
+        self._unfinished.add(request.request_id)
+
     def get_num_new_matched_tokens(self, request, num_computed_tokens: int) -> Tuple[int, bool]:
+        rid = request.request_id
+        self._unfinished.add(rid)
         try:
-            n = self.manager.get_num_new_matched_tokens(
-                request.request_id, request.all_token_ids, num_computed_tokens, _namespace(request))
+            n = self.manager.get_num_new_matched_tokens(rid, request.all_token_ids, num_computed_tokens,
+                                                        _namespace(request))
         except _errors.FlexKVError as e:
             _log.once(f"match:{type(e).__name__}", "lookup failed, treating as a miss: %s", e)
             return 0, False
+        self._asked[rid] = num_computed_tokens
         # Always asynchronous: the load runs between steps while the request waits in
         # WAITING_FOR_REMOTE_KVS; a full-prompt hit is fine, vLLM recomputes the last token.
         return (n, True) if n > 0 else (0, False)
@@ -88,64 +124,104 @@ class SchedulerSide:
     def update_state_after_alloc(self, request, blocks, num_external_tokens: int) -> None:
         rid = request.request_id
         ids = _block_ids(blocks)
+        first = self._asked.pop(rid, 0) // self.block_size
+        external = ids[first:first + -(-num_external_tokens // self.block_size)] if num_external_tokens else []
         try:
             self.manager.update_state_after_alloc(rid, ids, num_external_tokens)
         except _errors.FlexKVError as e:
             _log.once(f"alloc:{type(e).__name__}", "could not plan a load: %s", e)
             if num_external_tokens > 0 and rid not in self._loading:
-                # vLLM now waits for this load: fail the request's blocks (vLLM only looks at the
-                # external range) so they are recomputed, and report the load as ended.
-                _registry.add_load_errors(self.engine_id, ids)
-                self._release.add(rid)
+                # vLLM now waits for this load: fail its blocks so they are recomputed, and
+                # report the load as ended once vLLM has the failed ids.
+                self._loading[rid] = external
+                self._errors.hold(rid, external)
             return
         if num_external_tokens > 0:
-            self._loading.add(rid)
+            self._loading[rid] = external
             self._planned = True
 
     # ---- per step ------------------------------------------------------------------------
 
     def build_connector_meta(self, scheduler_output) -> Any:
-        # Loads that ended with errors last step are reported with the errors the workers
-        # hand to vLLM in this step.
-        self._release |= self._deferred
-        self._deferred = set()
+        self._step += 1
         self._handle_preemptions(scheduler_output)
-        launched = 0
-        if self._planned:  # most steps plan nothing: no call into the engine then
-            self._planned = False
-            try:
-                launched = self.manager.launch_tasks()
-            except _errors.FlexKVError as e:
-                _log.once(f"launch:{type(e).__name__}", "launch failed: %s", e)
-        return _Metadata(launched_tasks=launched)
+        launched = self._launch() if self._planned else 0  # most steps plan nothing: no engine call
+        return _Metadata(launched_tasks=launched, step=self._step, load_errors=self._errors.take_for_step(self._step))
+
+    def _launch(self) -> int:
+        self._planned = False
+        try:
+            return self.manager.launch_tasks()
+        except _errors.FlexKVError as e:
+            _log.once(f"launch:{type(e).__name__}", "launch failed: %s", e)
+            return 0
 
     def update_connector_output(self, connector_output) -> None:
-        if not (self._loading or self._holding or self._release):
-            return  # nothing is owed to vLLM, so nothing can have finished
-        try:
-            got = self.manager.query_finished()
-        except _errors.FlexKVError as e:
-            _log.once(f"query:{type(e).__name__}", "polling transfers failed: %s", e)
-            return
-        recving = got.recving & self._loading
-        sending = got.sending & self._holding
-        if got.failed_blocks:
-            # vLLM takes load errors from the workers at the start of a step, so the errors go
-            # through the worker next step and these loads are reported in that same step.
-            _registry.add_load_errors(self.engine_id, got.failed_blocks)
-            self._deferred |= recving
-            recving = set()
-        recving |= self._release
-        self._release = set()
-        self._loading -= recving
+        recving: Set[str] = set()
+        if self._errors:
+            stats = getattr(connector_output, "kv_connector_stats", None)
+            step = (getattr(stats, "data", None) or {}).get("step")
+            recving = self._errors.on_output(getattr(connector_output, "invalid_block_ids", None), step)
+        sending: Set[str] = set()
+        if self._loading or self._holding:
+            self._poll(recving, sending)
+            if not self._unfinished:
+                self._flush(recving, sending)
+        for rid in recving:
+            self._loading.pop(rid, None)
         self._holding -= sending
         if recving:
             connector_output.finished_recving = set(connector_output.finished_recving or ()) | recving
         if sending:
             connector_output.finished_sending = set(connector_output.finished_sending or ()) | sending
 
+    def _poll(self, recving: Set[str], sending: Set[str]) -> None:
+        """Collects what the engine finished into ``recving``/``sending``. Loads with failed
+        blocks are held until vLLM has the ids (LoadErrorRoute)."""
+        try:
+            got = self.manager.query_finished()
+        except _errors.FlexKVError as e:
+            _log.once(f"query:{type(e).__name__}", "polling transfers failed: %s", e)
+            return
+        failed = set(got.failed_blocks)
+        for rid in got.recving:
+            blocks = self._loading.get(rid)
+            if blocks is None:
+                continue
+            mine = failed.intersection(blocks)
+            if mine and rid in self._unfinished:
+                failed -= mine
+                self._errors.hold(rid, mine)
+            else:  # an aborted request's blocks are freed, not computed: nothing to wait for
+                recving.add(rid)
+        if failed:  # vLLM recomputes whatever still holds these ids
+            self._errors.report(failed)
+        sending |= got.sending & self._holding
+
+    def _flush(self, recving: Set[str], sending: Set[str]) -> None:
+        """No request of vLLM's is left unfinished, so vLLM stops stepping after this step: wait
+        (bounded) for the saves, and loads of aborted requests, it still holds blocks for, and
+        report them now. Otherwise those blocks would stay held, KV usage above zero and
+        reset_prefix_cache() failing, until some unrelated request arrives."""
+        if self._planned:
+            self._launch()
+        deadline = time.monotonic() + self.options.idle_flush_timeout_ms / 1000.0
+        while True:
+            owed = (self._holding - sending) or (set(self._loading) - recving - self._errors.held())
+            left = deadline - time.monotonic()
+            if not owed or left <= 0:
+                return
+            try:
+                self.manager.wait(left)
+            except _errors.FlexKVError as e:
+                _log.once(f"flush:{type(e).__name__}", "waiting for transfers failed: %s", e)
+                return
+            self._poll(recving, sending)
+
     def request_finished(self, request, block_ids) -> Tuple[bool, Optional[dict]]:
         rid = request.request_id
+        self._unfinished.discard(rid)
+        self._asked.pop(rid, None)
         reason = getattr(request.get_finished_reason(), "name", None) if hasattr(request, "get_finished_reason") else None
         params = getattr(request, "kv_transfer_params", None) or {}
         save = reason in _SAVED_REASONS or (reason == "ABORT" and (self.options.save_on_abort or
@@ -186,6 +262,21 @@ class SchedulerSide:
 
     # ---- the rest ------------------------------------------------------------------------
 
+    def step_stats(self):
+        """This step's changes for vLLM (``get_kv_connector_stats``): None when nothing changed."""
+        if _Stats is None:
+            return None
+        try:
+            changed = self._stats.changes()
+        except _errors.FlexKVError:
+            return None
+        if changed is None:
+            return None
+        now = time.monotonic()
+        elapsed, self._last_stats_t = now - self._last_stats_t, now
+        counters, gauges = changed
+        return _Stats(data={"counters": counters, "gauges": gauges, "elapsed_us": int(elapsed * 1e6)})
+
     def stats_data(self) -> dict:
         try:
             return self.manager.stats()
@@ -207,8 +298,9 @@ class SchedulerSide:
         return bool(self.stats_data().get("registered"))
 
     def shutdown(self) -> None:
+        from . import _registry
+
         if self.registration is not None:
             self.registration.close()
         _registry.detach(self.engine_id)
         self.manager.close()
-

@@ -1,6 +1,7 @@
 """The worker-side half: registers the KV cache tensors with the engine. The transfers run on
 the scheduler side, so the forward-pass hooks have nothing to do; the worker's other job is to
-hand vLLM the load errors the scheduler found (vLLM only takes them from workers)."""
+hand vLLM, in each step's output, the load errors that step's metadata carries (vLLM only
+takes them from workers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Dict, Optional
 
 from ... import _errors
 from ...config import _bool
-from . import _layouts, _log, _registry
+from . import _deployment, _layouts, _log, _registry
 
 
 def _rank() -> int:
@@ -44,8 +45,9 @@ class WorkerSide:
         self.engine_id = str(getattr(vllm_config.kv_transfer_config, "engine_id", None) or "default")
         self.block_size = int(vllm_config.cache_config.block_size)
         self.num_blocks: Optional[int] = getattr(kv_cache_config, "num_blocks", None)
-        pc = vllm_config.parallel_config
-        self.world_size = int(getattr(pc, "world_size", 1) or 1)
+        self.world_size = _deployment.world_size(vllm_config)
+        self.in_other_process = _deployment.workers_in_other_processes(vllm_config)
+        self.dp_rank = _deployment.dp_rank(vllm_config)
         self.tensors: Dict[str, object] = {}
         extra = getattr(vllm_config.kv_transfer_config, "kv_connector_extra_config", None) or {}
         self.socket_override = extra.get("registration_socket")
@@ -81,7 +83,7 @@ class WorkerSide:
                 raise _errors.InvalidArgumentError(f"layer '{name}' has {n} blocks, other layers {num_blocks}")
             layers.append(layer)
         self.tensors = dict(kv_caches)  # keep the memory alive while the engine points into it
-        if self.world_size > 1:
+        if self.in_other_process:
             self._register_remote(layers, num_blocks, device)
             return
         _registry.register(self.engine_id, layers, num_blocks, list(kv_caches.values()), device)
@@ -106,18 +108,25 @@ class WorkerSide:
             from ..._hugepages import back_with_huge_pages
 
             back_with_huge_pages(extent(l, num_blocks) for l in layers)
-        self.registration = RegistrationClient(socket_path(self.engine_id, self.socket_override), self.rank,
+        self.registration = RegistrationClient(socket_path(self.engine_id, self.socket_override, self.dp_rank), self.rank,
                                                self.world_size, layers, num_blocks, cuda_ipc=ipc)
         _log.logger.info("FlexKv: rank %d registers its KV cache shard (%s memory) with the scheduler", self.rank,
                          "GPU" if device is not None else "host")
 
-    def get_block_ids_with_load_errors(self) -> set:
-        return _registry.take_load_errors(self.engine_id)
+    @staticmethod
+    def load_errors(metadata) -> set:
+        """The failed block ids this step's metadata carries for vLLM."""
+        return set(getattr(metadata, "load_errors", None) or ())
 
-    def stats(self):
-        """A never-empty stats object, so vLLM keeps stepping the connector output."""
+    @staticmethod
+    def stats(metadata):
+        """A never-empty stats object, so vLLM keeps calling update_connector_output in steps
+        without a forward pass; it carries only the step it ran (the scheduler side owns the
+        counters), which tells the scheduler side which metadata this output answers."""
         try:
             from .metadata import FlexKVStats
         except ImportError:
             return None
-        return FlexKVStats(data={}) if FlexKVStats is not None else None
+        if FlexKVStats is None:
+            return None
+        return FlexKVStats(data={"step": int(getattr(metadata, "step", 0) or 0)})

@@ -75,8 +75,14 @@ class FlexKVConnectorV1(KVConnectorBase_V1):
     def get_block_ids_with_load_errors(self):
         return self._impl.get_block_ids_with_load_errors()
 
-    def handle_preemptions(self, arg=None):
-        return self._impl.handle_preemptions(arg)
+    def handle_preemptions(self, kv_connector_metadata=None):
+        return self._impl.handle_preemptions(kv_connector_metadata)
+
+    def on_new_request(self, request):
+        return self._impl.on_new_request(request)
+
+    def bind_gpu_block_pool(self, block_pool):
+        return self._impl.bind_gpu_block_pool(block_pool)
 
     # both
     def get_kv_connector_stats(self):

@@ -4,17 +4,21 @@ this module imports vLLM and is only imported by the connector inside vLLM."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, FrozenSet
 
 from vllm.distributed.kv_transfer.kv_connector.v1.base import KVConnectorMetadata
 
 
 @dataclass
 class FlexKVConnectorMetadata(KVConnectorMetadata):
-    """Per-step metadata. Transfers run on the scheduler side, so it carries nothing the
-    workers must act on; kept as a type of our own so vLLM can pickle it to workers."""
+    """Per-step metadata, pickled to workers in other processes. Transfers run on the scheduler
+    side; the workers' one job per step is to hand vLLM ``load_errors`` (block ids whose load
+    failed) in this step's output, and to say which step they ran (``step``), so the scheduler
+    side can tell a lost output from a late one (see _load_errors.py)."""
 
     launched_tasks: int = 0
+    step: int = 0
+    load_errors: FrozenSet[int] = frozenset()
 
 
 try:
@@ -26,9 +30,14 @@ if KVConnectorStats is not None:
 
     @dataclass
     class FlexKVStats(KVConnectorStats):
-        """Engine counters. Workers return an instance every step (never empty) so that vLLM
-        keeps calling ``update_connector_output`` in steps without a forward pass; without
-        that, requests parked for a load would wait for unrelated traffic (spec §6.2)."""
+        """One step's engine figures, from the scheduler side (``data["counters"]``: how much each
+        counter grew, ``data["gauges"]``: levels that changed, ``data["elapsed_us"]``: time since the
+        previous report), merged with what the workers return: only ``data["step"]``, never
+        counters, so tensor-parallel workers are not counted once each. Workers return one every
+        step (never empty), so that vLLM keeps calling ``update_connector_output`` in steps
+        without a forward pass; without that, requests parked for a load would wait for
+        unrelated traffic. vLLM's front end adds the steps of a log interval up and logs
+        ``reduce()``."""
 
         data: Dict[str, Any] = field(default_factory=dict)
 
@@ -36,23 +45,32 @@ if KVConnectorStats is not None:
             self.data = {}
 
         def aggregate(self, other: "KVConnectorStats") -> "KVConnectorStats":
-            for k, v in getattr(other, "data", {}).items():
-                if isinstance(v, (int, float)) and not isinstance(v, bool):
-                    self.data[k] = max(self.data.get(k, 0), v)  # every worker sees the same engine
-                else:
-                    self.data.setdefault(k, v)
+            o = getattr(other, "data", None) or {}
+            d = self.data
+            if "step" in o:
+                d["step"] = max(d.get("step", 0), o["step"])
+            if o.get("counters"):
+                mine = d.setdefault("counters", {})
+                for k, v in o["counters"].items():
+                    mine[k] = mine.get(k, 0) + v
+            if o.get("gauges"):
+                d.setdefault("gauges", {}).update(o["gauges"])
+            if "elapsed_us" in o:
+                d["elapsed_us"] = d.get("elapsed_us", 0) + o["elapsed_us"]
             return self
 
         def reduce(self) -> Dict[str, Any]:
-            d = self.data
-            queried = d.get("queried_tokens", 0)
+            c, g = self.data.get("counters", {}), self.data.get("gauges", {})
+            queried, matched = c.get("queried_tokens", 0), c.get("matched_tokens", 0)
+            secs = self.data.get("elapsed_us", 0) / 1e6
             return {
-                "flexkv_matched_tokens": d.get("matched_tokens", 0),
-                "flexkv_hit_ratio": round(d.get("matched_tokens", 0) / queried, 4) if queried else 0.0,
-                "flexkv_blocks_loaded": d.get("blocks_loaded", 0),
-                "flexkv_blocks_saved": d.get("blocks_saved", 0),
-                "flexkv_blocks_failed": d.get("blocks_failed", 0),
-                "flexkv_cpu_blocks_used": d.get("cpu_blocks_used", 0),
+                "flexkv_hit_ratio": round(matched / queried, 4) if queried else 0.0,
+                "flexkv_matched_tokens": matched,
+                "flexkv_blocks_loaded": c.get("blocks_loaded", 0),
+                "flexkv_blocks_saved": c.get("blocks_saved", 0),
+                "flexkv_blocks_failed": c.get("blocks_failed", 0),
+                "flexkv_gbps": round(c.get("bytes_moved", 0) / secs / 1e9, 3) if secs > 0 else 0.0,
+                "flexkv_cpu_blocks_used": g.get("cpu_blocks_used", 0),
             }
 
         def is_empty(self) -> bool:

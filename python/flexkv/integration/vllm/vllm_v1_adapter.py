@@ -2,13 +2,8 @@
 creates with ``(vllm_config, role)`` and forwards every connector call to.
 
 The scheduler instance owns the engine (index, CPU tier, copy threads) and moves the bytes;
-the worker instance only registers its KV cache. The forward-pass hooks are no-ops because the
-transfers happen between steps on the scheduler side.
-
-Known effect of vLLM's engine loop: when the engine goes idle right after the last request
-finished, saves that complete later are not acknowledged until the engine steps again (the next
-request); until then vLLM keeps those blocks allocated and ``reset_prefix_cache()`` can report
-failure. Nothing is lost: the blocks are released at the next step.
+the worker instance registers its KV cache and hands vLLM the load errors of each step. The
+forward-pass hooks are no-ops because the transfers happen between steps on the scheduler side.
 """
 
 from __future__ import annotations
@@ -65,6 +60,15 @@ class FlexKVConnectorV1Impl:
     def request_finished(self, request, block_ids) -> Tuple[bool, Optional[dict]]:
         return self.scheduler.request_finished(request, block_ids)
 
+    def on_new_request(self, request) -> None:
+        """vLLM (2026) announces each request as it arrives: until it finishes, the scheduler
+        side does not wait for saves when a step finds nothing else running."""
+        if self.scheduler is not None:
+            self.scheduler.on_new_request(request)
+
+    def bind_gpu_block_pool(self, block_pool) -> None:
+        """No-op: FlexKv copies by block id and needs nothing of vLLM's block pool."""
+
     def take_events(self) -> Iterable[Any]:
         return ()
 
@@ -102,10 +106,23 @@ class FlexKVConnectorV1Impl:
         # Completions are reported by the scheduler side in update_connector_output.
         return None, None
 
-    def get_block_ids_with_load_errors(self) -> set:
-        return self.worker.get_block_ids_with_load_errors() if self.worker else set()
+    def _bound_metadata(self):
+        """This step's metadata: bound on this object when vLLM calls it directly, else on the
+        connector vLLM calls (vLLM's own wrapper, or the package's class), which is this worker
+        process's ``get_kv_transfer_group()``."""
+        if self._connector_metadata is not None:
+            return self._connector_metadata
+        try:
+            from vllm.distributed.kv_transfer import get_kv_transfer_group, has_kv_transfer_group
 
-    def handle_preemptions(self, arg=None) -> None:
+            return getattr(get_kv_transfer_group(), "_connector_metadata", None) if has_kv_transfer_group() else None
+        except Exception:  # a vLLM without the global: no metadata reaches us
+            return None
+
+    def get_block_ids_with_load_errors(self) -> set:
+        return self.worker.load_errors(self._bound_metadata()) if self.worker else set()
+
+    def handle_preemptions(self, kv_connector_metadata=None) -> None:
         """No-op on workers: the scheduler side cancels a preempted request's transfers in
         ``build_connector_meta`` (and waits until none of its copies runs) before vLLM reuses
         its blocks. Accepts both the old ``set[str]`` and the newer metadata argument."""
@@ -114,14 +131,8 @@ class FlexKVConnectorV1Impl:
 
     def get_kv_connector_stats(self):
         if self.worker is not None:
-            return self.worker.stats()
-        try:
-            from .metadata import FlexKVStats
-        except ImportError:
-            return None
-        if FlexKVStats is None:
-            return None
-        return FlexKVStats(data=self.scheduler.stats_data())
+            return self.worker.stats(self._bound_metadata())
+        return self.scheduler.step_stats()
 
     def shutdown(self) -> None:
         try:
