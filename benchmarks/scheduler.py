@@ -4,8 +4,10 @@ The vLLM-playing harness of tests/python/connector (scheduler loop, block pool, 
 the real ``FlexKVConnectorV1Impl`` with 256 waiting requests of 8K tokens, half of them sharing
 one of four 4K-token prefixes that FlexKv already holds. Every call is timed: medians and p99 of
 ``get_num_new_matched_tokens`` (repeated asks only: the first sight of a prompt's tokens
-includes converting and hashing them, reported separately), ``build_connector_meta`` and
-``update_connector_output``.
+includes converting and hashing them, reported separately), ``update_state_after_alloc``,
+``build_connector_meta``, ``update_connector_output``, ``request_finished`` and
+``get_kv_connector_stats`` (which vLLM calls every step, because the workers' stats are never
+empty).
 """
 
 from __future__ import annotations
@@ -27,35 +29,48 @@ from connector.harness import Engine  # noqa: E402
 from flexkv.integration.vllm.vllm_v1_adapter import FlexKVConnectorV1Impl  # noqa: E402
 
 
+# The scheduler-side calls vLLM makes, timed one by one.
+CALLS = ("get_num_new_matched_tokens", "update_state_after_alloc", "build_connector_meta", "update_connector_output",
+         "request_finished", "get_kv_connector_stats")
+
+
 class Timed:
     """Forwards to the connector and records how long each scheduler call took (µs)."""
 
     def __init__(self, impl) -> None:
         self._impl = impl
         self.seen: set = set()
-        self.first_match, self.match, self.build, self.update = [], [], [], []
+        self.first_match: list = []
+        self.times: dict = {name: [] for name in CALLS}
+        for name in CALLS:
+            setattr(self, name, self._timed(name))
 
     def __getattr__(self, name):
         return getattr(self._impl, name)
 
-    def get_num_new_matched_tokens(self, request, num_computed_tokens):
-        t0 = time.perf_counter_ns()
-        out = self._impl.get_num_new_matched_tokens(request, num_computed_tokens)
-        dt = (time.perf_counter_ns() - t0) / 1e3
-        (self.match if request.request_id in self.seen else self.first_match).append(dt)
-        self.seen.add(request.request_id)
-        return out
+    def _timed(self, name):
+        fn, times = getattr(self._impl, name), self.times[name]
 
-    def build_connector_meta(self, scheduler_output):
-        t0 = time.perf_counter_ns()
-        out = self._impl.build_connector_meta(scheduler_output)
-        self.build.append((time.perf_counter_ns() - t0) / 1e3)
-        return out
+        def call(*args):
+            t0 = time.perf_counter_ns()
+            out = fn(*args)
+            dt = (time.perf_counter_ns() - t0) / 1e3
+            if name == "get_num_new_matched_tokens":
+                # The first sight of a prompt converts and hashes its tokens: reported apart.
+                rid = args[0].request_id
+                (times if rid in self.seen else self.first_match).append(dt)
+                self.seen.add(rid)
+            else:
+                times.append(dt)
+            return out
 
-    def update_connector_output(self, connector_output):
-        t0 = time.perf_counter_ns()
-        self._impl.update_connector_output(connector_output)
-        self.update.append((time.perf_counter_ns() - t0) / 1e3)
+        return call
+
+    def clear(self) -> None:
+        self.first_match.clear()
+        self.seen.clear()
+        for t in self.times.values():
+            t.clear()
 
 
 def pct(xs, q):
@@ -84,7 +99,7 @@ def main() -> None:
         return impl
 
     eng = Engine(cfg, num_gpu_blocks=a.gpu_blocks, layout="kv_first", make_connector=make,
-                 poison=False, check_reads=False)
+                 poison=False, check_reads=False, write_kv=False)
     rng = random.Random(0)
     half = a.tokens // 2
     prefixes = [[rng.randrange(50_000) for _ in range(half)] for _ in range(4)]
@@ -92,7 +107,7 @@ def main() -> None:
         eng.add_request(pre + [1], max_tokens=1)
     eng.run(keep_alive=True)
     t = timed["t"]
-    t.first_match.clear(), t.match.clear(), t.build.clear(), t.update.clear(), t.seen.clear()
+    t.clear()
 
     for i in range(a.requests):
         tail = [rng.randrange(50_000) for _ in range(a.tokens - (half if i % 2 == 0 else 0))]
@@ -102,22 +117,19 @@ def main() -> None:
     wall = time.perf_counter() - t0
     st = eng.connector._impl.scheduler.manager.stats()
     eng.close()
-    report({
-        "requests": a.requests,
-        "tokens_per_request": a.tokens,
-        "steps": steps,
-        "match_calls": len(t.match),
-        "first_match_calls": len(t.first_match),
-        "match_p50_us": round(statistics.median(t.match or [0]), 2),
-        "match_p99_us": round(pct(t.match, 0.99), 2),
-        "first_match_p50_us": round(statistics.median(t.first_match), 2),
-        "build_meta_p50_us": round(statistics.median(t.build), 2),
-        "build_meta_p99_us": round(pct(t.build, 0.99), 2),
-        "update_output_p50_us": round(statistics.median(t.update), 2),
-        "update_output_p99_us": round(pct(t.update, 0.99), 2),
-        "matched_tokens": st["matched_tokens"],
-        "wall_s": round(wall, 2),
-    })
+    short = {"get_num_new_matched_tokens": "match", "update_state_after_alloc": "alloc",
+             "build_connector_meta": "build_meta", "update_connector_output": "update_output",
+             "request_finished": "finished", "get_kv_connector_stats": "stats"}
+    result = {"requests": a.requests, "tokens_per_request": a.tokens, "steps": steps,
+              "first_match_calls": len(t.first_match),
+              "first_match_p50_us": round(statistics.median(t.first_match or [0]), 2)}
+    for name, key in short.items():
+        xs = t.times[name]
+        result[f"{key}_calls"] = len(xs)
+        result[f"{key}_p50_us"] = round(statistics.median(xs or [0]), 2)
+        result[f"{key}_p99_us"] = round(pct(xs, 0.99), 2)
+    result.update(matched_tokens=st["matched_tokens"], wall_s=round(wall, 2))
+    report(result)
 
 
 if __name__ == "__main__":

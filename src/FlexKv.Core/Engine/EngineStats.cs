@@ -100,6 +100,19 @@ public sealed class EngineStats
     /// <summary>Whether a KV cache is registered.</summary>
     [JsonPropertyName("registered")] public bool Registered { get; set; }
 
+    /// <summary>Copies the counters the engine itself increments (the rest it refreshes from its parts).</summary>
+    internal void CopyCountersFrom(EngineStats o)
+    {
+        MatchCalls = o.MatchCalls;
+        QueriedTokens = o.QueriedTokens;
+        MatchedTokens = o.MatchedTokens;
+        BlocksLoaded = o.BlocksLoaded;
+        BlocksSaved = o.BlocksSaved;
+        BlocksFailed = o.BlocksFailed;
+        BlocksDropped = o.BlocksDropped;
+        TasksFinished = o.TasksFinished;
+    }
+
     /// <summary>An independent copy (the engine hands out snapshots, never its live counters).</summary>
     public EngineStats Clone()
     {

@@ -102,22 +102,22 @@ public sealed unsafe partial class KvEngine
         }
     }
 
-    private void SnapshotRemoteStats()
+    private void SnapshotRemoteStats(EngineStats s)
     {
-        _stats.RemoteEnabled = _remote is not null;
+        s.RemoteEnabled = _remote is not null;
         if (_remote is null) return;
-        _stats.RemoteConnected = _remote.Store.IsConnected;
-        _stats.RemotePipelineDepth = _remote.PipelineDepth;
-        _stats.RemoteStoreWriteMs = Math.Round(_remote.StoreWriteMs, 3);
-        _stats.RemoteStoreReadMs = Math.Round(_remote.StoreReadMs, 3);
-        _stats.RemoteLookups = _remoteLookups;
-        _stats.RemoteMatchedBlocks = _remoteMatchedBlocks;
-        _stats.RemoteBlocksWritten = _remote.BlocksWritten;
-        _stats.RemoteBlocksRead = _remote.BlocksRead;
-        _stats.RemoteReadsMissing = _remote.ReadsMissing;
-        _stats.RemoteReadsCorrupt = _remote.ReadsCorrupt;
-        _stats.RemoteReadsUnavailable = _remote.ReadsUnavailable;
-        _stats.RemoteWritesDropped = _remote.WritesDropped;
-        _stats.RemoteWritesPending = _remoteWritesPending;
+        s.RemoteConnected = _remote.Store.IsConnected;
+        s.RemotePipelineDepth = _remote.PipelineDepth;
+        s.RemoteStoreWriteMs = Math.Round(_remote.StoreWriteMs, 3);
+        s.RemoteStoreReadMs = Math.Round(_remote.StoreReadMs, 3);
+        s.RemoteLookups = _remoteLookups;
+        s.RemoteMatchedBlocks = _remoteMatchedBlocks;
+        s.RemoteBlocksWritten = _remote.BlocksWritten;
+        s.RemoteBlocksRead = _remote.BlocksRead;
+        s.RemoteReadsMissing = _remote.ReadsMissing;
+        s.RemoteReadsCorrupt = _remote.ReadsCorrupt;
+        s.RemoteReadsUnavailable = _remote.ReadsUnavailable;
+        s.RemoteWritesDropped = _remote.WritesDropped;
+        s.RemoteWritesPending = _remoteWritesPending;
     }
 }

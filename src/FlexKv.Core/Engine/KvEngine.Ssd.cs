@@ -194,20 +194,20 @@ public sealed unsafe partial class KvEngine
         }
     }
 
-    private void SnapshotSsdStats()
+    private void SnapshotSsdStats(EngineStats s)
     {
-        _stats.SsdBlocksUsed = _index.SsdUsedSlots;
-        _stats.SsdBlocksTotal = _index.SsdCapacity;
-        _stats.SsdEvictions = _index.SsdEvictions;
-        _stats.SsdRestoredBlocks = _ssdRestored;
-        _stats.SsdFull = _ssdFull;
-        _stats.SsdWritesPending = _ssdWritesPending;
+        s.SsdBlocksUsed = _index.SsdUsedSlots;
+        s.SsdBlocksTotal = _index.SsdCapacity;
+        s.SsdEvictions = _index.SsdEvictions;
+        s.SsdRestoredBlocks = _ssdRestored;
+        s.SsdFull = _ssdFull;
+        s.SsdWritesPending = _ssdWritesPending;
         if (_ssd is null) return;
-        _stats.SsdBlocksWritten = _ssd.BytesWritten / BlockBytes;
-        _stats.SsdBlocksRead = _ssd.BytesRead / BlockBytes;
-        _stats.SsdChecksumFailures = _ssd.ChecksumFailures;
-        _stats.SsdWriteErrors = _ssd.WriteErrors;
-        _stats.SsdReadErrors = _ssd.ReadErrors;
-        _stats.SsdDirect = _ssd.Device.Direct;
+        s.SsdBlocksWritten = _ssd.BytesWritten / BlockBytes;
+        s.SsdBlocksRead = _ssd.BytesRead / BlockBytes;
+        s.SsdChecksumFailures = _ssd.ChecksumFailures;
+        s.SsdWriteErrors = _ssd.WriteErrors;
+        s.SsdReadErrors = _ssd.ReadErrors;
+        s.SsdDirect = _ssd.Device.Direct;
     }
 }

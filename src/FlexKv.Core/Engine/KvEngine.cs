@@ -37,6 +37,8 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly HashSet<TransferTask> _inFlight = new();
     private readonly FinishedReport _report = new();
     private readonly EngineStats _stats = new();
+    private readonly EngineStats _metricsStats = new(); // ReadMetrics' scratch, under _metricsSync
+    private readonly object _metricsSync = new();
     private bool _shutDown;
 
     private KvEngine(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null,
@@ -154,43 +156,47 @@ public sealed unsafe partial class KvEngine : IDisposable
 
     /// <summary>
     /// The numeric counters in <see cref="Metrics.StatsMetrics"/> order, written into
-    /// <paramref name="values"/> (as many as fit); returns how many there are. Allocates
-    /// nothing: a scheduler reads this every step.
+    /// <paramref name="values"/> (as many as fit); returns how many there are. A scheduler
+    /// reads this every step, so it allocates nothing and does not take the engine lock (a copy
+    /// thread may hold it for a while completing a large transfer): each value is read as it
+    /// is now, which is all a counter snapshot needs. Completions not applied yet count from
+    /// the read after the next query.
     /// </summary>
     public int ReadMetrics(Span<long> values)
     {
-        lock (_sync)
+        lock (_metricsSync)
         {
             ThrowIfShutDown();
-            ApplyCompletions();
-            RefreshStats();
-            return Metrics.StatsMetrics.Fill(_stats, values);
+            _metricsStats.CopyCountersFrom(_stats);
+            RefreshStats(_metricsStats);
+            return Metrics.StatsMetrics.Fill(_metricsStats, values);
         }
     }
 
     private EngineStats SnapshotStats()
     {
-        RefreshStats();
+        RefreshStats(_stats);
         _stats.Warnings = Warnings;
         return _stats.Clone();
     }
 
-    private void RefreshStats()
+    /// <summary>Writes the levels and the counters kept by other components into <paramref name="s"/>.</summary>
+    private void RefreshStats(EngineStats s)
     {
-        _stats.BytesMoved = _transfer.BytesMoved;
-        _stats.Evictions = _index.Evictions;
-        _stats.CpuBlocksUsed = _index.UsedSlots;
-        _stats.CpuBlocksTotal = _index.Capacity;
-        _stats.BlockBytes = _cpu.BlockBytes;
-        _stats.CpuReservedBytes = _cpu.ReservedBytes;
-        _stats.PinnedBlocks = _index.TotalPins;
-        _stats.PinnedCpuBlocks = _index.PinnedCpuSlots;
-        _stats.ActiveRequests = _requests.Count;
-        _stats.TasksPlanned = _planned.Count;
-        _stats.TasksInFlight = _inFlight.Count;
-        _stats.Registered = _transfer.Transport is not null;
-        SnapshotSsdStats();
-        SnapshotRemoteStats();
+        s.BytesMoved = _transfer.BytesMoved;
+        s.Evictions = _index.Evictions;
+        s.CpuBlocksUsed = _index.UsedSlots;
+        s.CpuBlocksTotal = _index.Capacity;
+        s.BlockBytes = _cpu.BlockBytes;
+        s.CpuReservedBytes = _cpu.ReservedBytes;
+        s.PinnedBlocks = _index.TotalPins;
+        s.PinnedCpuBlocks = _index.PinnedCpuSlots;
+        s.ActiveRequests = _requests.Count;
+        s.TasksPlanned = _planned.Count;
+        s.TasksInFlight = _inFlight.Count;
+        s.Registered = _transfer.Transport is not null;
+        SnapshotSsdStats(s);
+        SnapshotRemoteStats(s);
     }
 
     /// <summary>

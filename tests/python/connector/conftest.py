@@ -38,7 +38,8 @@ def build_vllm_config(*, model: str = "stub/tiny-model", dtype: torch.dtype = to
                       tp: int = 1, extra_config: dict | None = None, kv_connector: str | None = "FlexKVConnectorV1",
                       kv_connector_module_path: str | None = None, kv_load_failure_policy: str = "recompute",
                       max_num_batched_tokens: int = 2048, max_num_seqs: int = 256, enable_chunked_prefill: bool = True,
-                      cache_dtype: str = "auto", async_scheduling: bool = False) -> VllmConfig:
+                      cache_dtype: str = "auto", async_scheduling: bool = False, executor_backend: str | None = None,
+                      dp_size: int = 1, dp_rank: int = 0) -> VllmConfig:
     """A VllmConfig for the harness; ``kv_connector=None`` means no KV connector at all;
     ``async_scheduling`` selects vLLM's AsyncScheduler and batch-queue step order."""
     ktc = None
@@ -51,7 +52,8 @@ def build_vllm_config(*, model: str = "stub/tiny-model", dtype: torch.dtype = to
         model_config=ModelConfig(model=model, dtype=dtype, num_layers=num_layers, num_kv_heads=num_kv_heads,
                                  head_size=head_size, use_mla=use_mla),
         cache_config=CacheConfig(block_size=block_size, cache_dtype=cache_dtype),
-        parallel_config=ParallelConfig(tensor_parallel_size=tp),
+        parallel_config=ParallelConfig(tensor_parallel_size=tp, data_parallel_size=dp_size, data_parallel_rank=dp_rank,
+                                       distributed_executor_backend=executor_backend or ("uni" if tp == 1 else "mp")),
         kv_transfer_config=ktc,
         scheduler_config=SchedulerConfig(max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                                          enable_chunked_prefill=enable_chunked_prefill,

@@ -54,7 +54,8 @@ class FakeAttentionMetadata:
 
 class FakeWorker:
     def __init__(self, vllm_config, connector: Any, num_gpu_blocks: int, layout: str = "kv_first", rank: int = 0, *,
-                 poison: bool = True, check_reads: bool = True, preemption_api: Optional[str] = "metadata",
+                 poison: bool = True, check_reads: bool = True, write_kv: bool = True,
+                 preemption_api: Optional[str] = "metadata",
                  no_forward_rule: str = "is_empty", wait_for_save_without_forward: bool = False) -> None:
         mc, pc, cc = vllm_config.model_config, vllm_config.parallel_config, vllm_config.cache_config
         self.connector, self.rank, self.tp_size = connector, rank, pc.tensor_parallel_size
@@ -71,6 +72,11 @@ class FakeWorker:
         self._views = {n: self.layout.token_view(t) for n, t in self.kv_caches.items()}
         self.slot_shape = tuple(next(iter(self._views.values())).shape[2:])
         self.poison_on_alloc, self.check_reads = poison, check_reads
+        # write_kv=False: the "model" writes no KV at all (benchmarks of the connector's own
+        # cost: vLLM's model runs on the GPU and leaves the host's caches alone; this one would
+        # stream megabytes through them every step). Implies nothing can be checked.
+        self.write_kv = write_kv
+        assert write_kv or not check_reads, "check_reads needs write_kv"
         # "metadata": 2026 handle_preemptions(metadata) every step; "set": ~0.13-0.18, only when
         # something was preempted; None: older vLLM, never called (spec §2.6).
         assert preemption_api in ("metadata", "set", None)
@@ -170,7 +176,10 @@ class FakeWorker:
                         for p in self._mismatches(li, name, st.seeds, st.block_ids, st.verified_upto, nc,
                                                   tokens=st.tokens)[:1]:
                             bad_reads.append((rid, name, p, st.block_ids[p // self.block_size]))
-                    self._write_range(st.tokens, st.seeds, st.block_ids, nc, nc + n, layer=li)
+                    if self.write_kv:
+                        self._write_range(st.tokens, st.seeds, st.block_ids, nc, nc + n, layer=li)
+                    else:
+                        extend_seeds(st.seeds, st.tokens, nc + n)  # what the next token depends on
                 if hooks:
                     c.save_kv_layer(name, self.kv_caches[name], meta)
             sampled = self._finish_forward(sched)

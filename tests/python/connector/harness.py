@@ -81,7 +81,8 @@ class Engine:
     def __init__(self, vllm_config, num_gpu_blocks: int = 64, layout: str = "kv_first",
                  make_connector: Optional[Callable[[Any, KVConnectorRole, Any], Any]] = None, *,
                  blocks_arg: str = "all", take_events_in: str = "update_from_output", check_alignment: bool = True,
-                 poison: bool = True, check_reads: bool = True, preemption_api: Optional[str] = "metadata",
+                 poison: bool = True, check_reads: bool = True, write_kv: bool = True,
+                 preemption_api: Optional[str] = "metadata",
                  no_forward_rule: str = "is_empty", wait_for_save_without_forward: bool = False,
                  pickle_metadata: Optional[bool] = None) -> None:
         self.vllm_config = vllm_config
@@ -94,7 +95,7 @@ class Engine:
             parallel_state.set_rank(rank, vllm_config.parallel_config.tensor_parallel_size)
             conn = make(vllm_config, KVConnectorRole.WORKER, self.kv_cache_config) if use_connector else None
             self.workers.append(FakeWorker(vllm_config, conn, num_gpu_blocks, layout, rank, poison=poison,
-                                           check_reads=check_reads, preemption_api=preemption_api,
+                                           check_reads=check_reads, write_kv=write_kv, preemption_api=preemption_api,
                                            no_forward_rule=no_forward_rule,
                                            wait_for_save_without_forward=wait_for_save_without_forward))
         parallel_state.set_rank(0, vllm_config.parallel_config.tensor_parallel_size)

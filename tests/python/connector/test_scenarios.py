@@ -215,30 +215,62 @@ def test_a_different_cache_salt_never_hits(flex):
     eng.assert_quiescent()
 
 
-@pytest.mark.parametrize("route", ["builtin", "module_path", "plugin"])
-def test_vllm_builds_the_connector_by_name(make_vllm_config, make_engine, route):
-    """vLLM >= 0.17.2's built-in wrapper, ``kv_connector_module_path``, and the plugin."""
+@pytest.mark.parametrize("route", ["builtin", "builtin-replaced", "module_path", "plugin"])
+def test_vllm_builds_the_connector_by_name(make_vllm_config, make_engine, monkeypatch, route):
+    """How vLLM's factory resolves ``FlexKVConnectorV1``: vLLM >= 0.17.2's built-in wrapper with
+    FLEXKV_USE_VLLM_WRAPPER=1 (or plugins off), the built-in entry replaced by the package's
+    plugin (the default), ``kv_connector_module_path``, and the plugin on an older vLLM."""
     from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory
+
+    from flexkv.integration.vllm import plugin
+    from flexkv.integration.vllm.connector import FlexKVConnectorV1
 
     path = "flexkv.integration.vllm.connector" if route == "module_path" else None
     if route == "module_path":
         KVConnectorFactory.module_path_first = True  # 2026 order; older vLLM prefers the built-in name
+    if route == "builtin":
+        monkeypatch.setenv("FLEXKV_USE_VLLM_WRAPPER", "1")
+        plugin.register()
+    if route == "builtin-replaced":
+        plugin.register()
     if route == "plugin":
         KVConnectorFactory._registry.pop("FlexKVConnectorV1")  # a vLLM without the built-in
-        from flexkv.integration.vllm import plugin
-
-        plugin.register()
+    if route in ("builtin-replaced", "plugin"):
         plugin.register()  # plugins run in several processes / more than once
     eng = make_engine(make_vllm_config(kv_connector_module_path=path), num_gpu_blocks=64)
+    assert isinstance(eng.connector, FlexKVConnectorV1) == (route != "builtin")
     served(eng, prompt(40))
     done = served(eng, prompt(40))
     assert done.num_external_computed_tokens == 32 and eng.loaded_tokens_verified(done.request_id) == 32
     eng.assert_quiescent()
     logged = eng.logged_kv_metrics()
+    reset = eng.reset_prefix_cache(reset_connector=True)
+    after = served(eng, prompt(40))
     if route == "builtin":
-        assert logged is None  # vLLM's wrapper does not forward build_kv_connector_stats (spec §3.4)
+        # vLLM's wrapper forwards neither build_kv_connector_stats nor reset_cache: no stats,
+        # and the reset is reported as done while FlexKv still serves the old blocks.
+        assert logged is None
+        assert reset is True and after.num_external_computed_tokens == 32
     else:
         assert logged["flexkv_blocks_loaded"] == 2 and logged["flexkv_blocks_saved"] == 2
+        assert logged["flexkv_hit_ratio"] > 0
+        assert reset is True and after.num_external_computed_tokens == 0  # FlexKv was emptied
+    eng.assert_quiescent()
+
+
+def test_a_reset_that_fails_is_reported_as_failed(make_vllm_config, make_engine, monkeypatch):
+    import flexkv
+    from flexkv.integration.vllm import plugin
+
+    plugin.register()
+    eng = make_engine(make_vllm_config(), num_gpu_blocks=64)
+    served(eng, prompt(40))
+
+    def broken():
+        raise flexkv.InvalidStateError("injected")
+
+    monkeypatch.setattr(eng.connector._impl.scheduler.manager, "reset", broken)
+    assert eng.reset_prefix_cache(reset_connector=True) is False
 
 
 def test_saves_are_acknowledged_before_vllm_goes_idle(flex):

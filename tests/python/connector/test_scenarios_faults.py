@@ -205,3 +205,57 @@ def test_failed_load_while_another_request_runs_never_serves_unwritten_blocks(fl
     assert list(done.output_token_ids) == reference_outputs(tokens, 3)
     assert list(eng.finished[busy.request_id].output_token_ids) == reference_outputs(prompt(40, 9000), 60)
     eng.assert_quiescent()
+
+
+def test_data_parallel_ranks_on_one_ssd_directory_get_their_own_caches(make_vllm_config, tmp_path):
+    # --data-parallel-size 2: each DP rank's engine core builds its own engine. One SSD
+    # directory holds one engine's cache (its lock file refuses a second), so each rank uses
+    # its own subdirectory; DP ranks share blocks only through the remote tier.
+    from flexkv.integration.vllm._registration import socket_path
+
+    engines = [FlexKVConnectorV1Impl(make_vllm_config(dp_size=2, dp_rank=r, extra_config=ssd_config(tmp_path)), 0)
+               for r in (0, 1)]
+    try:
+        for r, e in enumerate(engines):
+            assert e.scheduler.manager.config["ssd_cache_dir"] == str(tmp_path / f"dp{r}")
+            assert stats_of(e)["ssd_blocks_total"] > 0
+            assert (tmp_path / f"dp{r}" / "flexkv-blocks.dat").exists()
+    finally:
+        for e in engines:
+            e.shutdown()
+    assert socket_path("e", "/run/x.sock", 1) == "/run/x.sock.dp1"
+    assert socket_path("e_dp1", None, 1).endswith("flexkv-e_dp1.sock")  # vLLM already suffixes engine ids
+    assert socket_path("e", None, None).endswith("flexkv-e.sock")
+
+
+def stats_of(impl) -> dict:
+    return impl.scheduler.manager.stats()
+
+
+@pytest.mark.parametrize("policy, ssd, warned", [("fail", True, True), ("fail", False, False),
+                                                 ("recompute", True, False)])
+def test_the_fail_policy_with_tiers_that_can_fail_is_warned_about_once(make_vllm_config, tmp_path, caplog, policy,
+                                                                       ssd, warned):
+    extra = ssd_config(tmp_path) if ssd else {}
+    with caplog.at_level(logging.WARNING, logger="flexkv"):
+        FlexKVConnectorV1Impl(make_vllm_config(kv_load_failure_policy=policy, extra_config=extra), 0).shutdown()
+    hits = [r for r in caplog.records if "kv_load_failure_policy" in r.getMessage()]
+    assert len(hits) == (1 if warned else 0)
+
+
+@pytest.mark.parametrize("async_scheduling", [False, True], ids=["plain", "batch-queue"])
+def test_with_the_fail_policy_a_failed_load_ends_its_request_with_an_error(flex, tmp_path, async_scheduling):
+    # vLLM's default policy: the request whose blocks failed is finished with an error, and no
+    # output computed from the unwritten blocks is ever kept.
+    from vllm.v1.engine import FinishReason
+
+    tokens = prompt(80)
+    eng = _damaged_ssd_engine(flex, tmp_path, tokens, slot=3, async_scheduling=async_scheduling,
+                              kv_load_failure_policy="fail")
+    busy = eng.add_request(prompt(40, 9000), 40)
+    eng.run_until(lambda: busy.num_output_tokens >= 2)
+    r = eng.add_request(tokens, 3)
+    eng.run(keep_alive=True)
+    assert eng.finished[r.request_id].get_finished_reason() == FinishReason.ERROR
+    assert list(eng.finished[busy.request_id].output_token_ids) == reference_outputs(prompt(40, 9000), 40)
+    eng.assert_quiescent()

@@ -32,9 +32,9 @@ class Workers:
     def __init__(self, path: str) -> None:
         self.path, self.procs = path, []
 
-    def start(self, rank: int, heads: int = 1, num_blocks: int = NB):
+    def start(self, rank: int, heads: int = 1, num_blocks: int = NB, tp: int = 2):
         parent, child = mp.get_context("spawn").Pipe()
-        p = mp.get_context("spawn").Process(target=tp_worker.run, args=(child, rank, self.path, num_blocks, heads),
+        p = mp.get_context("spawn").Process(target=tp_worker.run, args=(child, rank, self.path, num_blocks, heads, tp),
                                             daemon=True)
         p.start()
         assert parent.poll(120) and parent.recv() == "returned"  # register_kv_caches never waits for the scheduler
@@ -156,3 +156,21 @@ def test_worker_huge_pages_takes_a_boolean(make_vllm_config):
     with pytest.raises(flexkv.ConfigError, match="worker_huge_pages"):
         FlexKVConnectorV1Impl(cfg, 1)
     assert FlexKVConnectorV1Impl(make_vllm_config(tp=2, extra_config={"worker_huge_pages": "off"}), 1).worker.huge_pages is False
+
+
+def test_a_single_worker_in_another_process_registers_over_the_socket(make_vllm_config, workers):
+    # --distributed-executor-backend mp (or Ray) with one worker: world size 1, but the worker
+    # is not in the scheduler's process, so the in-process registry would never see it.
+    w0 = workers.start(0, tp=1)
+    parallel_state.set_rank(0, 1)
+    sched = FlexKVConnectorV1Impl(make_vllm_config(tp=1, executor_backend="mp",
+                                                   extra_config={"registration_socket": workers.path}), 0)
+    try:
+        assert sched.is_ready() and workers.status(w0) == "registered"
+        m = sched.scheduler.manager
+        toks = list(range(4 * 16 + 1))
+        assert m.put("one", toks, [0, 1, 2, 3])
+        assert m.get("one-g", toks, [20, 21, 22, 23]) == set()
+        assert workers.same(w0, [(i, 20 + i) for i in range(4)])
+    finally:
+        sched.shutdown()

@@ -23,9 +23,11 @@ class AdapterOptions:
     # When no request is left running, how long a step waits for saves still in flight so that
     # vLLM, which stops stepping when idle, gets them reported (and frees their blocks).
     idle_flush_timeout_ms: float = 200.0
+    # How often at most the scheduler side hands vLLM its figures (vLLM asks every step).
+    stats_interval_ms: float = 100.0
 
 
-def _flush_ms(v: Any) -> float:
+def _milliseconds(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError(f"must be a number of milliseconds, got {v!r}")
     f = float(v)
@@ -35,7 +37,7 @@ def _flush_ms(v: Any) -> float:
 
 
 # Connector options that are not engine keys: name -> converter.
-_ADAPTER_KEYS = {"save_on_abort": _bool, "idle_flush_timeout_ms": _flush_ms}
+_ADAPTER_KEYS = {"save_on_abort": _bool, "idle_flush_timeout_ms": _milliseconds, "stats_interval_ms": _milliseconds}
 
 
 def describe(cfg: Mapping[str, Any]) -> Dict[str, Any]:

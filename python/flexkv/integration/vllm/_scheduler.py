@@ -63,7 +63,8 @@ class SchedulerSide:
         self._asked: Dict[str, int] = {}     # request id -> vLLM's local hit when we were asked
         self._errors = LoadErrorRoute()
         self._stats = StepStats(self.manager)
-        self._last_stats_t = time.monotonic()
+        self._last_read_t = self._last_report_t = time.monotonic()
+        self._stats_due = False              # report at the next chance (vLLM is about to go idle)
         self._step = 0
         self._planned = False                # something waits for launch_tasks
         self._running: Optional[Set[str]] = None
@@ -167,6 +168,8 @@ class SchedulerSide:
             self._poll(recving, sending)
             if not self._unfinished:
                 self._flush(recving, sending)
+        if not self._unfinished:
+            self._stats_due = True  # vLLM may go idle after this step: report what is left
         for rid in recving:
             self._loading.pop(rid, None)
         self._holding -= sending
@@ -263,17 +266,24 @@ class SchedulerSide:
     # ---- the rest ------------------------------------------------------------------------
 
     def step_stats(self):
-        """This step's changes for vLLM (``get_kv_connector_stats``): None when nothing changed."""
+        """What changed since the last report, for vLLM's ``get_kv_connector_stats``, which it
+        calls every step: at most every ``stats_interval_ms`` (vLLM logs every few seconds and
+        Prometheus scrapes as rarely, so a per-step report only costs time), and at once after a
+        step that found nothing left running, so the last figures reach vLLM before it goes idle.
+        None when it is not time yet or nothing changed."""
         if _Stats is None:
             return None
+        now = time.monotonic()
+        if not self._stats_due and (now - self._last_read_t) * 1000.0 < self.options.stats_interval_ms:
+            return None
+        self._stats_due, self._last_read_t = False, now
         try:
             changed = self._stats.changes()
         except _errors.FlexKVError:
             return None
         if changed is None:
             return None
-        now = time.monotonic()
-        elapsed, self._last_stats_t = now - self._last_stats_t, now
+        elapsed, self._last_report_t = now - self._last_report_t, now
         counters, gauges = changed
         return _Stats(data={"counters": counters, "gauges": gauges, "elapsed_us": int(elapsed * 1e6)})
 

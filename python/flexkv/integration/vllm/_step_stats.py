@@ -14,6 +14,7 @@ Owned by the scheduler thread.
 from __future__ import annotations
 
 import ctypes
+from operator import itemgetter
 from typing import Dict, Optional, Tuple
 
 from ...manager import KVManager, metrics_names
@@ -22,12 +23,15 @@ from ...manager import KVManager, metrics_names
 class StepStats:
     def __init__(self, manager: KVManager) -> None:
         self._manager = manager
-        self._info = metrics_names()
-        n = len(self._info)
-        self._counter = [m["kind"] == "counter" for m in self._info]
-        self._names = [m["name"] for m in self._info]
-        self._cur = (ctypes.c_int64 * n)()
-        self._last = bytes(ctypes.sizeof(self._cur))  # all zero: the first change reports totals
+        info = metrics_names()
+        self._cur = (ctypes.c_int64 * len(info))()
+        self._view = memoryview(self._cur).cast("B").cast("q")  # tolist() without per-item ctypes access
+        self._counters = [(i, m["name"]) for i, m in enumerate(info) if m["kind"] == "counter"]
+        gauge_idx = [i for i, m in enumerate(info) if m["kind"] != "counter"]
+        self._gauge_names = [info[i]["name"] for i in gauge_idx]
+        self._gauges = itemgetter(*gauge_idx) if len(gauge_idx) > 1 else (lambda v: (v[gauge_idx[0]],))
+        self._last = bytes(ctypes.sizeof(self._cur))
+        self._prev = [0] * len(info)  # all zero: the first change reports totals
 
     def changes(self) -> Optional[Tuple[Dict[str, int], Dict[str, int]]]:
         """None when nothing changed since the last call; else (how much each counter that
@@ -36,13 +40,7 @@ class StepStats:
         raw = bytes(self._cur)
         if raw == self._last:
             return None
-        prev = (ctypes.c_int64 * len(self._cur)).from_buffer_copy(self._last)
-        self._last = raw
-        counters: Dict[str, int] = {}
-        gauges: Dict[str, int] = {}
-        for i, (now, was) in enumerate(zip(self._cur, prev)):
-            if not self._counter[i]:
-                gauges[self._names[i]] = now
-            elif now != was:
-                counters[self._names[i]] = now - was
-        return counters, gauges
+        now, prev = self._view.tolist(), self._prev
+        self._last, self._prev = raw, now
+        counters = {name: now[i] - prev[i] for i, name in self._counters if now[i] != prev[i]}
+        return counters, dict(zip(self._gauge_names, self._gauges(now)))

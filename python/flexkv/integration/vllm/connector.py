@@ -81,8 +81,8 @@ class FlexKVConnectorV1(KVConnectorBase_V1):
     def on_new_request(self, request):
         return self._impl.on_new_request(request)
 
-    def bind_gpu_block_pool(self, block_pool):
-        return self._impl.bind_gpu_block_pool(block_pool)
+    def bind_gpu_block_pool(self, gpu_block_pool):
+        return self._impl.bind_gpu_block_pool(gpu_block_pool)
 
     # both
     def get_kv_connector_stats(self):

@@ -66,7 +66,7 @@ class FlexKVConnectorV1Impl:
         if self.scheduler is not None:
             self.scheduler.on_new_request(request)
 
-    def bind_gpu_block_pool(self, block_pool) -> None:
+    def bind_gpu_block_pool(self, gpu_block_pool) -> None:
         """No-op: FlexKv copies by block id and needs nothing of vLLM's block pool."""
 
     def take_events(self) -> Iterable[Any]:

@@ -58,6 +58,8 @@ class ParallelConfig:
     tensor_parallel_size: int = 1
     pipeline_parallel_size: int = 1
     data_parallel_size: int = 1
+    data_parallel_rank: int = 0
+    # vLLM sets "uni" for one worker unless the user asks for "mp" or "ray" (or a class).
     distributed_executor_backend: str = "uni"
 
     @property

@@ -1,0 +1,50 @@
+using FlexKv.Core.Engine;
+using FlexKv.Core.Metrics;
+using FlexKv.Core.Tests.Engine;
+using static FlexKv.Core.Tests.Engine.EngineHarness;
+
+namespace FlexKv.Core.Tests.Metrics;
+
+public class StatsMetricsTests
+{
+    [Fact]
+    public void Names_AreUniqueStatsKeys()
+    {
+        var names = Enumerable.Range(0, StatsMetrics.Count).Select(i => StatsMetrics.Info(i).Name).ToArray();
+        Assert.Equal(names.Length, names.Distinct().Count());
+        Assert.Contains("matched_tokens", names);
+        Assert.Equal(MetricKind.Counter, StatsMetrics.Info(Array.IndexOf(names, "blocks_saved")).Kind);
+        Assert.Equal(MetricKind.Gauge, StatsMetrics.Info(Array.IndexOf(names, "cpu_blocks_used")).Kind);
+    }
+
+    [Fact]
+    public void ReadMetrics_AgreesWithTheStatsAfterASaveAndALoad()
+    {
+        using var h = new EngineHarness();
+        long[] tokens = Tokens(17);
+        h.FillDevice(Blocks(0, 5), 1);
+        h.Save("A", tokens, Blocks(0, 5));
+        Assert.Equal(16, h.Engine.GetNumNewMatchedTokens("B", tokens, 17, 0));
+        h.Load("B", Blocks(10, 5), 16);
+
+        var values = new long[StatsMetrics.Count];
+        Assert.Equal(StatsMetrics.Count, h.Engine.ReadMetrics(values));
+        EngineStats s = h.Engine.Stats();
+        long Get(string name) => values[Enumerable.Range(0, StatsMetrics.Count).First(i => StatsMetrics.Info(i).Name == name)];
+        Assert.Equal(s.BlocksSaved, Get("blocks_saved"));
+        Assert.Equal(s.BlocksLoaded, Get("blocks_loaded"));
+        Assert.Equal(s.MatchedTokens, Get("matched_tokens"));
+        Assert.Equal(s.BytesMoved, Get("bytes_moved"));
+        Assert.Equal(s.CpuBlocksUsed, Get("cpu_blocks_used"));
+        Assert.Equal(1, Get("registered"));
+    }
+
+    [Fact]
+    public void ReadMetrics_WritesOnlyWhatFitsAndSaysHowManyThereAre()
+    {
+        using var h = new EngineHarness();
+        var few = new long[3];
+        Assert.Equal(StatsMetrics.Count, h.Engine.ReadMetrics(few));
+        Assert.Equal(StatsMetrics.Count, h.Engine.ReadMetrics(Span<long>.Empty));
+    }
+}
