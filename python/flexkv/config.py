@@ -230,6 +230,11 @@ def _convert(key: str, conv_fn: Callable[[Any], Any], value: Any, names: Mapping
         raise ConfigError(f"{label}: {e}") from None
 
 
+def _known(key: str) -> bool:
+    return any(key in table for table in (ENGINE_KEYS, CONNECTOR_KEYS, SWITCH_KEYS, compat.GATES, compat.OFF_ONLY,
+                                          compat.ALIASES, compat.NO_EFFECT))
+
+
 def _is_off_switch(key: str, value: Any) -> bool:
     """A FlexKV feature switch set to off: the feature is absent here too, so nothing to warn about."""
     switch = key.startswith(("enable_", "use_")) or key in ("server_client_mode", "sync_get", "maybe_skip_put",
@@ -247,6 +252,8 @@ def _normalize(flat: Mapping[str, Any], names: Mapping[str, str]) -> Dict[str, A
     no_effect: Dict[str, List[str]] = {}  # reason -> keys, so each key is named in one warning
     notes: List[str] = []
     for key, value in flat.items():
+        if value is None and _known(key):
+            continue  # YAML's "key:" and FlexKV's Optional fields: not set
         if key in ENGINE_KEYS:
             out[key] = _convert(key, ENGINE_KEYS[key], value, names)
         elif key in compat.GATES:
@@ -269,8 +276,8 @@ def _normalize(flat: Mapping[str, Any], names: Mapping[str, str]) -> Dict[str, A
             if not _is_off_switch(key, value):  # "enable_trace: false" is what FlexKv does anyway
                 no_effect.setdefault(compat.NO_EFFECT[key], []).append(names.get(key, key))
         else:
-            close = difflib.get_close_matches(key, list(ENGINE_KEYS) + list(compat.NO_EFFECT) + list(compat.OFF_ONLY),
-                                              n=1)
+            close = difflib.get_close_matches(key, list(ENGINE_KEYS) + list(compat.NO_EFFECT) + list(compat.OFF_ONLY)
+                                              + list(compat.GATES) + list(compat.ALIASES) + list(CONNECTOR_KEYS), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown configuration key '{key}'{hint}; docs/configuration.md lists every key")
     for target, (key, v) in aliased.items():
