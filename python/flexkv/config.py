@@ -220,8 +220,12 @@ def normalize(raw: Mapping[str, Any]) -> Dict[str, Any]:
     return _normalize(compat.flatten(raw), {})
 
 
+def _label(key: str, names: Mapping[str, str]) -> str:
+    return f"configuration key '{key}'" + (f" ({names[key]})" if key in names else "")
+
+
 def _convert(key: str, conv_fn: Callable[[Any], Any], value: Any, names: Mapping[str, str]) -> Any:
-    label = f"configuration key '{key}'" + (f" ({names[key]})" if key in names else "")
+    label = _label(key, names)
     try:
         return conv_fn(value)
     except (TypeError, ValueError) as e:
@@ -260,7 +264,7 @@ def _normalize(flat: Mapping[str, Any], names: Mapping[str, str]) -> Dict[str, A
             gates[key] = _convert(key, compat.GATES[key], value, names)
         elif key in compat.OFF_ONLY:
             if _convert(key, conv.to_bool, value, names):
-                raise ConfigError(f"configuration key '{key}': {compat.OFF_ONLY[key]}; set it to false")
+                raise ConfigError(f"{_label(key, names)}: {compat.OFF_ONLY[key]}; set it to false")
         elif key in compat.ALIASES:
             target, fn = compat.ALIASES[key]
             aliased[target] = (key, _convert(key, fn, value, names))
