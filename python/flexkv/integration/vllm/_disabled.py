@@ -41,6 +41,12 @@ class DisabledScheduler:
     def request_finished(self, request, block_ids) -> Tuple[bool, Optional[dict]]:
         return False, None
 
+    def on_new_request(self, request) -> None:
+        pass
+
+    def step_stats(self):
+        return None
+
     def is_ready(self) -> bool:
         return True
 
@@ -62,5 +68,8 @@ class DisabledWorker:
     def get_block_ids_with_load_errors(self) -> set:
         return set()
 
-    def stats(self):
+    def load_errors(self, metadata=None) -> set:
+        return set()
+
+    def stats(self, metadata=None):
         return None
