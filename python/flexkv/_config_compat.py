@@ -73,7 +73,9 @@ _NO_EFFECT_GROUPS = {
         "rebuild_interval_ms", "idle_sleep_ms", "lease_ttl_ms", "safety_ttl_ms", "renew_lease_ms",
         "reset_barrier_timeout_ms", "reset_barrier_poll_ms", "mooncake_config_path", "mooncake_store_config_path",
         "mooncake_store_pp_rank", "mooncake_store_pp_size", "mooncake_store_node_layer_start",
-        "mooncake_store_node_layer_end", "mooncake_store_total_layers", "nixl_extra_config", "nixl_backend_plugin"),
+        "mooncake_store_node_layer_end", "mooncake_store_total_layers", "mooncake_engine_ip", "mooncake_engine_port",
+        "mooncake_metadata_backend", "mooncake_metadata_server", "mooncake_metadata_server_auth", "mooncake_protocol",
+        "mooncake_device_name", "nixl_extra_config", "nixl_backend_plugin"),
     "FlexKV's remote file tier (PCFS) does not exist here; FlexKv's remote tier is Redis and Redis decides its size": (
         "remote_cache_size_mode", "remote_file_size", "remote_file_num", "remote_file_prefix", "remote_cache_path",
         "remote_config_custom", "num_remote_blocks"),
