@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 import flexkv
+from flexkv.config import redact_url
 
 LAYERS, BS, HEADS, HEAD = 8, 16, 8, 64  # a small model: 128 KiB per block
 
@@ -208,7 +209,7 @@ def main() -> int:
         if tmp is not None:
             tmp.cleanup()
     if a.redis:
-        print(f"Redis tier                {stats['remote_blocks_written']} blocks written to {a.redis_url}")
+        print(f"Redis tier                {stats['remote_blocks_written']} blocks written to {redact_url(a.redis_url)}")
         child = subprocess.run([sys.executable, __file__, "--final-prompts-only", "--redis-url", a.redis_url,
                                 "--conversations", str(a.conversations), "--turns", str(a.turns), "--seed", str(a.seed)],
                                capture_output=True, text=True, timeout=600)

@@ -8,8 +8,11 @@ from ._errors import (
     InvalidArgumentError, InvalidHandleError, InvalidStateError, LibraryNotFoundError, NotRegisteredError,
     NotSupportedError, OutOfMemoryError, ShutDownError, UnknownRequestError,
 )
+from .config import apply_log_level as _apply_log_level
 from .config import load_config
 from .manager import FinishedTasks, KVLayer, KVManager, PrefixIndex
+
+_apply_log_level()  # FLEXKV_LOG_LEVEL, read as FlexKV does: when the package is imported
 
 __version__ = "0.1.0"
 

@@ -24,11 +24,15 @@ internal static class RedisEndpoints
             KeepAlive = 10,
             ClientName = "flexkv",
         };
-        foreach (string raw in spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        string[] urls = spec.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        for (int i = 0; i < urls.Length; i++)
         {
+            string raw = urls[i];
+            // The message shows the whole list redacted, not this entry: a ',' inside a password
+            // splits it, and the fragment alone would not be recognised as a password.
             if (!Uri.TryCreate(raw, UriKind.Absolute, out Uri? uri) || (uri.Scheme != "redis" && uri.Scheme != "rediss") || uri.Port <= 0)
                 throw new FlexKvException(FlexKvStatus.InvalidConfig,
-                    $"configuration key 'remote_url': '{raw}' is not redis://host:port or rediss://host:port");
+                    $"configuration key 'remote_url': entry {i + 1} of '{Redaction.RedactUrl(spec)}' is not redis://host:port or rediss://host:port");
             cfg.EndPoints.Add(uri.Host, uri.Port);
             if (uri.Scheme == "rediss") cfg.Ssl = true;
             if (!string.IsNullOrEmpty(uri.UserInfo))

@@ -48,7 +48,8 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
             {
                 _mux.Dispose();
                 throw new FlexKvException(FlexKvStatus.InvalidConfig,
-                    $"configuration key 'redis_password': Redis at {Description} refused the credentials ({failureMessage ?? "authentication failed"})");
+                    $"configuration key 'redis_password': Redis at {Description} refused the credentials " +
+                    $"({(failureMessage is null ? "authentication failed" : Redaction.Scrub(failureMessage, cfg.Password))})");
             }
         }
     }

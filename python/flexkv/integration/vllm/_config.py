@@ -4,20 +4,19 @@ A fact the user also set must agree with vLLM, or it is a clear error."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
+from ..._convert import dtype_bytes
 from ..._errors import ConfigError
-from ...config import _bool, load_config
+from ...config import CONNECTOR_KEYS, connector_options as _options_in, load_config, read_config_file
 from . import _deployment
-
-# Keys that are never logged as they are.
-_SECRET_KEYS = ("secret", "redis_password")
 
 
 @dataclass
 class AdapterOptions:
-    """Connector behaviour switches (from ``kv_connector_extra_config``)."""
+    """Connector behaviour switches (from the config file or ``kv_connector_extra_config``)."""
 
     save_on_abort: bool = False
     # When no request is left running, how long a step waits for saves still in flight so that
@@ -27,31 +26,32 @@ class AdapterOptions:
     stats_interval_ms: float = 100.0
 
 
-def _milliseconds(v: Any) -> float:
-    if isinstance(v, bool):
-        raise ValueError(f"must be a number of milliseconds, got {v!r}")
-    f = float(v)
-    if not 0 <= f <= 60_000:
-        raise ValueError(f"must be between 0 and 60000 ms, got {v!r}")
-    return f
+def connector_options(vllm_config, env: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+    """The connector options of the FLEXKV_CONFIG_PATH file, overridden by kv_connector_extra_config."""
+    env = os.environ if env is None else env
+    path = env.get("FLEXKV_CONFIG_PATH")
+    opts = _options_in(read_config_file(path)) if path else {}
+    extra = getattr(getattr(vllm_config, "kv_transfer_config", None), "kv_connector_extra_config", None) or {}
+    try:
+        opts.update(_options_in(extra))
+    except ConfigError as e:
+        raise ConfigError(f"kv_connector_extra_config: {e}") from None
+    return opts
 
 
-# Connector options that are not engine keys: name -> converter.
-_ADAPTER_KEYS = {"save_on_abort": _bool, "idle_flush_timeout_ms": _milliseconds, "stats_interval_ms": _milliseconds}
-
-
-def describe(cfg: Mapping[str, Any]) -> Dict[str, Any]:
-    """The configuration as it may be logged: secrets and URL credentials masked."""
-    out = {}
-    for k in sorted(cfg):
-        v = cfg[k]
-        if k in _SECRET_KEYS:
-            v = "***"
-        elif k == "remote_url" and isinstance(v, str) and "@" in v:
-            scheme, sep, rest = v.rpartition("://")
-            v = f"{scheme}{sep}***@{rest.split('@', 1)[1]}" if sep else "***@" + v.split("@", 1)[1]
-        out[k] = v
-    return out
+def publish_connector_options(vllm_config, env: Optional[Mapping[str, str]] = None) -> None:
+    """Puts the file's connector options into kv_connector_extra_config (which wins), where the
+    registration and worker code read them."""
+    ktc = getattr(vllm_config, "kv_transfer_config", None)
+    if ktc is None:
+        return
+    opts = connector_options(vllm_config, env)
+    extra = getattr(ktc, "kv_connector_extra_config", None)
+    if extra is None:
+        ktc.kv_connector_extra_config = dict(opts)
+    else:
+        for k, v in opts.items():
+            extra.setdefault(k, v)
 
 
 def _dtype_name(vllm_config) -> str:
@@ -59,15 +59,6 @@ def _dtype_name(vllm_config) -> str:
     if cache_dtype != "auto":
         return cache_dtype
     return str(getattr(vllm_config.model_config, "dtype", "float16")).replace("torch.", "")
-
-
-def _dtype_bytes(dtype: str) -> int:
-    d = dtype.lower()
-    if d in ("float32", "fp32", "float"):
-        return 4
-    if d.startswith("fp8") or d in ("uint8", "int8", "e4m3"):
-        return 1
-    return 2
 
 
 def _model_fields(vllm_config) -> Dict[str, Any]:
@@ -105,21 +96,16 @@ def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = 
     ktc = getattr(vllm_config, "kv_transfer_config", None)
     if ktc is None:
         raise ConfigError("vLLM's kv_transfer_config is missing: pass --kv-transfer-config")
-    extra = dict(getattr(ktc, "kv_connector_extra_config", None) or {})
-    for key in ("registration_socket", "registration_timeout_s", "worker_huge_pages"):
-        extra.pop(key, None)  # read by the registration and worker code, not engine keys
-    opts = AdapterOptions()
-    for key, conv in _ADAPTER_KEYS.items():
-        if key in extra:
-            try:
-                setattr(opts, key, conv(extra.pop(key)))
-            except (TypeError, ValueError) as e:
-                raise ConfigError(f"kv_connector_extra_config {key}: {e}") from e
+    extra = {k: v for k, v in (getattr(ktc, "kv_connector_extra_config", None) or {}).items()
+             if k not in CONNECTOR_KEYS}  # read by the connector, not engine keys
+    given = connector_options(vllm_config, env)
+    opts = AdapterOptions(**{k: given[k] for k in AdapterOptions.__dataclass_fields__ if k in given})
     cfg = load_config(extra, env=env)
     rank = _deployment.dp_rank(vllm_config)
     if rank is not None and cfg.get("ssd_cache_dir"):
         # Each data-parallel rank has its own engine; one SSD directory holds one engine's cache.
-        cfg["ssd_cache_dir"] = _deployment.per_dp_rank_path(cfg["ssd_cache_dir"], rank, directory=True)
+        cfg["ssd_cache_dir"] = ";".join(_deployment.per_dp_rank_path(d, rank, directory=True)
+                                        for d in cfg["ssd_cache_dir"].split(";"))
 
     cache_config, model_config = vllm_config.cache_config, vllm_config.model_config
     pc = vllm_config.parallel_config
@@ -142,7 +128,7 @@ def build(vllm_config, kv_cache_config=None, env: Optional[Mapping[str, str]] = 
         if bb is None and world > 1:
             f = _model_fields(vllm_config)
             bb = f["num_layers"] * f["num_kv_heads"] * f["head_size"] * (1 if f["use_mla"] else 2) \
-                * cfg["tokens_per_block"] * _dtype_bytes(cfg.get("dtype", "float16"))
+                * cfg["tokens_per_block"] * (dtype_bytes(cfg.get("dtype", "float16")) or 2)
         if bb is not None:
             cfg["block_bytes"] = bb * world
         else:

@@ -17,6 +17,7 @@ import time
 from typing import Any, Dict, Optional, Set, Tuple
 
 from ... import _errors
+from ...config import redacted
 from ...manager import KVManager
 from . import _config, _deployment, _log
 from ._load_errors import LoadErrorRoute
@@ -75,7 +76,7 @@ class SchedulerSide:
                 "FlexKv: vLLM's kv_load_failure_policy is 'fail': a block that fails to load from SSD or the "
                 "remote store (checksum, I/O error, store down) ends its request with an error. Set "
                 "\"kv_load_failure_policy\": \"recompute\" in --kv-transfer-config to recompute those blocks instead.")
-        _log.logger.info("FlexKv engine ready: %s", _config.describe(cfg))
+        _log.logger.info("FlexKv engine ready: %s", redacted(cfg))
 
     def _attach_workers(self, vllm_config) -> None:
         """Workers in this process meet the engine in the registry; workers in other processes

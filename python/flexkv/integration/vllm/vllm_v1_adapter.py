@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional, Tuple
 
 from . import _log
+from ._config import publish_connector_options
+from ._disabled import disabled_halves
 
 _SCHEDULER, _WORKER = 0, 1
 
@@ -30,6 +32,12 @@ class FlexKVConnectorV1Impl:
         self._role = _role_value(role)
         self._connector_metadata = None
         self.scheduler = self.worker = None
+        halves = disabled_halves(vllm_config, self._role == _SCHEDULER)
+        self._disabled = halves is not None
+        if self._disabled:  # ENABLE_FLEXKV=0: no engine, and the answers of an empty cache
+            self.scheduler, self.worker = halves
+            return
+        publish_connector_options(vllm_config)  # the config file's connector options, where the halves read them
         if self._role == _SCHEDULER:
             from ._scheduler import SchedulerSide
 
@@ -130,6 +138,8 @@ class FlexKVConnectorV1Impl:
     # ---- both ----------------------------------------------------------------------------
 
     def get_kv_connector_stats(self):
+        if self._disabled:
+            return None
         if self.worker is not None:
             return self.worker.stats(self._bound_metadata())
         return self.scheduler.step_stats()
