@@ -84,7 +84,7 @@ class Engine:
                  poison: bool = True, check_reads: bool = True, write_kv: bool = True,
                  preemption_api: Optional[str] = "metadata",
                  no_forward_rule: str = "is_empty", wait_for_save_without_forward: bool = False,
-                 pickle_metadata: Optional[bool] = None) -> None:
+                 pickle_metadata: Optional[bool] = None, batch_queue_size: Optional[int] = None) -> None:
         self.vllm_config = vllm_config
         self.kv_cache_config = make_kv_cache_config(vllm_config, num_gpu_blocks)
         make = make_connector or KVConnectorFactory.create_connector
@@ -110,8 +110,9 @@ class Engine:
             self._aggregator = KVOutputAggregator(n or world)
         # Multi-process executors pickle the metadata to each worker; uniprocess passes the object.
         self.pickle_metadata = world > 1 if pickle_metadata is None else pickle_metadata
-        # The executor's max_concurrent_batches: 2 with async scheduling (uniproc and mp executors).
-        self.batch_queue_size = 2 if vllm_config.scheduler_config.async_scheduling else 1
+        # The executor's max_concurrent_batches: 2 with async scheduling (uniproc and mp executors),
+        # the number of pipeline stages with PP (``batch_queue_size`` plays that depth).
+        self.batch_queue_size = batch_queue_size or (2 if vllm_config.scheduler_config.async_scheduling else 1)
         self.batch_queue: deque[tuple[SchedulerOutput, ModelRunnerOutput]] = deque()
         self.history: list[StepResult] = []
         self._next_id = 0

@@ -26,10 +26,11 @@ def impl(vllm_config, role, kv_cache_config):
 def flex(request, make_vllm_config, make_engine):
     """Engines with FlexKv's connector, in both of vLLM's step orders (plain, and async
     scheduling's batch queue) unless a test passes ``async_scheduling`` itself."""
-    def make(num_gpu_blocks: int = 64, layout: str = "kv_first", **cfg) -> Engine:
+    def make(num_gpu_blocks: int = 64, layout: str = "kv_first", batch_queue_size=None, **cfg) -> Engine:
         cfg.setdefault("async_scheduling", request.param == "batch-queue")
         config = make_vllm_config(use_mla=layout == "mla", **cfg)
-        return make_engine(config, num_gpu_blocks=num_gpu_blocks, layout=layout, make_connector=impl)
+        return make_engine(config, num_gpu_blocks=num_gpu_blocks, layout=layout, make_connector=impl,
+                           batch_queue_size=batch_queue_size)
 
     return make
 

@@ -186,14 +186,16 @@ def _damaged_ssd_engine(flex, tmp_path, tokens, slot, **cfg):
     return flex(extra_config=ssd_config(tmp_path), **cfg)
 
 
-@pytest.mark.parametrize("async_scheduling", [False, True], ids=["plain", "batch-queue"])
-def test_failed_load_while_another_request_runs_never_serves_unwritten_blocks(flex, tmp_path, async_scheduling):
+@pytest.mark.parametrize("async_scheduling, depth", [(False, None), (True, None), (True, 4)],
+                         ids=["plain", "batch-queue", "pipeline-queue-of-4"])
+def test_failed_load_while_another_request_runs_never_serves_unwritten_blocks(flex, tmp_path, async_scheduling, depth):
     # Another request keeps the engine stepping (with the batch queue: step k+1 runs before
     # step k's output is processed) while a load ends with a checksum failure. vLLM must get
     # the failed block ids before (or with) the load's finished_recving: every token attention
     # reads is checked, and an output computed from unwritten blocks that vLLM keeps fails.
     tokens = prompt(80)
-    eng = _damaged_ssd_engine(flex, tmp_path, tokens, slot=3, async_scheduling=async_scheduling)
+    eng = _damaged_ssd_engine(flex, tmp_path, tokens, slot=3, async_scheduling=async_scheduling,
+                              batch_queue_size=depth)
     busy = eng.add_request(prompt(40, 9000), 60)
     eng.run_until(lambda: busy.num_output_tokens >= 2)
     r = eng.add_request(tokens, 3)
