@@ -5,14 +5,21 @@ namespace FlexKv.Core.Config;
 /// <summary>Checks an <see cref="EngineOptions"/> once, before anything is allocated.</summary>
 public static class EngineOptionsValidator
 {
+    /// <summary>Largest block size in tokens (vLLM's block sizes are 16 to 256).</summary>
+    public const int MaxTokensPerBlock = 4096;
+
     /// <summary>Throws <see cref="FlexKvStatus.InvalidConfig"/> naming the first bad key.</summary>
     public static void Validate(EngineOptions o)
     {
-        Require(o.TokensPerBlock is > 0 and <= 4096, "tokens_per_block", $"must be in 1..4096, got {o.TokensPerBlock}");
+        Require(o.TokensPerBlock is > 0 and <= MaxTokensPerBlock, "tokens_per_block", $"must be in 1..{MaxTokensPerBlock}, got {o.TokensPerBlock}");
         if (o.CpuCacheGb is { } gb)
             Require(gb > 0 && double.IsFinite(gb), "cpu_cache_gb", $"must be > 0, got {gb}");
         Require(o.SsdCacheGb >= 0 && double.IsFinite(o.SsdCacheGb), "ssd_cache_gb", $"must be >= 0, got {o.SsdCacheGb}");
         Require(o.SsdCacheGb == 0 || !string.IsNullOrWhiteSpace(o.SsdCacheDir), "ssd_cache_dir", "must name at least one directory");
+        Require(!o.SsdCacheDir.Contains('\0'), "ssd_cache_dir", "contains a NUL character, which no path can hold");
+        string remote = ResolveRemoteUrl(o);
+        Require(remote.Length == 0 || remote.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Length > 0,
+            "remote_url", "names no address (expected redis://host:port, several separated by commas)");
         Require(o.RedisPort is >= 0 and <= 65535, "redis_port", $"must be in 0..65535, got {o.RedisPort}");
         Require(o.RemoteTtlSeconds >= 0, "remote_ttl_s", $"must be >= 0, got {o.RemoteTtlSeconds}");
         Require(o.RemoteLookupBudgetMs is >= 0 and <= 60_000, "remote_lookup_budget_ms", $"must be in 0..60000, got {o.RemoteLookupBudgetMs}");

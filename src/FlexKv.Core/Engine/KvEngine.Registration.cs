@@ -142,9 +142,14 @@ public sealed unsafe partial class KvEngine
         }
     }
 
+    /// <summary>More workers than any tensor x pipeline layout on one machine has (each rank costs a table entry).</summary>
+    internal const int MaxWorldSize = 1024;
+
     private long RankShare(int rank, int worldSize)
     {
-        if (worldSize < 1 || rank < 0 || rank >= worldSize)
+        if (worldSize is < 1 or > MaxWorldSize)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"world_size must be in 1..{MaxWorldSize}, got {worldSize}");
+        if (rank < 0 || rank >= worldSize)
             ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is outside 0..{worldSize - 1}");
         long share = _cpu.BlockBytes / worldSize;
         if (share * worldSize != _cpu.BlockBytes)

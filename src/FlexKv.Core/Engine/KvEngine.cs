@@ -125,7 +125,10 @@ public sealed unsafe partial class KvEngine : IDisposable
         }
     }
 
-    /// <summary>Blocks the caller until some task finishes or the timeout passes (for non-vLLM callers).</summary>
+    /// <summary>
+    /// Blocks the caller until some task finishes or the timeout passes (for non-vLLM callers);
+    /// a shutdown wakes it with a ShutDown error.
+    /// </summary>
     public bool WaitForCompletion(int timeoutMs)
     {
         long seen;
@@ -137,7 +140,9 @@ public sealed unsafe partial class KvEngine : IDisposable
             if (_report.EntryCount > 0) return true;
             seen = _transfer.CompletionCount;
         }
-        return _transfer.WaitForCompletion(seen, timeoutMs);
+        bool done = _transfer.WaitForCompletion(seen, timeoutMs);
+        if (_transfer.IsStopped) ThrowHelper.ShutDown(); // woken by Shutdown: the caller must stop waiting
+        return done;
     }
 
     /// <summary>A snapshot of the counters.</summary>

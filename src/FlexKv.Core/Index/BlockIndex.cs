@@ -32,7 +32,7 @@ public sealed partial class BlockIndex
         _slots = slots;
         _policy = new LruEvictionPolicy();
         // Sized for the common case up front: growing a large index means rehashing it mid-flight.
-        int initial = Math.Min(slots.Capacity + 16, 1 << 18);
+        int initial = (int)Math.Min((long)slots.Capacity + 16, 1 << 18);
         _nodes = new BlockNode[initial];
         _freeNodes = new int[initial];
         _map = new Dictionary<UInt128, int>(initial);

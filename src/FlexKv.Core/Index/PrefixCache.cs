@@ -22,7 +22,9 @@ public sealed class PrefixCache
     /// <summary>Creates a cache of <paramref name="capacityBlocks"/> blocks of <paramref name="tokensPerBlock"/> tokens.</summary>
     public PrefixCache(int tokensPerBlock, int capacityBlocks)
     {
-        if (tokensPerBlock < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'tokens_per_block': must be > 0");
+        if (tokensPerBlock is < 1 or > EngineOptionsValidator.MaxTokensPerBlock)
+            throw new FlexKvException(FlexKvStatus.InvalidConfig,
+                $"configuration key 'tokens_per_block': must be in 1..{EngineOptionsValidator.MaxTokensPerBlock}, got {tokensPerBlock}");
         if (capacityBlocks < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'num_cpu_blocks': must be > 0");
         _hasher = new BlockHasher(tokensPerBlock, CacheFingerprint.From(new EngineOptions { TokensPerBlock = tokensPerBlock, BlockBytes = 1 }).Value);
         _index = new BlockIndex(new SlotPool(capacityBlocks));
@@ -71,8 +73,10 @@ public sealed class PrefixCache
         for (int i = 0; i < promptLengths.Length; i++)
         {
             long p = promptLengths[i], t = totalLengths[i];
-            if (p < 0 || t < p || offset + t > tokens.Length)
-                throw new FlexKvException(FlexKvStatus.InvalidArgument, $"sequence {i}: lengths {p}/{t} do not fit the token buffer");
+            if (p < 0 || t < p || t > tokens.Length - offset) // offset <= tokens.Length: no overflow
+                throw new FlexKvException(FlexKvStatus.InvalidArgument,
+                    $"sequence {i}: prompt length {p} and total length {t} do not fit the {tokens.Length - offset} tokens left " +
+                    "in the token buffer (need 0 <= prompt <= total)");
             ReadOnlySpan<long> seq = tokens.Slice((int)offset, (int)t);
             s.Hash.Begin(_hasher.RootSeed);
             s.Hash.Extend(_hasher, seq[..(int)p]);

@@ -20,7 +20,16 @@ public sealed unsafe class CpuTier : IDisposable
         NumBlocks = (int)EngineOptionsValidator.ResolveCpuBlocks(options);
         // O_DIRECT reads and writes whole 4 KiB-aligned extents straight from the slots.
         SlotStride = options.SsdCacheGb > 0 ? (BlockBytes + 4095) / 4096 * 4096 : BlockBytes;
-        long bytes = SlotStride * NumBlocks;
+        long bytes;
+        try
+        {
+            bytes = checked(SlotStride * NumBlocks);
+        }
+        catch (OverflowException)
+        {
+            throw new FlexKvException(FlexKvStatus.InvalidConfig,
+                $"configuration key 'num_cpu_blocks': {NumBlocks} blocks of {BlockBytes} bytes do not fit in 64 bits");
+        }
         long? available = MemoryInfo.AvailableBytes();
         if (available is { } avail && bytes > avail * options.MaxMemoryFraction)
             throw new FlexKvException(FlexKvStatus.OutOfMemory,

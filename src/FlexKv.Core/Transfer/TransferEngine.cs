@@ -51,6 +51,8 @@ internal sealed unsafe class TransferEngine : IDisposable
     public Func<TransferTask, bool>? CompleteEagerly { get; set; }
 
     /// <summary>Tasks finished so far (a sequence number to wait on).</summary>
+    private volatile bool _stopped;
+
     public long CompletionCount => Interlocked.Read(ref _completions);
 
     /// <summary>The transport in use, or null before registration.</summary>
@@ -163,10 +165,13 @@ internal sealed unsafe class TransferEngine : IDisposable
         lock (_signal)
         {
             if (CompletionCount != seen) return true;
-            Monitor.Wait(_signal, timeoutMs);
+            if (!_stopped) Monitor.Wait(_signal, timeoutMs); // Stop() pulses under this lock: no lost wake-up
             return CompletionCount != seen;
         }
     }
+
+    /// <summary>Whether <see cref="Stop"/> was called (waiters are woken then).</summary>
+    public bool IsStopped => _stopped;
 
     /// <summary>Waits (bounded) until no copy of <paramref name="task"/> is executing.</summary>
     public static bool WaitNotExecuting(TransferTask task, int timeoutMs)
@@ -256,6 +261,11 @@ internal sealed unsafe class TransferEngine : IDisposable
     /// <summary>Stops accepting work and joins the threads (bounded); returns whether all stopped.</summary>
     public bool Stop(int timeoutMs)
     {
+        lock (_signal)
+        {
+            _stopped = true;
+            Monitor.PulseAll(_signal); // a caller blocked in WaitForCompletion returns now
+        }
         _backlog.Clear();
         _queue.CompleteAdding();
         bool all = true;

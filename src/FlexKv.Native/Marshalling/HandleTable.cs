@@ -4,18 +4,21 @@ using FlexKv.Core.Errors;
 namespace FlexKv.Native.Marshalling;
 
 /// <summary>
-/// Opaque 64-bit handles for objects handed to C. Ids are never reused, so a stale or garbage
-/// handle finds nothing and becomes <see cref="FlexKvStatus.InvalidHandle"/>, never a crash.
+/// Opaque 64-bit handles for objects handed to C: a never-reused sequence number in the high 32
+/// bits and 32 random bits below it. A stale handle, a garbage value, or a live handle off by a
+/// few (a neighbour in a caller's array, a handle plus one) finds nothing and becomes
+/// <see cref="FlexKvStatus.InvalidHandle"/>, never another live engine and never a crash.
 /// </summary>
 internal static class HandleTable
 {
     private static readonly ConcurrentDictionary<ulong, object> s_objects = new();
     // Starts far from small integers so that 0, 1, 2… passed by mistake are never valid.
-    private static long s_next = 0x5F1E_0000_0000;
+    private static long s_next = 0x5F1E;
 
     public static ulong Add(object o)
     {
-        ulong h = (ulong)Interlocked.Increment(ref s_next);
+        ulong seq = (ulong)Interlocked.Increment(ref s_next);
+        ulong h = (seq << 32) | (uint)System.Security.Cryptography.RandomNumberGenerator.GetInt32(1, int.MaxValue);
         s_objects[h] = o;
         return h;
     }

@@ -22,6 +22,21 @@ public class KvEngineShutdownTests
     }
 
     [Fact]
+    public async Task Shutdown_WakesACallerBlockedInWaitWithShutDown()
+    {
+        using var h = new EngineHarness();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Task<bool> waiting = Task.Run(() => h.Engine.WaitForCompletion(20_000));
+        await Task.Delay(100);
+        h.Engine.Shutdown();
+
+        Assert.Same(waiting, await Task.WhenAny(waiting, Task.Delay(TimeSpan.FromSeconds(10))));
+        var ex = await Assert.ThrowsAsync<FlexKvException>(() => waiting);
+        Assert.Equal(FlexKvStatus.ShutDown, ex.Status);
+        Assert.True(sw.ElapsedMilliseconds < 10_000, $"waited {sw.ElapsedMilliseconds} ms");
+    }
+
+    [Fact]
     public void Shutdown_ThenAnyCall_ThrowsShutDown()
     {
         using var h = new EngineHarness();

@@ -54,6 +54,31 @@ public unsafe class EngineHandleExportTests
     }
 
     [Fact]
+    public void Calls_ALiveHandleOffByAFew_NeverReachAnotherEngine()
+    {
+        // Two engines made one after the other: neither's neighbours (off by one, or by one
+        // in the high half) are valid handles, so a stray value cannot drive the other engine.
+        Assert.Equal(Ok, Create(EngineConfig(256), out ulong a));
+        Assert.Equal(Ok, Create(EngineConfig(256), out ulong b));
+        try
+        {
+            int n;
+            foreach (ulong h in new[] { a + 1, a - 1, b + 1, b - 1, a + (1ul << 32), b - (1ul << 32) })
+            {
+                if (h == a || h == b) continue;
+                Assert.Equal(InvalidHandle, LaunchTasks(h, &n));
+            }
+            Assert.Equal(Ok, LaunchTasks(a, &n));
+            Assert.Equal(Ok, LaunchTasks(b, &n));
+        }
+        finally
+        {
+            EngineDestroy(a);
+            EngineDestroy(b);
+        }
+    }
+
+    [Fact]
     public void EngineDestroy_Zero_IsANoOp()
     {
         Assert.Equal(Ok, EngineDestroy(0));

@@ -37,6 +37,7 @@ internal static unsafe class NativeApi
     public static readonly delegate* unmanaged<ulong, long, long*, nuint, int*, int> IndexMatch = &IndexExports.Match;
     public static readonly delegate* unmanaged<ulong, long, long*, nuint, int*, int> IndexInsert = &IndexExports.Insert;
     public static readonly delegate* unmanaged<ulong, long*, long*, int> IndexInfo = &IndexExports.Info;
+    public static readonly delegate* unmanaged<ulong, long*, nuint, long*, long*, nuint, int*, long*, int> IndexReplay = &IndexExports.Replay;
 
     public const int Ok = 0, InvalidArgument = -1, InvalidHandle = -2, InvalidConfig = -3, BufferTooSmall = -4,
         UnknownRequest = -5, InvalidState = -6, ShutDown = -9;
