@@ -233,6 +233,6 @@ def test_vllm_builds_the_connector_by_name(make_vllm_config, make_engine, route)
     eng.assert_quiescent()
     logged = eng.logged_kv_metrics()
     if route == "builtin":
-        assert logged is None  # vLLM's wrapper does not forward build_kv_connector_stats (spec §3.4)
+        assert logged is None  # vLLM's wrapper does not forward build_kv_connector_stats
     else:
         assert logged["flexkv_blocks_loaded"] == 2 and logged["flexkv_blocks_saved"] == 2

@@ -28,7 +28,8 @@ if KVConnectorStats is not None:
     class FlexKVStats(KVConnectorStats):
         """Engine counters. Workers return an instance every step (never empty) so that vLLM
         keeps calling ``update_connector_output`` in steps without a forward pass; without
-        that, requests parked for a load would wait for unrelated traffic (spec §6.2)."""
+        that, requests parked for a load would wait for unrelated traffic (vLLM's model-runner mixin
+        drops an empty connector output in such steps)."""
 
         data: Dict[str, Any] = field(default_factory=dict)
 
