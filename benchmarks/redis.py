@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from _common import REPO, reference_matched, report, trace
+from _common import REPO, phase, reference_matched, report, trace
 
 sys.path.insert(0, str(REPO / "tests" / "python"))
 from redis_baseline import redis_benchmark_gbps  # noqa: E402
@@ -151,8 +151,10 @@ def main() -> None:
         n = max(50, (a.mib << 20) // bb)
         # Each side gets a fresh server and writes new keys: a new large value costs the server
         # fresh memory (measured: 2 MiB SETs of new keys 0.23 GB/s, of one overwritten key 1.5).
+        phase(f"{name} blocks: put and get of {a.mib} MiB through the remote tier")
         with RedisServer() as r:
             put, first, get, moved, depth = tier(r.url, bb, a.mib << 20)
+        phase(f"{name} blocks: redis-benchmark SET and GET at the tier's pipelining depth ({depth})")
         with RedisServer() as r:
             # -r must stay below 2^31: redis-benchmark overflows larger values into one single key.
             set_new = redis_benchmark_gbps(r.port, bb, depth, n, clients=1, tests="set", keyspace=10**9)
@@ -174,6 +176,7 @@ def main() -> None:
             f"get_ratio_{name}": round(get / get_existing["get_gbps"], 3),
             f"pipeline_depth_{name}": depth, f"bytes_verified_{name}": moved,
         })
+    phase("trace replay by an engine whose hits come from Redis")
     with RedisServer() as r:
         matched, want, from_redis = second_engine_replay(r.url)
     worst_put = min(out["put_ratio_256k"], out["put_ratio_2m"])

@@ -15,7 +15,7 @@ import statistics
 import time
 from array import array
 
-from _common import reference_matched, report, trace
+from _common import phase, reference_matched, report, trace
 
 import flexkv
 from flexkv import _native
@@ -85,6 +85,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     a = p.parse_args()
 
+    phase("chat trace (generated once into build/bench)")
     reqs = trace(a.seed)
     bufs, keep = [], []
     tokens, plen, tlen = array("q"), array("q"), array("q")
@@ -96,9 +97,11 @@ def main() -> None:
         plen.append(len(pa))
         tlen.append(len(ta))
 
+    phase(f"reference replay, unlimited and at {a.capacity:,} blocks")
     ref_unlimited = reference_matched(reqs, None)
     ref_capacity = reference_matched(reqs, a.capacity)
     unlimited = 1 << 30
+    phase(f"engine replays through ctypes and in C# ({a.runs} runs each), then per-call costs")
     runs = [replay_ctypes(bufs, unlimited) for _ in range(a.runs)]
     matched = runs[0][0]
     assert all(r[0] == matched for r in runs)
