@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+EXAMPLE = REPO / "examples" / "prefix_caching_flexkv.py"
 
 
 def test_prefix_caching_example_help_works_without_vllm():
@@ -20,3 +25,15 @@ def test_prefix_caching_example_requires_a_model():
     out = subprocess.run([sys.executable, str(REPO / "examples" / "prefix_caching_flexkv.py")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--model" in out.stderr
+
+
+def test_prefix_caching_example_runs_as_a_program():
+    out = subprocess.run([str(EXAMPLE), "--help"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "--model" in out.stdout, out.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_prefix_caching_example_without_vllm_says_so_without_a_traceback():
+    out = subprocess.run([sys.executable, str(EXAMPLE), "--model", "m"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "vLLM, which is not installed" in out.stderr and "Traceback" not in out.stderr
