@@ -3,8 +3,10 @@
 #   ./build.sh            build the native library, the wheel and .venv (wheel installed)
 #   ./build.sh demo       build, then run the standalone demo (no vLLM, no GPU)
 #   ./build.sh test       build, then run every test (xunit, then pytest)
-#   ./build.sh bench NAME build, then run benchmarks/NAME (replay, cpu-copy)
-#   ./build.sh native|wheel|clean
+#   ./build.sh bench NAME build, then run benchmarks/NAME (replay, cpu-copy, scheduler, ssd, redis, xproc)
+#   ./build.sh gpu-check  run benchmarks/gpu_check.py with .venv's python (builds first if not built)
+#   ./build.sh native|wheel
+#   ./build.sh clean      remove every build output, .venv included: the tree is as a fresh clone
 set -euo pipefail
 cd "$(dirname "$0")"
 ROOT=$PWD
@@ -31,11 +33,31 @@ deps() {
 
 native() {
   command -v dotnet >/dev/null || { echo "dotnet SDK not found (need .NET 10)" >&2; exit 1; }
-  log "NativeAOT publish -> $NATIVE_OUT/libflexkv.so"
+  restore src/FlexKv.Native/FlexKv.Native.csproj -r linux-x64
+  log "NativeAOT publish -> $NATIVE_OUT/libflexkv.so (the AOT compile takes about a minute)"
   dotnet publish src/FlexKv.Native/FlexKv.Native.csproj -r linux-x64 -c Release -o "$NATIVE_OUT" -nologo -v quiet
   cp "$NATIVE_OUT/libflexkv.so" python/flexkv/libflexkv.so
   mkdir -p python/flexkv/include
   cp src/FlexKv.Native/include/flexkv.h python/flexkv/include/flexkv.h
+}
+
+# dotnet restore is silent (-v quiet), and on a new machine it downloads: say what, and how much,
+# first. Sizes measured with an empty package folder (NuGet's .nupkg downloads, then unpacked).
+# Restored once per clone (obj/project.assets.json); later builds skip this.
+restore() {
+  local proj=$1 what; shift
+  [ -f "$(dirname "$proj")/obj/project.assets.json" ] && return 0
+  local packages=${NUGET_PACKAGES:-$HOME/.nuget/packages}
+  case "$proj" in
+    *Tests*) what="xunit and the .NET test SDK, about 20 MB to download, 75 MB unpacked" ;;
+    *) what="the NativeAOT compiler and runtime packs and StackExchange.Redis, about 100 MB to download, 350 MB unpacked" ;;
+  esac
+  if [ -d "$packages" ]; then
+    log "NuGet restore for $proj (packages not yet in $packages are downloaded: at most $what)"
+  else
+    log "NuGet restore for $proj: first build on this machine, downloading $what into $packages"
+  fi
+  dotnet restore "$proj" "$@" -nologo -v quiet
 }
 
 venv() {
@@ -50,6 +72,7 @@ wheel() {
   log "wheel -> dist/"
   rm -rf build/lib build/bdist.* dist python/*.egg-info
   "$PY" -m pip wheel . --no-build-isolation --no-deps --no-index -q -w dist
+  rm -rf build/lib build/bdist.* python/*.egg-info  # setuptools' leftovers: only the wheel is kept
   "$PY" -m pip install --no-index --no-deps --force-reinstall -q dist/flexkv-*.whl
 }
 
@@ -62,6 +85,7 @@ case "${1:-all}" in
   demo) all; shift; log "demo"; "$PY" examples/demo.py "$@" ;;
   test)
     all python3-pytest python3-torch redis-server redis-tools
+    restore tests/FlexKv.Core.Tests/FlexKv.Core.Tests.csproj
     log "xunit"
     dotnet test tests/FlexKv.Core.Tests/FlexKv.Core.Tests.csproj -nologo -v quiet
     log "pytest"
@@ -73,6 +97,15 @@ case "${1:-all}" in
     log "benchmark $name"
     "$PY" "benchmarks/${name//-/_}.py" "${@:3}"
     ;;
-  clean) rm -rf build dist .venv python/flexkv/libflexkv.so python/flexkv/include ;;
-  *) sed -n '2,8p' "$0"; exit 2 ;;
+  gpu-check)
+    # A GPU machine may have no .NET: a tree built elsewhere (library and .venv) is used as it is.
+    # PyTorch with CUDA comes from the system (the venv sees system site packages), never apt.
+    { [ -x "$PY" ] && [ -f python/flexkv/libflexkv.so ]; } || all
+    shift; log "GPU check"; "$PY" benchmarks/gpu_check.py "$@" ;;
+  clean)
+    rm -rf build dist .venv .pytest_cache python/flexkv/libflexkv.so python/flexkv/include python/*.egg-info
+    find src tests -type d \( -name bin -o -name obj \) -prune -exec rm -rf {} +
+    find . -name .git -prune -o -type d \( -name __pycache__ -o -name .pytest_cache \) -prune -exec rm -rf {} +
+    ;;
+  *) sed -n '2,9p' "$0"; exit 2 ;;
 esac

@@ -1,40 +1,32 @@
-"""Helpers shared by the benchmark scripts: locating ../shared/bench and printing results."""
+"""Helpers shared by the benchmark scripts: the chat trace, the phase log and the results."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from flexkv import workload
+
 REPO = Path(__file__).resolve().parents[1]
-SHARED_BENCH = REPO.parent / "shared" / "bench"
 CACHE = REPO / "build" / "bench"
 
 
-def shared_module(name: str):
-    """Imports a script from ../shared/bench as a module."""
-    path = SHARED_BENCH / f"{name}.py"
-    if not path.is_file():
-        sys.exit(f"{path} not found: the shared bench folder must sit beside the repository")
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def trace(seed: int = 0, small: bool = False) -> list[dict]:
-    """The shared trace (generated once into build/bench), as a list of requests."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path = CACHE / f"trace-{seed}{'-small' if small else ''}.jsonl"
-    if not path.exists():
-        args = [sys.executable, str(SHARED_BENCH / "make_trace.py"), "--seed", str(seed), "--out", str(path)]
-        subprocess.run(args + (["--small"] if small else []), check=True)
-    with open(path, encoding="ascii") as f:
-        f.readline()
-        return [json.loads(line) for line in f]
+    """The chat trace of flexkv.workload (default or small preset), kept in build/bench once made."""
+    params = workload.small(seed) if small else workload.ChatParams(seed=seed)
+    return workload.cached(CACHE / f"chat-{seed}{'-small' if small else ''}.jsonl", params)
+
+
+def reference_matched(requests: list[dict], capacity: int | None = None) -> int:
+    """Matched tokens of the reference replay (16-token blocks; capacity in blocks, None: unlimited)."""
+    return workload.replay(requests, 16, capacity).matched_tokens
+
+
+def phase(text: str) -> None:
+    """One progress line on stderr, so a long benchmark is never silent (stdout keeps the results)."""
+    print(f"-- {text}", file=sys.stderr, flush=True)
 
 
 def report(result: dict) -> None:

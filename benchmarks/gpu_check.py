@@ -8,7 +8,7 @@ own copy of the same bytes to and from pinned memory in the same run. Then the m
 path: a spawned worker process holds the cache and sends CUDA IPC handles, as a vLLM worker
 with tensor parallelism does; the worker checks the loaded bytes. Last line: one JSON object.
 
-    python benchmarks/gpu_check.py [--gib 1]
+    ./build.sh gpu-check [--gib 1]     (.venv's python: the built package, the system's PyTorch)
 """
 
 from __future__ import annotations

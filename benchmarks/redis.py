@@ -1,5 +1,5 @@
 """Remote tier throughput against redis-benchmark on the same server, and a cold second engine
-replaying the shared trace with its hits served from Redis.
+replaying the chat trace with its hits served from Redis.
 
 Put then get of 256 KiB and 2 MiB blocks through the tier (engine A saves, a cold engine B
 loads, every byte verified; a third cold engine C loads them again, which is what the get figure
@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from _common import REPO, report, shared_module, trace
+from _common import REPO, phase, reference_matched, report, trace
 
 sys.path.insert(0, str(REPO / "tests" / "python"))
 from redis_baseline import redis_benchmark_gbps  # noqa: E402
@@ -123,12 +123,7 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, fl
 
 def second_engine_replay(url: str) -> tuple[int, int, int]:
     reqs = trace(0)
-    ref = shared_module("replay_reference")
-    cache = ref.PrefixCache(None)
-    want = 0
-    for r in reqs:
-        want += cache.get_match(ref.block_keys(r["prompt"], 16)) * 16
-        cache.put(ref.block_keys(r["prompt"] + r["output"], 16))
+    want = reference_matched(reqs)
     kv = np.zeros((1024, 64), dtype=np.uint8)
     b = engine(url, 64, 2048, kv, remote_prefix="replay:")
     matched = 0
@@ -156,8 +151,10 @@ def main() -> None:
         n = max(50, (a.mib << 20) // bb)
         # Each side gets a fresh server and writes new keys: a new large value costs the server
         # fresh memory (measured: 2 MiB SETs of new keys 0.23 GB/s, of one overwritten key 1.5).
+        phase(f"{name} blocks: put and get of {a.mib} MiB through the remote tier")
         with RedisServer() as r:
             put, first, get, moved, depth = tier(r.url, bb, a.mib << 20)
+        phase(f"{name} blocks: redis-benchmark SET and GET at the tier's pipelining depth ({depth})")
         with RedisServer() as r:
             # -r must stay below 2^31: redis-benchmark overflows larger values into one single key.
             set_new = redis_benchmark_gbps(r.port, bb, depth, n, clients=1, tests="set", keyspace=10**9)
@@ -179,6 +176,7 @@ def main() -> None:
             f"get_ratio_{name}": round(get / get_existing["get_gbps"], 3),
             f"pipeline_depth_{name}": depth, f"bytes_verified_{name}": moved,
         })
+    phase("trace replay by an engine whose hits come from Redis")
     with RedisServer() as r:
         matched, want, from_redis = second_engine_replay(r.url)
     worst_put = min(out["put_ratio_256k"], out["put_ratio_2m"])

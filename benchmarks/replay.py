@@ -1,4 +1,4 @@
-"""Control-plane replay of the shared trace through the C ABI.
+"""Control-plane replay of the chat trace (flexkv.workload) through the C ABI.
 
 For each request: match the prompt, then insert prompt + output (token ids already in int64
 buffers). Reports the matched tokens against the reference replayer (unlimited capacity, and
@@ -15,20 +15,10 @@ import statistics
 import time
 from array import array
 
-from _common import report, shared_module, trace
+from _common import phase, reference_matched, report, trace
 
 import flexkv
 from flexkv import _native
-
-
-def reference(requests, capacity):
-    ref = shared_module("replay_reference")
-    cache = ref.PrefixCache(capacity)
-    matched = 0
-    for r in requests:
-        matched += cache.get_match(ref.block_keys(r["prompt"], 16)) * 16
-        cache.put(ref.block_keys(r["prompt"] + r["output"], 16))
-    return matched
 
 
 def replay_ctypes(bufs, capacity):
@@ -95,6 +85,7 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=7)
     a = p.parse_args()
 
+    phase("chat trace (generated once into build/bench)")
     reqs = trace(a.seed)
     bufs, keep = [], []
     tokens, plen, tlen = array("q"), array("q"), array("q")
@@ -106,9 +97,11 @@ def main() -> None:
         plen.append(len(pa))
         tlen.append(len(ta))
 
-    ref_unlimited = reference(reqs, None)
-    ref_capacity = reference(reqs, a.capacity)
+    phase(f"reference replay, unlimited and at {a.capacity:,} blocks")
+    ref_unlimited = reference_matched(reqs, None)
+    ref_capacity = reference_matched(reqs, a.capacity)
     unlimited = 1 << 30
+    phase(f"engine replays through ctypes and in C# ({a.runs} runs each), then per-call costs")
     runs = [replay_ctypes(bufs, unlimited) for _ in range(a.runs)]
     matched = runs[0][0]
     assert all(r[0] == matched for r in runs)

@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from _common import report
+from _common import phase, report
 
 import flexkv
 
@@ -147,10 +147,13 @@ def main() -> None:
         # The virtual disk's speed drifts: interleave raw and tier runs and keep the best of each.
         raw_w = raw_r = w = r = 0.0
         for k in range(a.rounds):
+            phase(f"round {k + 1}/{a.rounds}: raw O_DIRECT write and read of {blocks * BLOCK >> 20} MiB")
             rw, rr = raw_direct(os.path.join(root, "raw.dat"), blocks * BLOCK)
+            phase(f"round {k + 1}/{a.rounds}: the same through the SSD tier (write-through, reopen, read back)")
             tw, tr, verified = tier_write_read(os.path.join(root, f"tier{k}"), blocks)
             shutil.rmtree(os.path.join(root, f"tier{k}"), ignore_errors=True)
             raw_w, raw_r, w, r = max(raw_w, rw), max(raw_r, rr), max(w, tw), max(r, tr)
+        phase(f"filling a cache of {a.reopen_blocks:,} blocks and timing an engine opening it")
         reopen = reopen_ms(os.path.join(root, "reopen"), a.reopen_blocks)
     finally:
         shutil.rmtree(root, ignore_errors=True)

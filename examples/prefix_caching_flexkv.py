@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Prefix caching with FlexKv under vLLM (needs vLLM and a GPU or vLLM's CPU backend).
 
 Three runs of the same greedy prompts sharing a long prefix:
@@ -8,7 +9,7 @@ Three runs of the same greedy prompts sharing a long prefix:
 The generated texts of 2 and 3 are compared with the baseline, and the tokens served from a
 cache are printed (``RequestOutput.num_cached_tokens``).
 
-    python examples/prefix_caching_flexkv.py --model Qwen/Qwen2.5-0.5B-Instruct
+    examples/prefix_caching_flexkv.py --model Qwen/Qwen2.5-0.5B-Instruct
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -48,8 +50,14 @@ def generate(llm, prompts, params):
 
 def main(argv=None) -> None:
     a = parse_args(argv)
-    from vllm import LLM, SamplingParams  # imported here so --help works without vLLM
-    from vllm.distributed import cleanup_dist_env_and_memory
+    try:  # imported here so --help works without vLLM
+        from vllm import LLM, SamplingParams
+        from vllm.distributed import cleanup_dist_env_and_memory
+    except ModuleNotFoundError as e:
+        if e.name != "vllm" and not (e.name or "").startswith("vllm."):
+            raise  # vLLM is there but something it needs is not: its own error says what
+        sys.exit(f"this example runs vLLM, which is not installed for {sys.executable}: "
+                 "install vLLM (and the FlexKv wheel) in this environment, then run it again")
 
     prompts = [PREFIX + e for e in ENDINGS]
     params = SamplingParams(temperature=0.0, max_tokens=a.max_tokens)

@@ -120,6 +120,24 @@ def missing_cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> list:
     return []
 
 
+# The library uses glibc symbols up to GLIBC_2.34 (hence the wheel's manylinux_2_34 tag). On an
+# older glibc, dlopen fails with a bare "version `GLIBC_2.34' not found": check first, as for the CPU.
+REQUIRED_GLIBC = (2, 34)
+
+
+def glibc_version(confstr=os.confstr):
+    """This process's glibc version as a tuple, e.g. (2, 36); None when unknown (another libc)."""
+    try:
+        text = confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    name, _, version = text.partition(" ")
+    try:
+        return tuple(int(part) for part in version.split(".")[:2]) if name == "glibc" else None
+    except ValueError:
+        return None
+
+
 def library_path() -> Path:
     """Path of the library that :func:`lib` loads."""
     override = os.environ.get("FLEXKV_LIBRARY_PATH")
@@ -141,6 +159,11 @@ def lib() -> ctypes.CDLL:
             if not path.is_file():
                 raise LibraryNotFoundError(
                     f"{path} does not exist; build it with ./build.sh or set FLEXKV_LIBRARY_PATH")
+            glibc = glibc_version()
+            if glibc is not None and glibc < REQUIRED_GLIBC:
+                raise LibraryNotFoundError(
+                    f"this system has glibc {'.'.join(map(str, glibc))}; libflexkv needs glibc >= "
+                    f"{'.'.join(map(str, REQUIRED_GLIBC))} (Debian 12, Ubuntu 22.04, RHEL 9 or newer)")
             missing = missing_cpu_flags()
             if missing:
                 raise LibraryNotFoundError(

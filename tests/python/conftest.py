@@ -12,7 +12,6 @@ import flexkv
 from flexkv import KVLayer
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = REPO.parent / "shared"
 
 
 class KvCache:

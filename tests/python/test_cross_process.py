@@ -7,6 +7,9 @@ inside the worker; a worker killed mid-transfer fails only its own tasks."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -117,6 +120,25 @@ def test_one_engine_serves_two_tensor_parallel_workers_and_a_restarted_rank_rejo
                 p.join(10)
 
 
+def world_readable_package(into) -> Path:
+    """A copy of the imported flexkv package (with the library it loads) that any user can read.
+
+    The refusal test runs its child as nobody; the clone (and its .venv) may sit in a directory
+    only its owner can enter, so the child imports this copy instead, with the base interpreter."""
+    from flexkv import _native
+
+    root = Path(into)
+    pkg = root / "flexkv"
+    shutil.copytree(Path(flexkv.__file__).parent, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(_native.library_path(), pkg / _native.LIBRARY_NAME)  # FLEXKV_LIBRARY_PATH's too
+    for d in [root, *(p for p in root.rglob("*") if p.is_dir())]:
+        d.chmod(0o755)
+    for f in root.rglob("*"):
+        if f.is_file():
+            f.chmod(0o644)
+    return root
+
+
 def test_a_process_the_kernel_will_not_let_us_read_is_refused_naming_the_setting():
     """pid 1 belongs to root: an unprivileged engine may not read it (run as nobody when we are root)."""
     import os
@@ -135,8 +157,15 @@ def test_a_process_the_kernel_will_not_let_us_read_is_refused_naming_the_setting
             os.setgid(65534)
             os.setuid(65534)
 
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                         preexec_fn=drop_privileges, env={**os.environ, "HOME": "/tmp"})
+    # Not pytest's tmp_path: it is private to the user running the tests.
+    with tempfile.TemporaryDirectory(prefix="flexkv-nobody-") as tmp:
+        site = world_readable_package(tmp)
+        env = {k: v for k, v in os.environ.items() if k not in ("FLEXKV_LIBRARY_PATH", "PYTHONPATH")}
+        # The venv's python may be unreachable too: run the interpreter it links to, isolated
+        # (-I: no environment, no user site), with only the copy added to its path.
+        boot = f"import sys; sys.path.insert(0, {str(site)!r})\n"
+        out = subprocess.run([os.path.realpath(sys.executable), "-I", "-c", boot + code], capture_output=True,
+                             text=True, timeout=60, cwd=tmp, preexec_fn=drop_privileges, env={**env, "HOME": tmp})
     if "REFUSED" not in out.stdout and "cannot read" in out.stderr:
         pytest.skip("this machine lets the engine read pid 1 (same user and ptrace_scope 0)")
     assert "REFUSED" in out.stdout, out.stdout + out.stderr

@@ -107,3 +107,22 @@ def test_cpu_feature_check_reads_cpuinfo(tmp_path):
     assert "avx2" in _native.missing_cpu_flags(str(old))
     assert _native.missing_cpu_flags() == []  # this machine runs the library
     assert _native.missing_cpu_flags(str(tmp_path / "absent")) == []
+
+
+def test_glibc_version_is_read_from_confstr():
+    assert _native.glibc_version(lambda name: "glibc 2.31") == (2, 31)
+    assert _native.glibc_version(lambda name: "glibc 2.39.1") == (2, 39)
+    assert _native.glibc_version(lambda name: "musl 1.2") is None
+    assert _native.glibc_version(lambda name: None) is None
+    assert _native.glibc_version() >= _native.REQUIRED_GLIBC  # this machine runs the library
+
+
+def test_an_older_glibc_is_refused_before_the_library_is_loaded():
+    code = ("from flexkv import _native\n"
+            "_native.glibc_version = lambda: (2, 31)\n"
+            "try:\n"
+            "    _native.lib()\n"
+            "except _native.LibraryNotFoundError as e:\n"
+            "    print('REFUSED', e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "REFUSED this system has glibc 2.31; libflexkv needs glibc >= 2.34" in out.stdout, out.stderr

@@ -1,7 +1,7 @@
 /*
  * flexkv.h — the C ABI of libflexkv.so, the single source of truth for its exports.
  *
- * Rules (design §7):
+ * Rules:
  *  - Every function returns an int status: 0 = FLEXKV_OK, negative = error. After an error,
  *    flexkv_last_error() returns the calling thread's message.
  *  - Handles are opaque 64-bit ids; a stale or garbage handle gives FLEXKV_ERR_INVALID_HANDLE.

@@ -1,4 +1,4 @@
-"""vLLM's v1 scheduler as far as a KV connector can tell (spec §5): ``schedule()`` and
+"""vLLM's v1 scheduler as far as a KV connector can tell: ``schedule()`` and
 ``update_from_output()`` call the SCHEDULER connector in vLLM's order, with vLLM's state
 machine (``WAITING_FOR_REMOTE_KVS``, delayed free, preemption, aborts, load errors).
 
@@ -59,7 +59,7 @@ class FakeScheduler:
         self.async_scheduling = bool(getattr(sc, "async_scheduling", False))
         self.recompute_kv_load_failures = ktc is None or ktc.kv_load_failure_policy == "recompute"
         # "all": 2026 passes every block of the request to update_state_after_alloc; "new":
-        # vLLM <= ~0.11 passed local-hit + newly allocated blocks (spec pitfall 9).
+        # vLLM <= ~0.11 passed local-hit + newly allocated blocks (newer: all of the request's).
         assert blocks_arg in ("all", "new")
         self.blocks_arg = blocks_arg
         # 2026 drains connector events in update_from_output, ~0.10-0.11 in schedule().
@@ -147,7 +147,7 @@ class FakeScheduler:
 
     def has_requests(self) -> bool:
         # Requests whose blocks are held after request_finished returned True count as
-        # neither (spec §5.5): the engine goes idle with their blocks still held.
+        # neither: the engine goes idle with their blocks still held.
         return self.has_unfinished_requests() or self.has_finished_requests()
 
     def held_request_ids(self) -> set[str]:
@@ -253,7 +253,7 @@ class FakeScheduler:
         if self.connector is not None:
             before = _snapshot(so)
             meta = self.connector.build_connector_meta(so)
-            expect(_snapshot(so) == before, "build_connector_meta must not modify the SchedulerOutput (spec §2.5)")
+            expect(_snapshot(so) == before, "build_connector_meta must not modify the SchedulerOutput")
             expect(isinstance(meta, KVConnectorMetadata),
                    f"build_connector_meta must return a KVConnectorMetadata, got {type(meta).__name__}")
             try:
@@ -487,7 +487,7 @@ class FakeScheduler:
         return req.is_finished()
 
     def _handle_invalid_blocks(self, invalid: set[int]) -> set[str]:
-        """Truncates requests whose externally computed blocks failed to load (spec §5.6).
+        """Truncates requests whose externally computed blocks failed to load.
         Returns the running (sync-loaded) requests to skip in this step's output."""
         known = set()
         for r in self.requests.values():

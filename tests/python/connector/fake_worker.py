@@ -1,4 +1,4 @@
-"""One vLLM worker (GPU model runner + ``KVConnectorModelRunnerMixin``, spec §6) whose "GPU"
+"""One vLLM worker (GPU model runner + ``KVConnectorModelRunnerMixin``) whose "GPU"
 KV cache is a set of CPU tensors in one of vLLM's layouts and whose "model" writes KV that is a
 pure function of the token prefix (kv_model.py).
 
@@ -78,10 +78,10 @@ class FakeWorker:
         self.write_kv = write_kv
         assert write_kv or not check_reads, "check_reads needs write_kv"
         # "metadata": 2026 handle_preemptions(metadata) every step; "set": ~0.13-0.18, only when
-        # something was preempted; None: older vLLM, never called (spec §2.6).
+        # something was preempted; None: older vLLM, never called.
         assert preemption_api in ("metadata", "set", None)
         self.preemption_api = preemption_api
-        # No-forward steps (spec §6.2): "is_empty" (0.11-2026) drops an is_empty() output,
+        # No-forward steps: "is_empty" (0.11-2026) drops an is_empty() output,
         # "finished_only" (0.10.1) drops it when both finished sets are empty, "always" keeps it.
         assert no_forward_rule in ("is_empty", "finished_only", "always")
         self.no_forward_rule = no_forward_rule

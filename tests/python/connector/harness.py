@@ -1,5 +1,5 @@
-"""A vLLM engine as a KV connector sees it: ``Engine`` = EngineCore + uniprocess executor
-(spec §1, §5.1): one SCHEDULER connector in a :class:`FakeScheduler`, one WORKER connector
+"""A vLLM engine as a KV connector sees it: ``Engine`` = EngineCore + uniprocess executor:
+one SCHEDULER connector in a :class:`FakeScheduler`, one WORKER connector
 per TP rank in a :class:`FakeWorker`, all in this process, created in vLLM's order (workers
 and their ``register_kv_caches`` first, then the scheduler's connector).
 
@@ -237,7 +237,7 @@ class Engine:
     def run(self, keep_alive: bool = False, **kw) -> int:
         """Steps while vLLM's engine loop would (until no unfinished or just-finished request).
         With ``keep_alive`` it also steps while finished requests' blocks are held (delayed free),
-        as FlexKV's patch for 0.10.1.1 does; stock vLLM goes idle with them held (spec §5.5)."""
+        as FlexKV's patch for 0.10.1.1 does; stock vLLM goes idle with them held."""
         return self.run_until(lambda: not self.busy(keep_alive), keep_alive=keep_alive, **kw)
 
     def generate(self, prompts: Sequence[Sequence[int]], max_tokens: int = 4, **kw) -> list[Request]:

@@ -1,4 +1,4 @@
-"""``KVOutputAggregator`` (spec §6.4): how a multi-worker executor merges the workers'
+"""``KVOutputAggregator``: how a multi-worker executor merges the workers'
 ``KVConnectorOutput``s into the one the scheduler sees. An id is finished only once every
 worker reported it (or ``expected_finished_count`` workers); stats merge with ``aggregate``;
 invalid block ids are a union. With one worker the executor passes the output through as is.

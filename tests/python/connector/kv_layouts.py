@@ -1,4 +1,4 @@
-"""The paged KV cache layouts vLLM hands to ``register_kv_caches`` (spec §8), as CPU tensors.
+"""The paged KV cache layouts vLLM hands to ``register_kv_caches``, as CPU tensors.
 
 Each layout is allocated in its logical shape. ``token_view`` permutes it so that
 ``view[block, offset]`` is one token's KV (the harness writes and checks KV per token);
@@ -45,7 +45,7 @@ LAYOUTS = {
 
 
 def copy_kv_blocks(layout: Layout):
-    """vLLM's ``copy_kv_blocks`` for ``set_host_xfer_buffer_ops`` (spec §2.6), for one layout:
+    """vLLM's ``copy_kv_blocks`` for ``set_host_xfer_buffer_ops``, for one layout:
     copies whole blocks between two dicts of same-layout tensors."""
 
     def op(src: dict, dst: dict, src_ids: list, dst_ids: list, direction: str) -> None:

@@ -1,4 +1,4 @@
-"""vLLM's ``_update_requests_with_invalid_blocks`` (spec §5.6): when loaded blocks are
+"""vLLM's ``_update_requests_with_invalid_blocks``: when loaded blocks are
 reported invalid, a request's computed prefix is cut at its first invalid block, so that only
 the valid prefix counts and the rest is recomputed (policy "recompute") or the request fails."""
 

@@ -3,7 +3,8 @@
 A layer is described to the engine as base + block stride (+ K/V stride) + span length: the
 span is the block's region (of K or V, or of both when packed) and must be one dense run of
 memory, in any internal order (NHD or HND), because blocks move as opaque bytes and are
-restored into the same layout. Supported (spec §8): FlashAttention 5-D with the K/V axis first
+restored into the same layout. Supported (what vLLM's attention backends hand to
+``register_kv_caches``): FlashAttention 5-D with the K/V axis first
 ``(2, N, bs, H, D)`` or second ``(N, 2, bs, H, D)``, the CPU backend's ``(2, N, H, bs, D)``,
 packed 4-D ``(N, H, bs, 2D)``, MLA 3-D ``(N, bs, D)`` and the old CPU 3-D ``(2, N, bs*H*D)``.
 """

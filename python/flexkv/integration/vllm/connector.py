@@ -24,7 +24,7 @@ class FlexKVConnectorV1(KVConnectorBase_V1):
     """Delegates every call to :class:`FlexKVConnectorV1Impl`."""
 
     def __init__(self, vllm_config, role, kv_cache_config=None) -> None:
-        # vLLM <= 0.11 bases take two arguments, 0.12+ three (spec §2.2).
+        # vLLM <= 0.11 bases take two arguments, 0.12+ three (``kv_cache_config``).
         if _BASE_TAKES_KV_CACHE_CONFIG:
             super().__init__(vllm_config, role, kv_cache_config)
         else:

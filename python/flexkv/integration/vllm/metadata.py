@@ -36,7 +36,8 @@ if KVConnectorStats is not None:
         counters, so tensor-parallel workers are not counted once each. Workers return one every
         step (never empty), so that vLLM keeps calling ``update_connector_output`` in steps
         without a forward pass; without that, requests parked for a load would wait for
-        unrelated traffic. vLLM's front end adds the steps of a log interval up and logs
+        unrelated traffic (vLLM's model-runner mixin drops an empty connector output in such
+        steps). vLLM's front end adds the steps of a log interval up and logs
         ``reduce()``."""
 
         data: Dict[str, Any] = field(default_factory=dict)

@@ -1,6 +1,7 @@
-"""``vllm.config`` as plain dataclasses: the fields and methods a KV connector reads (spec §3.5,
-§6.1, §8.1). Real vLLM uses pydantic dataclasses with many more fields; here only the ones a
-connector touches exist, so reading anything else fails loudly instead of returning a guess."""
+"""``vllm.config`` as plain dataclasses: the fields and methods a KV connector reads
+(KVTransferConfig, parallel, model and cache configs). Real vLLM uses pydantic dataclasses
+with many more fields; here only the ones a connector touches exist, so reading anything else
+fails loudly instead of returning a guess."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class SchedulerConfig:
     enable_chunked_prefill: bool = True
     async_scheduling: bool = False
     # None = "not set by the user": VllmConfig turns HMA off when a KV connector is configured
-    # (0.10.x forces it, newer versions auto-disable it for non-HMA connectors, spec §3.2).
+    # (0.10.x forces it, newer versions auto-disable it for non-HMA connectors).
     disable_hybrid_kv_cache_manager: Optional[bool] = None
 
 
@@ -97,7 +98,7 @@ class KVTransferConfig:
     kv_connector_extra_config: dict[str, Any] = field(default_factory=dict)
     kv_connector_module_path: Optional[str] = None
     enable_permute_local_kv: bool = False
-    # "recompute" as introduced (approx. 0.12); 2026 vLLM defaults to "fail" (spec §3.5).
+    # "recompute" as introduced (approx. 0.12); 2026 vLLM defaults to "fail".
     kv_load_failure_policy: str = "recompute"
 
     def __post_init__(self) -> None:

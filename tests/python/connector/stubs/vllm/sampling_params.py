@@ -1,4 +1,4 @@
-"""The few SamplingParams fields a connector may read (spec §7.1): ``extra_args`` carries the
+"""The few SamplingParams fields a connector may read: ``extra_args`` carries the
 client's ``kv_transfer_params``."""
 
 from dataclasses import dataclass, field

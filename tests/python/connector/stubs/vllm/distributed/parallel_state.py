@@ -1,5 +1,5 @@
 """``get_tp_group()`` / ``get_world_group()``: where a worker-side connector learns its rank
-(spec §6.1: ``parallel_config`` has no TP rank field). In vLLM each worker process has its own
+(``parallel_config`` has no TP rank field). In vLLM each worker process has its own
 groups; the harness runs several workers in one process and calls :func:`set_rank` before it
 calls into worker ``r``'s connector, so these read like the real ones inside that call."""
 

@@ -1,4 +1,4 @@
-"""``KVCacheConfig`` (spec §2.2): what the 0.12+ constructor's third argument carries. Only
+"""``KVCacheConfig``: what the 0.12+ constructor's third argument carries. Only
 full attention and MLA specs; ``page_size_bytes`` is one block of one layer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``KVConnectorOutput`` (spec §7.4; outputs.py @ 0087e00) and the ``ModelRunnerOutput`` fields
+"""``KVConnectorOutput`` (outputs.py @ 0087e00) and the ``ModelRunnerOutput`` fields
 the scheduler reads back from a step."""
 
 from __future__ import annotations

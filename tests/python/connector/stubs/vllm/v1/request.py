@@ -1,4 +1,4 @@
-"""``Request`` and ``RequestStatus`` (spec §5.4, §7.1): the scheduler-side request object a
+"""``Request`` and ``RequestStatus``: the scheduler-side request object a
 connector receives. Block hashes are chained over full blocks with the cache salt and LoRA
 name as extra keys, like vLLM's (the hash function itself differs)."""
 

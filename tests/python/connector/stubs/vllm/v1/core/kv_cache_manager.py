@@ -1,4 +1,4 @@
-"""``KVCacheBlocks`` (spec §7.2): one sequence of ``KVCacheBlock`` per KV cache group."""
+"""``KVCacheBlocks``: one sequence of ``KVCacheBlock`` per KV cache group."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``FinishReason`` as vLLM's engine reports it (spec §7.1)."""
+"""``FinishReason`` as vLLM's engine reports it."""
 
 import enum
 

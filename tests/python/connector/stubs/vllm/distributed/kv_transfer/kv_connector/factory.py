@@ -1,7 +1,7 @@
-"""``KVConnectorFactory`` (spec §3; factory.py @ a4cd9d0 with the 2026 options).
+"""``KVConnectorFactory`` (factory.py @ a4cd9d0 with the 2026 options).
 
 Class resolution prefers the registry over ``kv_connector_module_path`` as vLLM 0.10–~0.20 do;
-set ``KVConnectorFactory.module_path_first = True`` for the 2026 order (spec §3.3, pitfall 13).
+set ``KVConnectorFactory.module_path_first = True`` for the 2026 order (module path first).
 Like vLLM >= 0.17.2, ``FlexKVConnectorV1`` is a built-in name (the upstream wrapper, which
 imports ``flexkv.integration.vllm.vllm_v1_adapter.FlexKVConnectorV1Impl``)."""
 

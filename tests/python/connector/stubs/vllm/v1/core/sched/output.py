@@ -1,4 +1,4 @@
-"""``SchedulerOutput`` and its per-request records (spec §7.3; output.py @ a9b1694)."""
+"""``SchedulerOutput`` and its per-request records (output.py @ a9b1694)."""
 
 from __future__ import annotations
 

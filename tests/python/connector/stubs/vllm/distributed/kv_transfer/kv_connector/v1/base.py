@@ -1,4 +1,4 @@
-"""``KVConnectorBase_V1`` and its supporting types (spec §2; base.py @ 13f4ad0 / 003df29).
+"""``KVConnectorBase_V1`` and its supporting types (base.py @ 13f4ad0 / 003df29).
 
 The constructor is the 0.12–~0.20 one (third argument optional, deprecation warning when it is
 None). The seven abstract methods are abstract as in vLLM, so a connector missing one cannot be

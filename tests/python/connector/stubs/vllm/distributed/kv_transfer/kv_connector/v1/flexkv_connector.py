@@ -1,4 +1,4 @@
-"""vLLM's own ``FlexKVConnectorV1`` wrapper as merged upstream (spec §3.4; the 0.16.0 patch
+"""vLLM's own ``FlexKVConnectorV1`` wrapper as merged upstream (the 0.16.0 patch
 text): imports the impl from the external ``flexkv`` package inside ``__init__``, builds it
 with two arguments, and forwards exactly these methods. It does NOT forward ``reset_cache``,
 ``handle_preemptions`` or ``build_kv_connector_stats`` (those hit the base defaults), nor

@@ -1,4 +1,4 @@
-"""``KVConnectorStats`` (spec §7.5; metrics.py @ 578b601): a dataclass whose ``data`` dict
+"""``KVConnectorStats`` (metrics.py @ 578b601): a dataclass whose ``data`` dict
 travels to the front end; subclasses implement the four methods."""
 
 from __future__ import annotations
