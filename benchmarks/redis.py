@@ -56,7 +56,7 @@ def warm_up(m, n: int, first_block: int) -> None:
         m.launch_tasks()
         m.wait_finished("warm-put", "sending", 60)
     wait(lambda: not m.stats()["remote_writes_pending"])
-    got = m.get_num_new_matched_tokens("warm-get", toks, 0)
+    got = m.match("warm-get", toks, 0)
     m.update_state_after_alloc("warm-get", list(range(first_block, first_block + k)), got)
     if got:
         m.launch_tasks()
@@ -72,7 +72,7 @@ def cold_get(url: str, block_bytes: int, n: int, kv, rq) -> float:
     warm_up(b, n, n)
     pending = set()
     for rid, toks, ids in rq:
-        assert b.get_num_new_matched_tokens("g" + rid, toks, 0) == len(ids) * 16
+        assert b.match("g" + rid, toks, 0) == len(ids) * 16
         b.update_state_after_alloc("g" + rid, [n + i for i in ids], len(ids) * 16)
         pending.add("g" + rid)
     t0 = time.perf_counter()
@@ -129,7 +129,7 @@ def second_engine_replay(url: str) -> tuple[int, int, int]:
     matched = 0
     for i, r in enumerate(reqs):
         rid = f"t{i}"
-        matched += b.get_num_new_matched_tokens(rid, r["prompt"], 0)
+        matched += b.match(rid, r["prompt"], 0)
         b.update_state_after_alloc(rid, [], 0)
         full = r["prompt"] + r["output"] + [0]  # + 1: the engine keeps the last token's block out
         nblocks = (len(full) - 1) // 16

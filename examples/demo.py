@@ -101,7 +101,7 @@ def serve(m: flexkv.KVManager, model: SimulatedModel, rid: str, prompt: list, an
     need = (len(tokens) + BS - 1) // BS
     blocks = [model.free.pop() for _ in range(need)]
     # Scheduler step: ask FlexKv, allocate, plan the load, launch it, poll until it is done.
-    hit = m.get_num_new_matched_tokens(rid, prompt, 0)
+    hit = m.match(rid, prompt, 0)  # waits for a remote answer (the connector returns None to vLLM instead)
     m.update_state_after_alloc(rid, blocks, hit)
     failed = set()
     if hit:

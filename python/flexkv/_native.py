@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ._errors import BY_STATUS, FlexKVError, ForkedProcessError, InternalError, LibraryNotFoundError
 
-ABI_VERSION = 1
+ABI_VERSION = 2
+MATCH_PENDING = -1  # flexkv_get_num_new_matched_tokens: the remote store is being asked
 LIBRARY_NAME = "libflexkv.so"
 
 
@@ -71,6 +72,7 @@ PROTOTYPES: dict[str, list] = {
         c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_void_p, c_size_t, c_int32, c_char_p, c_size_t,
         _P(c_int32)],
     "flexkv_cancel_request": [c_uint64, c_char_p, c_size_t],
+    "flexkv_extend_tokens": [c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32],
     "flexkv_launch_tasks": [c_uint64, _P(c_int32)],
     "flexkv_query_finished_task": [
         c_uint64, _P(c_uint8), c_size_t, _P(c_size_t), _P(c_int32), c_size_t, _P(c_size_t)],

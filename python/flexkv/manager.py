@@ -121,25 +121,49 @@ class KVManager(Handle):
     # ---- vLLM's scheduler calls ---------------------------------------------------------
 
     def get_num_new_matched_tokens(self, request_id: str, token_ids: Any, num_computed_tokens: int = 0,
-                                   namespace: Optional[str] = None) -> int:
-        """Tokens beyond ``num_computed_tokens`` that can be loaded now (pins them).
+                                   namespace: Optional[str] = None) -> Optional[int]:
+        """Tokens beyond ``num_computed_tokens`` that can be loaded now (pins them), or None
+        while the remote tier is being asked about the blocks after the local hit: ask again
+        later (the call never waits on the remote store).
 
         A request asked about again with no new tokens costs no conversion or hashing.
         """
-        n = seq_len(token_ids)
         rid = _id(request_id)
         out = c_int32()
-        if self._sent.get(request_id, -1) >= n:
-            keep, addr = None, None
-        else:
-            keep, addr, n = as_c_array(token_ids, 8)
+        keep, addr, n = self._new_tokens(rid, self._sent.get(request_id, -1), token_ids)
         ns = namespace.encode("utf-8") if namespace else None
         _native.check(self._lib.flexkv_get_num_new_matched_tokens(
             self._h(), rid, len(rid), addr, n, num_computed_tokens, ns, len(ns) if ns else 0, byref(out)))
-        if addr is not None:
-            self._sent[request_id] = n
+        self._sent[request_id] = n  # the engine knows all n tokens now, however they were sent
         del keep
-        return out.value
+        return None if out.value == _native.MATCH_PENDING else out.value
+
+    def _new_tokens(self, rid: bytes, sent: int, token_ids: Any):
+        """(keepalive, address, count) of the tokens to pass with a call: nothing when the engine
+        has them all; only their new end (through flexkv_extend_tokens, then nothing) when it
+        has most of them, since converting a long Python list is the dearest part of a call;
+        else all of them."""
+        n = seq_len(token_ids)
+        if sent >= n:
+            return None, None, n
+        if sent > 0:
+            first = sent // self.tokens_per_block * self.tokens_per_block
+            keep, addr, count = as_c_array(token_ids[first:n], 8)
+            if self._lib.flexkv_extend_tokens(self._h(), rid, len(rid), addr or None, count, first) == 0:
+                return None, None, n
+            # The engine forgot the request (or refused): send everything, it will say why.
+        keep, addr, n = as_c_array(token_ids, 8)
+        return keep, addr, n
+
+    def match(self, request_id: str, token_ids: Any, num_computed_tokens: int = 0,
+              namespace: Optional[str] = None) -> int:
+        """:meth:`get_num_new_matched_tokens` for direct use: while the remote tier is being
+        asked it polls again (the engine stops waiting after ``remote_lookup_budget_ms``)."""
+        while True:
+            n = self.get_num_new_matched_tokens(request_id, token_ids, num_computed_tokens, namespace)
+            if n is not None:
+                return n
+            time.sleep(0.0005)
 
     def update_state_after_alloc(self, request_id: str, block_ids: Any, num_external_tokens: int) -> None:
         """Plans the load of the matched blocks into ``block_ids[num_computed/bs:]``."""
@@ -158,10 +182,8 @@ class KVManager(Handle):
         out = c_int32()
         if token_ids is None:
             keep_t, taddr, tn = None, None, max(sent, 0)
-        elif sent >= seq_len(token_ids):
-            keep_t, taddr, tn = None, None, seq_len(token_ids)
         else:
-            keep_t, taddr, tn = as_c_array(token_ids, 8)
+            keep_t, taddr, tn = self._new_tokens(rid, sent, token_ids)
         keep_b, baddr, bn = as_c_array(block_ids, 4)
         ns = namespace.encode("utf-8") if namespace else None
         _native.check(self._lib.flexkv_request_finished(
@@ -262,7 +284,7 @@ class KVManager(Handle):
         """Loads the cached prefix of ``token_ids`` into ``block_ids`` and waits. Returns the set of
         block ids that failed to load (empty on success); see :meth:`get_num_new_matched_tokens`
         for how many tokens were loaded."""
-        n = self.get_num_new_matched_tokens(request_id, token_ids, num_computed_tokens)
+        n = self.match(request_id, token_ids, num_computed_tokens)
         self.update_state_after_alloc(request_id, block_ids, n)
         failed: Set[int] = set()
         if n:

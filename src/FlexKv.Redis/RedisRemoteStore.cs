@@ -73,22 +73,12 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
     }
 
     /// <inheritdoc />
-    public int CountPresent(ReadOnlySpan<UInt128> keys, int budgetMs)
+    public IRemoteLookup BeginCountPresent(ReadOnlySpan<UInt128> keys)
     {
-        if (keys.IsEmpty || !_mux.IsConnected) return 0;
+        if (keys.IsEmpty || !_mux.IsConnected) return CompletedLookup.None;
         var tasks = new Task<bool>[keys.Length];
         for (int i = 0; i < keys.Length; i++) tasks[i] = _db.KeyExistsAsync(Key(keys[i]));
-        try
-        {
-            Task.WaitAll(tasks, budgetMs);
-        }
-        catch (AggregateException)
-        {
-            // Failed lookups count as misses below.
-        }
-        int n = 0;
-        while (n < tasks.Length && tasks[n].IsCompletedSuccessfully && tasks[n].Result) n++;
-        return n;
+        return new PresenceLookup(tasks);
     }
 
     /// <inheritdoc />

@@ -52,7 +52,7 @@ class Engine:
         """Returns (tokens loaded, failed block ids)."""
         for b in blocks:
             self.fill(b, 0)
-        n = self.m.get_num_new_matched_tokens(rid, tokens, 0)
+        n = self.m.match(rid, tokens, 0)
         self.m.update_state_after_alloc(rid, blocks, n)
         failed = set()
         if n:

@@ -118,3 +118,22 @@ def test_many_requests_from_threads(kv_cache, make_engine):
     assert sending == {f"p{i}" for i in range(16)}
     for i in range(16):
         assert m.get_num_new_matched_tokens(f"q{i}", tokens(16 * 2 + 1, start=10_000 * (i + 1)), 0) == 32
+
+
+def test_a_grown_request_sends_only_its_new_tokens(kv_cache, make_engine, monkeypatch):
+    # The engine keeps the hashed blocks of what it saw; a longer sequence later (the output
+    # after the prompt) crosses as its new end only, and hashes the same as the whole.
+    cache = kv_cache("kv_first")
+    m = make_engine(cache)
+    prompt_toks, full = tokens(40), tokens(67)
+    assert m.get_num_new_matched_tokens("a", prompt_toks, 0) == 0
+    sizes = []
+    import flexkv.manager as mgr
+
+    real = mgr.as_c_array
+    monkeypatch.setattr(mgr, "as_c_array", lambda v, size: (sizes.append(len(v)) or real(v, size)))
+    assert m.request_finished("a", full, list(range(5)), save=True)
+    assert 64 not in sizes and max(sizes or [0]) <= 67 - 32  # only tokens from the last full block on
+    m.launch_tasks()
+    m.wait_finished("a", "sending")
+    assert m.get_num_new_matched_tokens("b", full, 0) == 64  # 4 blocks of the grown sequence saved

@@ -79,6 +79,10 @@ public sealed class EngineStats
     [JsonPropertyName("remote_store_read_ms")] public double RemoteStoreReadMs { get; set; }
     /// <summary>Lookups sent to the remote store.</summary>
     [JsonPropertyName("remote_lookups")] public long RemoteLookups { get; set; }
+    /// <summary>Lookups whose answer came later than remote_lookup_budget_ms (counted as misses).</summary>
+    [JsonPropertyName("remote_lookups_late")] public long RemoteLookupsLate { get; set; }
+    /// <summary>Whether lookups skip the remote store now because it answered late (the breaker is open).</summary>
+    [JsonPropertyName("remote_breaker_open")] public bool RemoteBreakerOpen { get; set; }
     /// <summary>Blocks matched from the remote store.</summary>
     [JsonPropertyName("remote_matched_blocks")] public long RemoteMatchedBlocks { get; set; }
     /// <summary>Blocks written to the remote store.</summary>

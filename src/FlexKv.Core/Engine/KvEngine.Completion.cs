@@ -59,7 +59,12 @@ public sealed partial class KvEngine
             }
             WaitSsdWrites();
             WaitRemoteWrites();
-            foreach (RequestState s in _requests.Values) ReleaseMatch(s);
+            foreach (RequestState s in _requests.Values)
+            {
+                ReleaseMatch(s);
+                DropLookup(s);
+                s.RemoteAskedUpTo = 0; // the store may hold what the cleared index forgot
+            }
             _index.Clear();
             if (_ssd is not null)
             {

@@ -52,6 +52,7 @@ public sealed partial class KvEngine
                     $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
 
             ReleaseMatch(s);
+            DropLookup(s);
             bool loading = s.Get is not null;
             if (loading) CancelTask(s.Get!);
             // Set after the cancel: a planned load completes inside CancelTask, and a finished

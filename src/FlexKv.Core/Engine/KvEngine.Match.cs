@@ -12,6 +12,9 @@ public sealed partial class KvEngine
     /// are pinned until the request's load ends; asking again replaces the previous answer and its
     /// pins. <paramref name="tokens"/> may be empty when the engine already saw at least
     /// <paramref name="numTokens"/> tokens of this request (no re-hashing, no re-sending).
+    /// Returns <see cref="MatchPending"/> (-1) while the remote store is being asked about the
+    /// blocks after the local hit: the caller asks again later (vLLM: the lookup returns None and
+    /// the request is retried next step); the local blocks stay pinned meanwhile.
     /// </summary>
     public int GetNumNewMatchedTokens(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens,
         int numComputedTokens, ReadOnlySpan<byte> utf8Namespace = default)
@@ -63,10 +66,45 @@ public sealed partial class KvEngine
                 s.ComputedBlocks = computedBlocks;
                 return 0;
             }
-            int newTokens = Match(s, blocks, computedBlocks) * TokensPerBlock;
+            int matchedBlocks = Match(s, blocks, computedBlocks);
             s.NumComputedTokens = numComputedTokens;
+            if (matchedBlocks == MatchPending)
+            {
+                _stats.MatchCalls--; // the answer comes with a later call; count the lookup once
+                _stats.QueriedTokens -= (long)blocks * TokensPerBlock;
+                return MatchPending;
+            }
+            int newTokens = matchedBlocks * TokensPerBlock;
             _stats.MatchedTokens += newTokens;
             return newTokens;
+        }
+    }
+
+    /// <summary>
+    /// Tells the engine a known request's newer tokens without sending its whole sequence again:
+    /// <paramref name="tail"/> holds tokens [<paramref name="firstToken"/>, firstToken + tail.Length),
+    /// where <paramref name="firstToken"/> is where the request's full blocks seen so far end
+    /// (<c>tokens_seen / tokens_per_block * tokens_per_block</c>). A later match or finish may then
+    /// pass no tokens.
+    /// </summary>
+    public void ExtendTokens(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tail, int firstToken)
+    {
+        lock (_sync)
+        {
+            ThrowIfShutDown();
+            RequestState? s = Find(requestId);
+            if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
+            if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
+            int boundary = s.Sequence.Blocks * TokensPerBlock;
+            if (firstToken != boundary)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}': its tokens must be extended from token {boundary} (where its full blocks end), not {firstToken}");
+            if ((long)firstToken + tail.Length > int.MaxValue)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"request '{requestId}': {firstToken} + {tail.Length} tokens is too many");
+            if (firstToken + tail.Length < s.Sequence.TokensSeen)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {firstToken + tail.Length}: a request's tokens may only grow");
+            s.Sequence.ExtendTail(_hasher, tail, firstToken);
         }
     }
 
@@ -140,6 +178,11 @@ public sealed partial class KvEngine
         int local = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
         for (int i = Math.Max(start, computedBlocks); i < local; i++) _index.Pin(s.MatchNodes[i]);
         int matched = MatchRemote(s, local, blocks, computedBlocks); // pinned as they are inserted
+        if (matched == MatchPending)
+        {
+            s.PinnedCount = Math.Max(0, local - computedBlocks); // kept for the next ask, which polls the answer
+            return MatchPending;
+        }
         matched = FitStaging(s, computedBlocks, matched);
         s.PinnedCount = Math.Max(0, matched - computedBlocks);
         return s.PinnedCount;

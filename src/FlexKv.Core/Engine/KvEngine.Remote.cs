@@ -11,8 +11,9 @@ public sealed unsafe partial class KvEngine
     private const int MaxRemoteLookupBlocks = 4096;
     private readonly Func<EngineOptions, UInt128, IRemoteStore>? _remoteFactory;
     private RemoteTier? _remote;
+    private readonly LookupBreaker _breaker = new();
     private int _remoteWritesPending;
-    private long _remoteMatchedBlocks, _remoteLookups;
+    private long _remoteMatchedBlocks, _remoteLookups, _remoteLookupsLate;
 
     // Connects the remote tier when configured. Redis being down is not an error: the store
     // reconnects in the background and until then lookups miss and writes are dropped.
@@ -29,17 +30,63 @@ public sealed unsafe partial class KvEngine
             _transfer.SubmitBlocking) { WritesDone = TryApplyTierWritesNow };
     }
 
-    // After the local prefix: ask the store, in one bounded round trip, about the blocks beyond
-    // it; those it holds join the match (pinned) and are loaded through CPU slots.
-    private int MatchRemote(RequestState s, int matched, int blocks, int computedBlocks)
+    /// <summary>What a lookup returns while the remote store's answer is awaited (vLLM: "ask me again later").</summary>
+    internal const int MatchPending = -1;
+
+    // After the local prefix: ask the store about the blocks beyond it. The question goes out in
+    // one pipelined round trip and the answer is polled by the request's later lookups (vLLM asks
+    // again every step while the request waits), so no scheduler step ever waits on the store.
+    // An answer later than remote_lookup_budget_ms is a miss and opens the breaker; blocks the
+    // store holds join the match (pinned) and are loaded through CPU slots.
+    private int MatchRemote(RequestState s, int local, int blocks, int computedBlocks)
     {
-        if (_remote is null || matched >= blocks || matched < computedBlocks || !_remote.Store.IsConnected) return matched;
-        int ask = Math.Min(blocks - matched, MaxRemoteLookupBlocks);
+        if (_remote is null || local >= blocks || local < computedBlocks)
+        {
+            DropLookup(s);
+            return local;
+        }
+        long now = Environment.TickCount64;
+        if (s.RemoteLookup is { } pending)
+        {
+            if (pending.Start != local) DropLookup(s); // the local run changed under it: the answer does not fit
+            else if (pending.Answer.IsCompleted)
+            {
+                s.RemoteLookup = null;
+                // Seen within the budget, the store is well; seen later, the answer is still
+                // good (it came before this poll) but says nothing about the store now.
+                if (now - pending.StartedMs < _options.RemoteLookupBudgetMs || pending.Probe) _breaker.Answered();
+                return InsertRemoteRun(s, local, pending.Answer.Present);
+            }
+            else if (now - pending.StartedMs < _options.RemoteLookupBudgetMs) return MatchPending;
+            else
+            {
+                s.RemoteLookup = null;
+                _remoteLookupsLate++;
+                _breaker.Late(now, pending.Probe);
+                return local;
+            }
+        }
+        if (local < s.RemoteAskedUpTo || !_remote.Store.IsConnected || _options.RemoteLookupBudgetMs == 0) return local;
+        if (!_breaker.TryStart(now, out bool probe)) return local;
+        int ask = Math.Min(blocks - local, MaxRemoteLookupBlocks);
         _remoteLookups++;
-        int present = _remote.Store.CountPresent(s.Sequence.Keys.Slice(matched, ask), _options.RemoteLookupBudgetMs);
+        s.RemoteAskedUpTo = local + ask;
+        IRemoteLookup answer = _remote.Store.BeginCountPresent(s.Sequence.Keys.Slice(local, ask));
+        if (answer.IsCompleted)
+        {
+            _breaker.Answered();
+            return InsertRemoteRun(s, local, answer.Present);
+        }
+        s.RemoteLookup = new PendingLookup(answer, local, ask, now, probe);
+        return MatchPending;
+    }
+
+    // The store holds blocks [local, local + present): they join the match, pinned as inserted.
+    private int InsertRemoteRun(RequestState s, int local, int present)
+    {
         long clock = _index.Tick();
-        int parent = matched > 0 ? s.MatchNodes[matched - 1] : -1;
-        for (int i = matched; i < matched + present; i++)
+        int parent = local > 0 ? s.MatchNodes[local - 1] : -1;
+        for (int i = local; i < local + present; i++)
         {
             int id = _index.InsertRemote(s.Sequence.Keys[i], parent, clock);
             if (id < 0) return i; // known locally but not readable (e.g. being written): stop here
@@ -47,7 +94,14 @@ public sealed unsafe partial class KvEngine
             parent = id;
             _remoteMatchedBlocks++;
         }
-        return matched + present;
+        return local + present;
+    }
+
+    // A lookup nobody will poll (the request finished, was matched anew, or the cache was reset).
+    private void DropLookup(RequestState s)
+    {
+        if (s.RemoteLookup is { Probe: true }) _breaker.Abandoned();
+        s.RemoteLookup = null;
     }
 
     private bool AddLoadFromRemote(TransferTask task, int deviceBlock, int node, long clock)
@@ -111,6 +165,8 @@ public sealed unsafe partial class KvEngine
         s.RemoteStoreWriteMs = Math.Round(_remote.StoreWriteMs, 3);
         s.RemoteStoreReadMs = Math.Round(_remote.StoreReadMs, 3);
         s.RemoteLookups = _remoteLookups;
+        s.RemoteLookupsLate = _remoteLookupsLate;
+        s.RemoteBreakerOpen = _breaker.IsOpen(Environment.TickCount64);
         s.RemoteMatchedBlocks = _remoteMatchedBlocks;
         s.RemoteBlocksWritten = _remote.BlocksWritten;
         s.RemoteBlocksRead = _remote.BlocksRead;

@@ -21,6 +21,10 @@ internal sealed class RequestState
     public bool GetPlanned;
     public bool Finished;
     public bool Hold;
+    /// <summary>The remote store is being asked about this request's blocks (polled by its next lookups).</summary>
+    public Tiers.Remote.PendingLookup? RemoteLookup;
+    /// <summary>Blocks below this index were asked about already: a later lookup does not ask again.</summary>
+    public int RemoteAskedUpTo;
 
     public void EnsureMatchCapacity(int blocks)
     {
@@ -39,5 +43,7 @@ internal sealed class RequestState
         GetPlanned = false;
         Finished = false;
         Hold = false;
+        RemoteLookup = null;
+        RemoteAskedUpTo = 0;
     }
 }

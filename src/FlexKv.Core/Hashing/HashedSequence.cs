@@ -40,16 +40,39 @@ public sealed class HashedSequence
         int blocks = tokens.Length / hasher.TokensPerBlock;
         if (tokens.Length > TokensSeen) TokensSeen = tokens.Length;
         if (blocks <= Blocks) return;
-        if (_keys.Length < blocks)
-        {
-            var bigger = ArrayPool<UInt128>.Shared.Rent(Math.Max(blocks, 64));
-            Keys.CopyTo(bigger);
-            if (_keys.Length > 0) ArrayPool<UInt128>.Shared.Return(_keys);
-            _keys = bigger;
-        }
+        EnsureKeys(blocks);
         UInt128 parent = Blocks == 0 ? Seed : _keys[Blocks - 1];
         hasher.HashBlocks(tokens[..(blocks * hasher.TokensPerBlock)], Blocks, parent, _keys);
         Blocks = blocks;
+    }
+
+    /// <summary>
+    /// Extends the sequence by the tokens from <paramref name="firstToken"/> on, which must be
+    /// where the hashed full blocks end (the tokens of a partial last block are not kept, so
+    /// they come again): callers that hold the sequence elsewhere send only its new end.
+    /// </summary>
+    public void ExtendTail(BlockHasher hasher, ReadOnlySpan<long> tail, int firstToken)
+    {
+        if (firstToken != Blocks * hasher.TokensPerBlock)
+            throw new ArgumentOutOfRangeException(nameof(firstToken), firstToken,
+                $"the sequence's hashed blocks end at token {Blocks * hasher.TokensPerBlock}");
+        int total = checked(firstToken + tail.Length);
+        int blocks = total / hasher.TokensPerBlock;
+        if (total > TokensSeen) TokensSeen = total;
+        if (blocks <= Blocks) return;
+        EnsureKeys(blocks);
+        UInt128 parent = Blocks == 0 ? Seed : _keys[Blocks - 1];
+        hasher.HashBlocks(tail[..((blocks - Blocks) * hasher.TokensPerBlock)], 0, parent, _keys.AsSpan(Blocks));
+        Blocks = blocks;
+    }
+
+    private void EnsureKeys(int blocks)
+    {
+        if (_keys.Length >= blocks) return;
+        var bigger = ArrayPool<UInt128>.Shared.Rent(Math.Max(blocks, 64));
+        Keys.CopyTo(bigger);
+        if (_keys.Length > 0) ArrayPool<UInt128>.Shared.Return(_keys);
+        _keys = bigger;
     }
 
     /// <summary>Forgets everything and returns the key storage.</summary>

@@ -54,6 +54,8 @@ public static class StatsMetrics
         (C("remote_store_write_us", "time inside remote write calls (µs)"), s => (long)(s.RemoteStoreWriteMs * 1000)),
         (C("remote_store_read_us", "time inside remote read calls (µs)"), s => (long)(s.RemoteStoreReadMs * 1000)),
         (G("registered", "1 once a KV cache is registered"), s => s.Registered ? 1 : 0),
+        (C("remote_lookups_late", "remote lookups answered later than their budget (misses)"), s => s.RemoteLookupsLate),
+        (G("remote_breaker_open", "1 while lookups skip a remote store that answered late"), s => s.RemoteBreakerOpen ? 1 : 0),
     ];
 
     /// <summary>Number of values in a snapshot.</summary>

@@ -8,7 +8,7 @@ namespace FlexKv.Native.Exports;
 internal static unsafe class CommonExports
 {
     /// <summary>Bumped on any incompatible change of include/flexkv.h.</summary>
-    public const int AbiVersion = 1;
+    public const int AbiVersion = 2;
 
     [UnmanagedCallersOnly(EntryPoint = "flexkv_abi_version")]
     public static int GetAbiVersion(int* version)

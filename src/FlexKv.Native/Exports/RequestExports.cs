@@ -60,6 +60,19 @@ internal static unsafe class RequestExports
         catch (Exception ex) { return LastError.Set(ex); }
     }
 
+    [UnmanagedCallersOnly(EntryPoint = "flexkv_extend_tokens")]
+    public static int ExtendTokens(ulong engine, byte* requestId, nuint requestIdLength, long* tokens, nuint numTokens, int firstToken)
+    {
+        try
+        {
+            KvEngine e = HandleTable.Get<KvEngine>(engine);
+            Span<char> chars = stackalloc char[Args.MaxIdBytes];
+            e.ExtendTokens(Args.Decode(Args.Id(requestId, requestIdLength), chars), Args.Span(tokens, numTokens, "tokens"), firstToken);
+            return 0;
+        }
+        catch (Exception ex) { return LastError.Set(ex); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "flexkv_cancel_request")]
     public static int CancelRequest(ulong engine, byte* requestId, nuint requestIdLength)
     {

@@ -22,7 +22,10 @@
 extern "C" {
 #endif
 
-#define FLEXKV_ABI_VERSION 1
+#define FLEXKV_ABI_VERSION 2  /* 2: flexkv_get_num_new_matched_tokens may answer FLEXKV_MATCH_PENDING */
+
+/* *matched_tokens of flexkv_get_num_new_matched_tokens while the remote store is being asked. */
+#define FLEXKV_MATCH_PENDING -1
 
 /* Status codes. */
 #define FLEXKV_OK                      0
@@ -167,6 +170,9 @@ int flexkv_wait(flexkv_engine_t engine, int32_t timeout_ms, int32_t* ready);
  * matched blocks are pinned; asking again replaces the previous answer. tokens may be NULL when
  * the engine already saw at least num_tokens tokens of this request. ns (may be NULL/0) is the
  * request's namespace (LoRA name, cache salt), used the first time a request is seen.
+ * With a remote tier, *matched_tokens is FLEXKV_MATCH_PENDING while the store is asked about the
+ * blocks beyond the local hit (the call never waits on it): ask again later (vLLM: return None);
+ * an answer later than remote_lookup_budget_ms counts as a miss.
  */
 int flexkv_get_num_new_matched_tokens(flexkv_engine_t engine, const char* request_id, size_t request_id_length,
                                       const int64_t* tokens, size_t num_tokens, int32_t num_computed_tokens,
@@ -189,6 +195,15 @@ int flexkv_update_state_after_alloc(flexkv_engine_t engine, const char* request_
 int flexkv_request_finished(flexkv_engine_t engine, const char* request_id, size_t request_id_length,
                             const int64_t* tokens, size_t num_tokens, const int32_t* block_ids, size_t num_block_ids,
                             int32_t save, const char* ns, size_t ns_length, int32_t* hold);
+
+/*
+ * Gives the engine a known request's newer tokens without its whole sequence: tokens holds
+ * tokens [first_token, first_token + num_tokens) of the request, and first_token must be where
+ * the full blocks it has seen end (tokens seen so far, rounded down to tokens_per_block: the
+ * tokens of a partial block come again). Later calls may then pass tokens = NULL.
+ */
+int flexkv_extend_tokens(flexkv_engine_t engine, const char* request_id, size_t request_id_length,
+                         const int64_t* tokens, size_t num_tokens, int32_t first_token);
 
 /* Preemption: drops the request's match and cancels its tasks; returns once none of its copies
  * runs any more (the blocks may be reused). The request stays known. */

@@ -13,12 +13,24 @@ internal sealed unsafe class InMemoryRemoteStore : IRemoteStore
     public bool IsConnected => !Down;
     public string Description => "in-memory";
 
-    public int CountPresent(ReadOnlySpan<UInt128> keys, int budgetMs)
+    /// <summary>While set, presence checks get no answer (a frozen server, CLIENT PAUSE); clearing it answers them.</summary>
+    public volatile bool Frozen;
+
+    public int Lookups;
+
+    public IRemoteLookup BeginCountPresent(ReadOnlySpan<UInt128> keys)
     {
-        if (Down) return 0;
+        Interlocked.Increment(ref Lookups);
+        if (Down) return CompletedLookup.None;
         int n = 0;
         while (n < keys.Length && Values.ContainsKey(keys[n])) n++;
-        return n;
+        return Frozen ? new FrozenLookup(this, n) : new CompletedLookup(n);
+    }
+
+    private sealed class FrozenLookup(InMemoryRemoteStore store, int present) : IRemoteLookup
+    {
+        public bool IsCompleted => !store.Frozen;
+        public int Present => present;
     }
 
     public void Put(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<bool> ok)

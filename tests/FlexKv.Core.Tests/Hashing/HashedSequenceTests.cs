@@ -18,6 +18,39 @@ public class HashedSequenceTests
 
     [Theory]
     [MemberData(nameof(Pieces))]
+    public void ExtendTail_InPieces_EqualsHashingAllAtOnce(int[] pieces)
+    {
+        long[] t = Tokens(pieces.Sum());
+        var whole = new HashedSequence();
+        whole.Begin(_hasher.RootSeed);
+        whole.Extend(_hasher, t);
+
+        var grown = new HashedSequence();
+        grown.Begin(_hasher.RootSeed);
+        int n = 0;
+        foreach (int p in pieces)
+        {
+            n += p;
+            int first = grown.Blocks * _hasher.TokensPerBlock; // the partial block's tokens come again
+            grown.ExtendTail(_hasher, t.AsSpan(first, n - first), first);
+            Assert.Equal(n, grown.TokensSeen);
+        }
+        Assert.Equal(whole.Keys.ToArray(), grown.Keys.ToArray());
+    }
+
+    [Fact]
+    public void ExtendTail_FromAnywhereButTheBlockBoundary_IsRefused()
+    {
+        long[] t = Tokens(10);
+        var s = new HashedSequence();
+        s.Begin(_hasher.RootSeed);
+        s.Extend(_hasher, t);
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.ExtendTail(_hasher, t.AsSpan(9), 9));
+        Assert.Throws<ArgumentOutOfRangeException>(() => s.ExtendTail(_hasher, t.AsSpan(4), 4));
+    }
+
+    [Theory]
+    [MemberData(nameof(Pieces))]
     public void Extend_InPieces_EqualsHashingAllAtOnce(int[] pieces)
     {
         long[] t = Tokens(pieces.Sum());

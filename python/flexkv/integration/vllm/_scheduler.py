@@ -109,7 +109,7 @@ class SchedulerSide:
     def on_new_request(self, request) -> None:
         self._unfinished.add(request.request_id)
 
-    def get_num_new_matched_tokens(self, request, num_computed_tokens: int) -> Tuple[int, bool]:
+    def get_num_new_matched_tokens(self, request, num_computed_tokens: int) -> Tuple[Optional[int], bool]:
         rid = request.request_id
         self._unfinished.add(rid)
         try:
@@ -118,6 +118,8 @@ class SchedulerSide:
         except _errors.FlexKVError as e:
             _log.once(f"match:{type(e).__name__}", "lookup failed, treating as a miss: %s", e)
             return 0, False
+        if n is None:
+            return None, False  # the remote store is being asked: vLLM retries next step
         self._asked[rid] = num_computed_tokens
         # Always asynchronous: the load runs between steps while the request waits in
         # WAITING_FOR_REMOTE_KVS; a full-prompt hit is fine, vLLM recomputes the last token.
@@ -234,7 +236,7 @@ class SchedulerSide:
         # engine saves the full blocks of all but the last token it is given.
         computed = request.num_computed_tokens - getattr(request, "num_output_placeholders", 0)
         n = max(0, min(request.num_tokens, computed + 1))
-        tokens = list(request.all_token_ids)[:n]
+        tokens = request.all_token_ids[:n]  # one copy; the engine is sent only what it lacks
         try:
             hold = self.manager.request_finished(rid, tokens, list(block_ids or ()), save=save,
                                                  namespace=_namespace(request))

@@ -27,8 +27,11 @@ public unsafe interface IRemoteStore : IDisposable
     /// <summary>What the store is, for messages (endpoints, cluster or not).</summary>
     string Description { get; }
 
-    /// <summary>How many leading <paramref name="keys"/> the store holds, asked in one round trip within <paramref name="budgetMs"/>; 0 when down or late.</summary>
-    int CountPresent(ReadOnlySpan<UInt128> keys, int budgetMs);
+    /// <summary>
+    /// Starts asking, in one pipelined round trip, how many leading <paramref name="keys"/> the
+    /// store holds, and returns at once (never blocks on the network).
+    /// </summary>
+    IRemoteLookup BeginCountPresent(ReadOnlySpan<UInt128> keys);
 
     /// <summary>Stores blocks (value = bytes + checksum); <paramref name="ok"/>[i] says whether block i was stored.</summary>
     void Put(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<bool> ok);
