@@ -3,7 +3,7 @@
 #   ./build.sh            build the native library, the wheel and .venv (wheel installed)
 #   ./build.sh demo       build, then run the standalone demo (no vLLM, no GPU)
 #   ./build.sh test       build, then run every test (xunit, then pytest)
-#   ./build.sh bench NAME build, then run benchmarks/NAME (replay, cpu-copy, scheduler, ssd, redis, xproc)
+#   ./build.sh bench NAME build, then run benchmarks/NAME (replay, cpu-copy, scheduler, ssd, redis, redis-frozen, xproc)
 #   ./build.sh gpu-check  run benchmarks/gpu_check.py with .venv's python (builds first if not built)
 #   ./build.sh native|wheel
 #   ./build.sh clean      remove every build output, .venv included: the tree is as a fresh clone

@@ -150,6 +150,7 @@ public sealed partial class KvEngine
             // The task takes over the pins of the blocks it loads; the rest are released.
             for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
             s.PinnedCount = 0;
+            ReleaseStaging(s);
             s.Get = task;
             s.GetPlanned = true;
             _planned.Add(task);
@@ -188,20 +189,27 @@ public sealed partial class KvEngine
         return s.PinnedCount;
     }
 
-    // Blocks only on SSD are loaded through CPU slots; offer no more of them than the CPU tier
-    // can free now, so a match never promises a load that would fail for lack of room.
+    // Blocks only on SSD or in the remote store are loaded through CPU slots; offer no more of
+    // them than the CPU tier can free now, less what other requests' matches were promised, so
+    // a match never promises a load that would fail for lack of room.
     private int FitStaging(RequestState s, int computedBlocks, int matched)
     {
-        if (_ssd is null) return matched;
-        int available = _index.Capacity - _index.PinnedCpuSlots;
-        int fromSsd = 0;
+        _stagingPromised -= s.Staging;
+        s.Staging = 0;
+        if (_ssd is null && _remote is null) return matched;
+        long available = (long)_index.Capacity - _index.PinnedCpuSlots - _stagingPromised;
+        int staged = 0;
         for (int i = computedBlocks; i < matched; i++)
         {
             if (_index.StateOf(s.MatchNodes[i]) == Index.BlockState.Ready) continue;
-            if (++fromSsd <= available) continue;
+            if (++staged <= available) continue;
             for (int j = i; j < matched; j++) _index.Unpin(s.MatchNodes[j]);
-            return i;
+            matched = i;
+            staged--;
+            break;
         }
+        s.Staging = staged;
+        _stagingPromised += staged;
         return matched;
     }
 
@@ -209,5 +217,13 @@ public sealed partial class KvEngine
     {
         for (int i = 0; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
         s.PinnedCount = 0;
+        ReleaseStaging(s);
+    }
+
+    // The match's promise of CPU slots ends: the load took real slots, or the match went away.
+    private void ReleaseStaging(RequestState s)
+    {
+        _stagingPromised -= s.Staging;
+        s.Staging = 0;
     }
 }

@@ -40,22 +40,26 @@ public sealed unsafe partial class KvEngine
     // store holds join the match (pinned) and are loaded through CPU slots.
     private int MatchRemote(RequestState s, int local, int blocks, int computedBlocks)
     {
-        if (_remote is null || local >= blocks || local < computedBlocks)
+        // When vLLM holds the first blocks and the local index does not (evicted here, or never
+        // saved), the store is asked about the blocks after vLLM's hit: they join as a detached run.
+        int from = Math.Max(local, computedBlocks);
+        if (_remote is null || from >= blocks)
         {
             DropLookup(s);
             return local;
         }
+        int parent = local >= from && from > 0 ? s.MatchNodes[from - 1] : -1;
         long now = Environment.TickCount64;
         if (s.RemoteLookup is { } pending)
         {
-            if (pending.Start != local) DropLookup(s); // the local run changed under it: the answer does not fit
+            if (pending.Start != from) DropLookup(s); // the local run changed under it: the answer does not fit
             else if (pending.Answer.IsCompleted)
             {
                 s.RemoteLookup = null;
                 // Seen within the budget, the store is well; seen later, the answer is still
                 // good (it came before this poll) but says nothing about the store now.
                 if (now - pending.StartedMs < _options.RemoteLookupBudgetMs || pending.Probe) _breaker.Answered();
-                return InsertRemoteRun(s, local, pending.Answer.Present);
+                return InsertRemoteRun(s, from, parent, pending.Answer.Present, local);
             }
             else if (now - pending.StartedMs < _options.RemoteLookupBudgetMs) return MatchPending;
             else
@@ -66,35 +70,36 @@ public sealed unsafe partial class KvEngine
                 return local;
             }
         }
-        if (local < s.RemoteAskedUpTo || !_remote.Store.IsConnected || _options.RemoteLookupBudgetMs == 0) return local;
+        if (from < s.RemoteAskedUpTo || !_remote.Store.IsConnected || _options.RemoteLookupBudgetMs == 0) return local;
         if (!_breaker.TryStart(now, out bool probe)) return local;
-        int ask = Math.Min(blocks - local, MaxRemoteLookupBlocks);
+        int ask = Math.Min(blocks - from, MaxRemoteLookupBlocks);
         _remoteLookups++;
-        s.RemoteAskedUpTo = local + ask;
-        IRemoteLookup answer = _remote.Store.BeginCountPresent(s.Sequence.Keys.Slice(local, ask));
+        s.RemoteAskedUpTo = from + ask;
+        IRemoteLookup answer = _remote.Store.BeginCountPresent(s.Sequence.Keys.Slice(from, ask));
         if (answer.IsCompleted)
         {
             _breaker.Answered();
-            return InsertRemoteRun(s, local, answer.Present);
+            return InsertRemoteRun(s, from, parent, answer.Present, local);
         }
-        s.RemoteLookup = new PendingLookup(answer, local, ask, now, probe);
+        s.RemoteLookup = new PendingLookup(answer, from, ask, now, probe);
         return MatchPending;
     }
 
-    // The store holds blocks [local, local + present): they join the match, pinned as inserted.
-    private int InsertRemoteRun(RequestState s, int local, int present)
+    // The store holds blocks [from, from + present): they join the match, pinned as inserted
+    // (under parent, or as a detached run after vLLM's own hit). Returns where the match ends.
+    private int InsertRemoteRun(RequestState s, int from, int parent, int present, int local)
     {
+        if (present == 0) return local;
         long clock = _index.Tick();
-        int parent = local > 0 ? s.MatchNodes[local - 1] : -1;
-        for (int i = local; i < local + present; i++)
+        for (int i = from; i < from + present; i++)
         {
             int id = _index.InsertRemote(s.Sequence.Keys[i], parent, clock);
-            if (id < 0) return i; // known locally but not readable (e.g. being written): stop here
+            if (id < 0) return i == from ? local : i; // known locally but not readable (e.g. being written): stop here
             s.MatchNodes[i] = id;
             parent = id;
             _remoteMatchedBlocks++;
         }
-        return local + present;
+        return from + present;
     }
 
     // A lookup nobody will poll (the request finished, was matched anew, or the cache was reset).

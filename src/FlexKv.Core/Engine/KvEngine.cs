@@ -35,6 +35,7 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly ObjectPool<TransferTask> _taskPool = new DefaultObjectPool<TransferTask>(new TransferTask.PoolPolicy(), 1024);
     private readonly List<TransferTask> _planned = new();
     private readonly HashSet<TransferTask> _inFlight = new();
+    private long _stagingPromised; // CPU slots promised to current matches for blocks on SSD or remote only
     private readonly FinishedReport _report = new();
     private readonly EngineStats _stats = new();
     private readonly EngineStats _metricsStats = new(); // ReadMetrics' scratch, under _metricsSync

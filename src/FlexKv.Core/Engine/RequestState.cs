@@ -25,6 +25,8 @@ internal sealed class RequestState
     public Tiers.Remote.PendingLookup? RemoteLookup;
     /// <summary>Blocks below this index were asked about already: a later lookup does not ask again.</summary>
     public int RemoteAskedUpTo;
+    /// <summary>Blocks of the current match that need a CPU slot to be loaded through (on SSD or remote only).</summary>
+    public int Staging;
 
     public void EnsureMatchCapacity(int blocks)
     {
@@ -45,5 +47,6 @@ internal sealed class RequestState
         Hold = false;
         RemoteLookup = null;
         RemoteAskedUpTo = 0;
+        Staging = 0;
     }
 }
