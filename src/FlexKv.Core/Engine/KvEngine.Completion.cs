@@ -38,7 +38,10 @@ public sealed partial class KvEngine
 
     /// <summary>
     /// Drops every cached block (vLLM's <c>reset_cache</c>). Pending tasks are cancelled and
-    /// waited for, and still reported, so vLLM's held blocks are released normally.
+    /// still reported, so vLLM's held blocks are released normally. From now on nothing is
+    /// offered or saved until the cache is cleared: at once, or — when a read from or a write to
+    /// the remote store is still out (a store that does not answer would hold the caller for up
+    /// to remote_timeout_ms) — as soon as the last of them ends, on whichever call sees it.
     /// </summary>
     public void Reset()
     {
@@ -48,32 +51,48 @@ public sealed partial class KvEngine
             foreach (TransferTask t in _planned.ToArray()) CancelTask(t);
             foreach (TransferTask t in _inFlight) t.Cancel();
             var sw = System.Diagnostics.Stopwatch.StartNew();
-            while (_inFlight.Count > 0)
+            while (true)
             {
                 _transfer.Pump();
                 ApplyCompletions();
-                if (_inFlight.Count == 0) break;
+                if (!AnyInFlightBesidesRemoteReads()) break;
                 if (sw.ElapsedMilliseconds > CancelWaitMs)
                     ThrowHelper.Throw(FlexKvStatus.Internal, $"reset: {_inFlight.Count} transfers did not stop within {CancelWaitMs} ms");
                 _transfer.WaitForCompletion(_transfer.CompletionCount, 10);
             }
-            WaitSsdWrites();
-            WaitRemoteWrites();
             foreach (RequestState s in _requests.Values)
             {
                 ReleaseMatch(s);
                 DropLookup(s);
                 s.RemoteAskedUpTo = 0; // the store may hold what the cleared index forgot
             }
-            _index.Clear();
-            if (_ssd is not null)
-            {
-                _ssd.Enqueue(new Tiers.Ssd.SsdOp(Tiers.Ssd.SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
-                _ssdFull = false;
-            }
-            if (_remote is not null && _options.RemoteDropOnReset)
-                _remote.Store.DeleteAll(CancelWaitMs);
+            _clearPending = true;
+            TryClearNow();
         }
+    }
+
+    // Copies and SSD reads end within milliseconds; remote reads wait on the store.
+    private bool AnyInFlightBesidesRemoteReads()
+    {
+        foreach (TransferTask t in _inFlight)
+            if (!(t.RemoteReadsTotal > 0 && Volatile.Read(ref t.PendingRemoteReads) > 0)) return true;
+        return false;
+    }
+
+    // The index is cleared only when no transfer can still write into or read from a CPU slot.
+    private void TryClearNow()
+    {
+        ApplyRemoteCompletions();
+        if (_inFlight.Count > 0 || _remoteWritesPending > 0) return;
+        _clearPending = false;
+        WaitSsdWrites();
+        _index.Clear();
+        if (_ssd is not null)
+        {
+            _ssd.Enqueue(new Tiers.Ssd.SsdOp(Tiers.Ssd.SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
+            _ssdFull = false;
+        }
+        if (_remote is not null && _options.RemoteDropOnReset) _remote.RequestDeleteAll(CancelWaitMs);
     }
 
     // Applies what the copy threads finished: pins released, written blocks made ready (or
@@ -83,6 +102,7 @@ public sealed partial class KvEngine
         ApplySsdCompletions();
         ApplyRemoteCompletions();
         while (_transfer.Completed.TryDequeue(out TransferTask? task)) ApplyCompletion(task);
+        if (_clearPending) TryClearNow();
     }
 
     private void ApplyCompletion(TransferTask task)

@@ -59,7 +59,7 @@ public sealed partial class KvEngine
             // request would be forgotten there and then once more below.
             s.Finished = true;
             // A request whose load never ended computed nothing, so there is nothing to save.
-            if (save && !loading && _transfer.Transport is not null && numTokens > 0)
+            if (save && !loading && _transfer.Transport is not null && numTokens > 0 && !_clearPending)
                 PlanPut(s, saveBlocks, blockIds);
             s.Hold = s.Put is not null;
             if (s.Get is null && s.Put is null) Forget(s);

@@ -59,7 +59,7 @@ public sealed partial class KvEngine
             int computedBlocks = numComputedTokens / TokensPerBlock;
             _stats.QueriedTokens += (long)blocks * TokensPerBlock;
             // Without a registered cache nothing can be loaded, so nothing is offered.
-            if (_transfer.Transport is null || blocks <= computedBlocks)
+            if (_transfer.Transport is null || blocks <= computedBlocks || _clearPending)
             {
                 ReleaseMatch(s);
                 s.NumComputedTokens = numComputedTokens;

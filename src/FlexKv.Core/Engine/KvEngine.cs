@@ -35,6 +35,7 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly ObjectPool<TransferTask> _taskPool = new DefaultObjectPool<TransferTask>(new TransferTask.PoolPolicy(), 1024);
     private readonly List<TransferTask> _planned = new();
     private readonly HashSet<TransferTask> _inFlight = new();
+    private bool _clearPending;    // reset: nothing is offered or saved until the index is cleared
     private long _stagingPromised; // CPU slots promised to current matches for blocks on SSD or remote only
     private readonly FinishedReport _report = new();
     private readonly EngineStats _stats = new();

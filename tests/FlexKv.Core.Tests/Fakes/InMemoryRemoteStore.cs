@@ -43,8 +43,12 @@ internal sealed unsafe class InMemoryRemoteStore : IRemoteStore
         }
     }
 
+    /// <summary>Reads wait here until it is set (a server that does not answer reads yet).</summary>
+    public ManualResetEventSlim ReadsAnswer { get; } = new(initialState: true);
+
     public void Get(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<RemoteReadResult> results)
     {
+        ReadsAnswer.Wait(TimeSpan.FromSeconds(30));
         for (int i = 0; i < keys.Length; i++)
         {
             if (Down) { results[i] = RemoteReadResult.Unavailable; continue; }

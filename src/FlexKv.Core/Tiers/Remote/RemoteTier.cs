@@ -69,6 +69,27 @@ internal sealed unsafe class RemoteTier : IDisposable
     /// <summary>Milliseconds spent inside the store's read calls.</summary>
     public double StoreReadMs => Interlocked.Read(ref _readTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
 
+    /// <summary>
+    /// Deletes every key of this engine in the store from the writer thread, after the writes
+    /// queued before it (a store that does not answer must not hold the caller of reset).
+    /// </summary>
+    public void RequestDeleteAll(int budgetMs)
+    {
+        _deleteAllBudgetMs = budgetMs;
+        Volatile.Write(ref _deleteAllRequested, 1);
+        _writes.TryAdd(DeleteAllMarker); // wakes the writer; when the queue is full it sees the flag after the next batch
+    }
+
+    private static readonly RemoteWrite DeleteAllMarker = new(-1, -1, 0);
+    private int _deleteAllRequested, _deleteAllBudgetMs;
+
+    private void DeleteAllIfRequested()
+    {
+        if (Interlocked.Exchange(ref _deleteAllRequested, 0) == 0) return;
+        try { if (_store.IsConnected) _store.DeleteAll(_deleteAllBudgetMs); }
+        catch (Exception) { } // best effort: the keys expire or are overwritten
+    }
+
     /// <summary>Queues a write unless the store is down or the queue is full (then it is dropped).</summary>
     public bool TryEnqueueWrite(in RemoteWrite w)
     {
@@ -94,8 +115,10 @@ internal sealed unsafe class RemoteTier : IDisposable
         var batch = new List<RemoteWrite>(_batch);
         while (_writes.TryTake(out RemoteWrite first, Timeout.Infinite))
         {
+            DeleteAllIfRequested();
+            if (first.Node < 0) continue; // the marker of RequestDeleteAll
             batch.Add(first);
-            while (batch.Count < _batch && _writes.TryTake(out RemoteWrite w)) batch.Add(w);
+            while (batch.Count < _batch && _writes.TryTake(out RemoteWrite w) && w.Node >= 0) batch.Add(w);
             int n = batch.Count;
             var keys = new UInt128[n];
             var bufs = new nint[n];
@@ -122,6 +145,7 @@ internal sealed unsafe class RemoteTier : IDisposable
                 CompletedWrites.Enqueue(batch[i]);
             }
             batch.Clear();
+            DeleteAllIfRequested(); // a marker taken inside the batch
             try { WritesDone?.Invoke(); } catch (Exception) { }
         }
     }

@@ -115,3 +115,41 @@ public class KvEngineRemoteLookupTests
         h.AssertIdle();
     }
 }
+
+/// <summary>A reset never waits for a remote store that does not answer.</summary>
+public class KvEngineRemoteResetTests
+{
+    private const int Bs = EngineHarness.Bs;
+
+    [Fact]
+    public void Reset_WithARemoteReadOut_ReturnsAtOnce_AndClearsWhenTheReadEnds()
+    {
+        var store = new InMemoryRemoteStore();
+        long[] tokens = EngineHarness.Tokens(3 * Bs + 1);
+        using (var writer = new EngineHarness(remote: store))
+        {
+            writer.Save("w", tokens, EngineHarness.Blocks(0, 3));
+            var w = System.Diagnostics.Stopwatch.StartNew();
+            while (store.Values.Count < 3) { Assert.True(w.ElapsedMilliseconds < 10_000); Thread.Sleep(2); }
+        }
+        using var h = new EngineHarness(remote: store);
+        Assert.Equal(3 * Bs, h.Engine.GetNumNewMatchedTokens("r", tokens, tokens.Length, 0));
+        store.ReadsAnswer.Reset(); // the store stops answering reads
+        h.Engine.UpdateStateAfterAlloc("r", EngineHarness.Blocks(0, 3), 3 * Bs);
+        h.Engine.LaunchTasks();
+
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        h.Engine.Reset();
+        Assert.True(sw.ElapsedMilliseconds < 5_000, $"reset took {sw.ElapsedMilliseconds} ms");
+        Assert.Equal(0, h.Engine.GetNumNewMatchedTokens("q", tokens, tokens.Length, 0)); // nothing offered meanwhile
+
+        store.ReadsAnswer.Set();
+        h.WaitFor(FlexKv.Core.Engine.FinishedKind.Recving, "r"); // the cancelled load is still reported
+        h.Engine.RequestFinished("r", [], tokens.Length, [], save: false);
+        h.Engine.RequestFinished("q", [], tokens.Length, [], save: false);
+        h.AssertIdle();
+        Assert.Equal(0, h.Engine.Stats().CpuBlocksUsed); // cleared once the read ended
+        Assert.Equal(3 * Bs, h.Engine.GetNumNewMatchedTokens("again", tokens, tokens.Length, 0)); // the store still has them
+        h.Engine.RequestFinished("again", [], tokens.Length, [], save: false);
+    }
+}

@@ -101,6 +101,8 @@ public class KvEngineRemoteTests
         a.Save("a", EngineHarness.Tokens(2 * Bs + 1), EngineHarness.Blocks(0, 2));
         WaitRemoteWritten(a, 2);
         a.Engine.Reset();
+        var sw = System.Diagnostics.Stopwatch.StartNew(); // deleted by the remote writer thread
+        while (!store.Values.IsEmpty && sw.ElapsedMilliseconds < 10_000) Thread.Sleep(2);
         Assert.Empty(store.Values);
     }
 }
