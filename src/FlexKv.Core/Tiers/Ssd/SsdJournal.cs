@@ -11,12 +11,16 @@ namespace FlexKv.Core.Tiers.Ssd;
 /// A record is appended only after its block's bytes were written, and a slot is emptied in the
 /// journal before it is overwritten, so after a crash or kill -9 the journal never names a block
 /// whose bytes were not completely written; every record carries its own hash, so a torn tail
-/// is cut off at open. Opening replays the records into a slot table and rewrites the journal
-/// compactly. Writes go straight to the kernel (one write(2) per batch), which survives kill -9.
+/// is cut off at open. Opening replays the records into a slot table; <see cref="Start"/> (once
+/// the engine is up, so a failed create changes nothing) rewrites the journal compactly. The
+/// header holds the stripe count, not the size: slot s stays in file s % n at the same offset
+/// whatever ssd_cache_gb is, so a start with another size keeps the slots that still exist.
+/// Writes go straight to the kernel (one write(2) per batch), which survives kill -9.
 /// </summary>
 public sealed class SsdJournal : IDisposable
 {
-    private const ulong Magic = 0x314A_564B_5845_4C46; // "FLEXKVJ1"
+    private const ulong Magic = 0x324A_564B_5845_4C46; // "FLEXKVJ2"
+    private const ulong OlderMagic = 0x314A_564B_5845_4C46; // "FLEXKVJ1": its header held the slot count
     private const int HeaderBytes = 64;
     internal const int RecordBytes = 64;
     private const uint PutRecord = 1, PutRootRecord = 2, RemoveRecord = 3;
@@ -25,21 +29,25 @@ public sealed class SsdJournal : IDisposable
     private readonly UInt128 _fingerprint;
     private readonly long _blockBytes;
     private readonly int _numSlots;
-    private SafeFileHandle _file;
+    private readonly int _stripes;
+    private SafeFileHandle? _file;
     private long _end;
     private byte[] _buffer = new byte[RecordBytes * 64];
     private int _buffered;
 
-    /// <summary>Opens the journal at <paramref name="path"/>; a different fingerprint or geometry starts it empty.</summary>
-    public SsdJournal(string path, UInt128 fingerprint, long blockBytes, int numSlots)
+    /// <summary>
+    /// Reads the journal at <paramref name="path"/> (nothing is written until <see cref="Start"/>);
+    /// a different fingerprint, block size or stripe count starts it empty.
+    /// </summary>
+    public SsdJournal(string path, UInt128 fingerprint, long blockBytes, int stripes, int numSlots)
     {
         _path = path;
         _fingerprint = fingerprint;
         _blockBytes = blockBytes;
+        _stripes = stripes;
         _numSlots = numSlots;
         Slots = new SsdRecord?[numSlots];
         Load();
-        _file = Rewrite();
     }
 
     /// <summary>The block each slot holds after replay (null = empty).</summary>
@@ -48,8 +56,26 @@ public sealed class SsdJournal : IDisposable
     /// <summary>Why the previous content was discarded, or null when it was reused.</summary>
     public string? DiscardReason { get; private set; }
 
-    /// <summary>Records dropped at open because they were torn or named a slot out of range.</summary>
-    public int DroppedRecords { get; private set; }
+    /// <summary>Records dropped at open because they were torn (a crash or kill during a write).</summary>
+    public long DroppedRecords { get; private set; }
+
+    /// <summary>Blocks dropped at open because their slot is beyond the current size (ssd_cache_gb shrank).</summary>
+    public long BeyondSizeBlocks { get; private set; }
+
+    /// <summary>Writes the compact journal of the slot table (as <see cref="Keep"/> left it) and opens it for appending.</summary>
+    public void Start()
+    {
+        if (_file is not null) throw new InvalidOperationException("the SSD journal is started already");
+        _file = Rewrite();
+    }
+
+    /// <summary>Before <see cref="Start"/>: the slot table becomes exactly <paramref name="live"/> (the blocks restored).</summary>
+    public void Keep(IEnumerable<SsdRecord> live)
+    {
+        var kept = live.ToArray();
+        Array.Clear(Slots);
+        foreach (SsdRecord r in kept) Slots[r.Slot] = r;
+    }
 
     /// <summary>Bytes in the journal file.</summary>
     public long Length => _end + _buffered;
@@ -64,6 +90,7 @@ public sealed class SsdJournal : IDisposable
     public void Flush()
     {
         if (_buffered == 0) return;
+        if (_file is null) throw new InvalidOperationException("the SSD journal is not started");
         RandomAccess.Write(_file, _buffer.AsSpan(0, _buffered), _end);
         _end += _buffered;
         _buffered = 0;
@@ -73,7 +100,7 @@ public sealed class SsdJournal : IDisposable
     public void Compact(IEnumerable<SsdRecord> live)
     {
         Flush();
-        _file.Dispose();
+        _file?.Dispose();
         _file = Rewrite(live);
     }
 
@@ -104,6 +131,11 @@ public sealed class SsdJournal : IDisposable
             DiscardReason = $"journal unreadable: {e.Message}";
             return;
         }
+        if (data.Length >= 8 && BinaryPrimitives.ReadUInt64LittleEndian(data) == OlderMagic)
+        {
+            DiscardReason = "the journal is of an older FlexKv version";
+            return;
+        }
         if (data.Length < HeaderBytes)
         {
             DiscardReason = "journal header missing";
@@ -114,6 +146,7 @@ public sealed class SsdJournal : IDisposable
             DiscardReason = why;
             return;
         }
+        Dictionary<int, bool>? beyond = null; // slots past the current size: do they hold a block at the end?
         for (int o = HeaderBytes; o + RecordBytes <= data.Length; o += RecordBytes)
         {
             ReadOnlySpan<byte> r = data.AsSpan(o, RecordBytes);
@@ -124,14 +157,17 @@ public sealed class SsdJournal : IDisposable
             }
             uint type = BinaryPrimitives.ReadUInt32LittleEndian(r);
             int slot = BinaryPrimitives.ReadInt32LittleEndian(r[4..]);
-            if ((uint)slot >= (uint)_numSlots) { DroppedRecords++; continue; }
-            Slots[slot] = type switch
+            SsdRecord? rec = type switch
             {
                 PutRecord or PutRootRecord => new SsdRecord(slot, ReadU128(r[8..]), ReadU128(r[24..]), type == PutRecord,
                     BinaryPrimitives.ReadUInt64LittleEndian(r[40..])),
                 _ => null,
             };
+            if ((uint)slot < (uint)_numSlots) Slots[slot] = rec;
+            else if (slot >= 0) (beyond ??= new())[slot] = rec is not null;
+            else DroppedRecords++;
         }
+        BeyondSizeBlocks = beyond?.Count(b => b.Value) ?? 0;
     }
 
     private bool HeaderMatches(byte[] data, out string? why)
@@ -140,7 +176,7 @@ public sealed class SsdJournal : IDisposable
         if (BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic) why = "not a FlexKv journal";
         else if (ReadU128(data.AsSpan(8)) != _fingerprint) why = "cache fingerprint differs (other model, dtype, layout, TP shard or block size)";
         else if (BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(24)) != _blockBytes) why = "block size differs";
-        else if (BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(32)) != _numSlots) why = "SSD cache size differs";
+        else if (BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(32)) != _stripes) why = "the number of SSD directories differs";
         return why is null;
     }
 
@@ -151,7 +187,7 @@ public sealed class SsdJournal : IDisposable
         BinaryPrimitives.WriteUInt64LittleEndian(header, Magic);
         WriteU128(header.AsSpan(8), _fingerprint);
         BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), _blockBytes);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(32), _numSlots);
+        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(32), _stripes);
         _buffered = 0;
         foreach (SsdRecord r in live ?? Slots.Where(s => s is not null).Select(s => s!.Value)) AppendPut(r);
         try
@@ -186,7 +222,7 @@ public sealed class SsdJournal : IDisposable
     /// <summary>Writes what is queued and closes the file.</summary>
     public void Dispose()
     {
-        try { Flush(); } catch (IOException) { }
-        _file.Dispose();
+        try { if (_file is not null) Flush(); } catch (IOException) { }
+        _file?.Dispose();
     }
 }
