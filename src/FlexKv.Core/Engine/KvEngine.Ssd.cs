@@ -156,6 +156,7 @@ public sealed unsafe partial class KvEngine
     private void ApplySsdCompletions()
     {
         if (_ssd is null) return;
+        while (_ssd.Warnings.TryDequeue(out string? w)) Warnings.Add(w);
         while (_ssd.CompletedWrites.TryDequeue(out SsdWriteDone done))
         {
             _ssdWritesPending--;

@@ -54,6 +54,9 @@ internal sealed unsafe class SsdTier : IDisposable
 
     public ConcurrentQueue<SsdWriteDone> CompletedWrites { get; } = new();
 
+    /// <summary>Messages from the writer thread for the engine's warnings (applied with the completions).</summary>
+    public ConcurrentQueue<string> Warnings { get; } = new();
+
     /// <summary>Called on the writer thread after a batch of writes ended (the engine applies them if it can).</summary>
     public Action? WritesDone { get; set; }
 
@@ -103,6 +106,7 @@ internal sealed unsafe class SsdTier : IDisposable
                     if (op.Kind == SsdOpKind.Write) CompletedWrites.Enqueue(new SsdWriteDone(op.Node, op.Slot, 5));
             }
             batch.Clear();
+            CompactJournalIfLarge();
             try
             {
                 WritesDone?.Invoke();
@@ -131,6 +135,20 @@ internal sealed unsafe class SsdTier : IDisposable
                 end++;
             }
             start = end;
+        }
+    }
+
+    // Between batches, so the journal on disk holds exactly the slot table being compacted.
+    private void CompactJournalIfLarge()
+    {
+        try
+        {
+            _journal.CompactIfLarge();
+        }
+        catch (Exception e)
+        {
+            // The old file is still the journal and still appended to: nothing is lost.
+            Warnings.Enqueue($"the SSD journal could not be compacted ({e.Message}); it grows until a later try succeeds");
         }
     }
 
