@@ -1,4 +1,5 @@
 using FlexKv.Core.Errors;
+using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
 using FlexKv.Core.Tiers.Ssd;
 using FlexKv.Core.Transfer;
@@ -42,7 +43,8 @@ public sealed unsafe partial class KvEngine
             Restore(journal, pool);
             WarnAboutLostBlocks(journal, dirs.Paths[0]);
             _ssdFiles = files;
-            _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, AfterSsdReads);
+            _ssd = new SsdTier(device, journal, dirs, new BlockSeal(Fingerprint.Value, _options.Secret), _cpu.SlotAddress(0),
+                _cpu.SlotStride, BlockBytes, AfterSsdReads);
             _index.SsdSlotFreed = slot => _ssd.Enqueue(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false));
             _ssd.WritesDone = TryApplyTierWritesNow;
         }
@@ -78,7 +80,7 @@ public sealed unsafe partial class KvEngine
     }
 
     // Rebuilds the index from the journal, parents first. A block whose parent is not on SSD
-    // cannot be reached by a match, so it is dropped and its slot reused.
+    // cannot be reached by a match, so it is dropped and its slot reused (so is a parent loop).
     private void Restore(SsdJournal journal, SlotPool pool)
     {
         var byKey = new Dictionary<UInt128, SsdRecord>();
@@ -97,6 +99,8 @@ public sealed unsafe partial class KvEngine
             bool orphan = false;
             while (_index.Lookup(cur.Key) < 0)
             {
+                // Longer than there are records: the parents loop (a forged journal), so no root is reachable.
+                if (chain.Count == byKey.Count) { orphan = true; break; }
                 chain.Push(cur);
                 if (!cur.HasParent) break;
                 parent = _index.Lookup(cur.Parent);
@@ -181,7 +185,7 @@ public sealed unsafe partial class KvEngine
         if (_index.SsdStateOf(node) == SsdState.Ready && _index.TryPromote(node, clock, out int slot))
         {
             task.Add(deviceBlock, slot, node);
-            task.FromSsd(_index.SsdSlotOf(node));
+            task.FromSsd(_index.SsdSlotOf(node), _index.KeyOf(node));
             return;
         }
         if (AddLoadFromRemote(task, deviceBlock, node, clock)) return;

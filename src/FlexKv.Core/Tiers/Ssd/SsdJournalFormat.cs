@@ -6,8 +6,9 @@ namespace FlexKv.Core.Tiers.Ssd;
 /// <summary>
 /// The journal's bytes. A 64-byte header: magic, cache fingerprint, block bytes, stripe count
 /// (the number of directories: slot s lives in file s % n, whatever the size). Then 64-byte
-/// records: type, slot, key, parent, block checksum and the record's own hash, which finds a
-/// torn tail (a record half written when the process died).
+/// records: type, slot, key, parent, the block's seal (<see cref="Hashing.BlockSeal"/>: bound to
+/// the key and the cache, keyed with the secret) and the record's own hash, which only finds a
+/// torn tail (a record half written when the process died) and protects nothing.
 /// </summary>
 internal static class SsdJournalFormat
 {
@@ -39,7 +40,7 @@ internal static class SsdJournalFormat
     }
 
     public static void WritePut(Span<byte> r, in SsdRecord rec) =>
-        Write(r, rec.HasParent ? PutRecord : PutRootRecord, rec.Slot, rec.Key, rec.Parent, rec.Checksum);
+        Write(r, rec.HasParent ? PutRecord : PutRootRecord, rec.Slot, rec.Key, rec.Parent, rec.Seal);
 
     public static void WriteRemove(Span<byte> r, int slot) => Write(r, RemoveRecord, slot, 0, 0, 0);
 
@@ -51,12 +52,12 @@ internal static class SsdJournalFormat
         if (BinaryPrimitives.ReadUInt64LittleEndian(r[56..]) != XxHash3.HashToUInt64(r[..56])) return false;
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(r);
         if (type is PutRecord or PutRootRecord)
-            rec = new SsdRecord(slot, ReadU128(r[8..]), ReadU128(r[24..]), type == PutRecord, BinaryPrimitives.ReadUInt64LittleEndian(r[40..]));
+            rec = new SsdRecord(slot, ReadU128(r[8..]), ReadU128(r[24..]), type == PutRecord, ReadU128(r[40..]));
         else if (type != RemoveRecord) return false;
         return true;
     }
 
-    private static void Write(Span<byte> r, uint type, int slot, UInt128 key, UInt128 parent, ulong checksum)
+    private static void Write(Span<byte> r, uint type, int slot, UInt128 key, UInt128 parent, UInt128 seal)
     {
         r = r[..RecordBytes];
         r.Clear();
@@ -64,7 +65,7 @@ internal static class SsdJournalFormat
         BinaryPrimitives.WriteInt32LittleEndian(r[4..], slot);
         WriteU128(r[8..], key);
         WriteU128(r[24..], parent);
-        BinaryPrimitives.WriteUInt64LittleEndian(r[40..], checksum);
+        WriteU128(r[40..], seal);
         BinaryPrimitives.WriteUInt64LittleEndian(r[56..], XxHash3.HashToUInt64(r[..56]));
     }
 
