@@ -68,6 +68,7 @@ public sealed unsafe partial class KvEngine
     // Every reason a block of the previous run is not reused reaches stats()["warnings"] (and the log).
     private void WarnAboutLostBlocks(SsdJournal journal, string dir)
     {
+        if (!_options.SsdPersist) return; // starting empty was asked for
         if (journal.DiscardReason is { } why)
             Warnings.Add($"the SSD cache in '{dir}' was not reused ({why}); it starts empty");
         if (journal.DroppedRecords > 0)
@@ -90,24 +91,31 @@ public sealed unsafe partial class KvEngine
         var used = new bool[pool.Capacity];
         var kept = new List<SsdRecord>(byKey.Count);
         var chain = new Stack<SsdRecord>();
+        var onChain = new HashSet<UInt128>();
+        var dead = new HashSet<UInt128>(); // keys known not to reach a root: each record is walked about once
         long clock = _index.Tick();
         foreach (SsdRecord rec in byKey.Values)
         {
             chain.Clear();
+            onChain.Clear();
             SsdRecord cur = rec;
             int parent = -1;
             bool orphan = false;
             while (_index.Lookup(cur.Key) < 0)
             {
-                // Longer than there are records: the parents loop (a forged journal), so no root is reachable.
-                if (chain.Count == byKey.Count) { orphan = true; break; }
+                // A key seen twice on one walk: the parents loop (a forged journal) and reach no root.
+                if (dead.Contains(cur.Key) || !onChain.Add(cur.Key)) { orphan = true; break; }
                 chain.Push(cur);
                 if (!cur.HasParent) break;
                 parent = _index.Lookup(cur.Parent);
                 if (parent >= 0) break;
                 if (!byKey.TryGetValue(cur.Parent, out cur)) { orphan = true; break; }
             }
-            if (orphan) continue;
+            if (orphan)
+            {
+                foreach (SsdRecord c in chain) dead.Add(c.Key);
+                continue;
+            }
             while (chain.Count > 0)
             {
                 SsdRecord r = chain.Pop();

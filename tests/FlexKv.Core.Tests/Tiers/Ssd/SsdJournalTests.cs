@@ -143,5 +143,9 @@ public class SsdJournalTests
             Assert.Contains(h.Engine.Stats().Warnings, w => w.Contains("was not reused (the journal is unreadable"));
         using (var h = fx.Open())
             Assert.Empty(h.Engine.Stats().Warnings);
+
+        SaveThree(fx, tokens, src);
+        using (var h = fx.Open(extra: ",\"ssd_persist\":false,\"model_name\":\"another\""))
+            Assert.Empty(h.Engine.Stats().Warnings); // starting empty was asked for: nothing to warn about
     }
 }
