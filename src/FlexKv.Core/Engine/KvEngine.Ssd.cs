@@ -1,4 +1,5 @@
 using FlexKv.Core.Errors;
+using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
 using FlexKv.Core.Tiers.Ssd;
 using FlexKv.Core.Transfer;
@@ -10,6 +11,8 @@ public sealed unsafe partial class KvEngine
     private const int Enospc = 28;
     private readonly Func<IBlockDevice, IBlockDevice>? _wrapSsdDevice;
     private SsdTier? _ssd;
+    private DirectFileDevice? _ssdFiles;
+    private long _ssdOrphans;
     private bool _ssdFull;
     private int _ssdWritesPending;
     private long _ssdRestored;
@@ -20,47 +23,65 @@ public sealed unsafe partial class KvEngine
     /// <summary>Why the SSD content of a previous run was not reused (null when it was, or no SSD tier).</summary>
     public string? SsdDiscardReason { get; private set; }
 
-    // Opens the SSD tier when configured and restores the blocks its journal lists.
+    // Opens the SSD tier when configured and restores the blocks its journal lists. Nothing on
+    // disk is cut or rewritten yet (see CommitSsd), and what was allocated goes if create fails.
     private void OpenSsd()
     {
         if (!(_options.SsdCacheGb > 0)) return;
         var dirs = new SsdDirectories(_options.SsdCacheDir);
+        DirectFileDevice? files = null;
         try
         {
-            long extent = (BlockBytes + DirectFileDevice.Alignment - 1) / DirectFileDevice.Alignment * DirectFileDevice.Alignment;
-            long slots = (long)(_options.SsdCacheGb * (1L << 30)) / extent;
-            if (slots < 1)
-                ThrowHelper.Throw(FlexKvStatus.InvalidConfig, $"configuration key 'ssd_cache_gb': {_options.SsdCacheGb} GiB holds no block of {extent} bytes");
-            IBlockDevice device = new DirectFileDevice(dirs.Paths, (int)Math.Min(slots, int.MaxValue), BlockBytes, Warnings.Add,
-                _options.SsdDirectIo);
-            if (_wrapSsdDevice is not null) device = _wrapSsdDevice(device);
-            SsdJournal journal;
-            try
-            {
-                journal = new SsdJournal(Path.Combine(dirs.Paths[0], "flexkv-journal.bin"), Fingerprint.Value, BlockBytes, device.NumSlots);
-            }
-            catch
-            {
-                device.Dispose();
-                throw;
-            }
+            int slots = SsdSpace.Plan(_options.SsdCacheGb, BlockBytes, dirs.Paths);
+            files = new DirectFileDevice(dirs.Paths, slots, BlockBytes, Warnings.Add, _options.SsdDirectIo);
+            IBlockDevice device = _wrapSsdDevice is null ? files : _wrapSsdDevice(files);
+            var journal = new SsdJournal(Path.Combine(dirs.Paths[0], "flexkv-journal.bin"), Fingerprint.Value, BlockBytes,
+                dirs.Paths.Length, device.NumSlots);
             SsdDiscardReason = journal.DiscardReason;
             var pool = new SlotPool(device.NumSlots);
             _index.AttachSsd(pool);
             Restore(journal, pool);
-            _ssd = new SsdTier(device, journal, dirs, _cpu.SlotAddress(0), _cpu.SlotStride, BlockBytes, AfterSsdReads);
+            WarnAboutLostBlocks(journal, dirs.Paths[0]);
+            _ssdFiles = files;
+            _ssd = new SsdTier(device, journal, dirs, new BlockSeal(Fingerprint.Value, _options.Secret), _cpu.SlotAddress(0),
+                _cpu.SlotStride, BlockBytes, AfterSsdReads);
             _index.SsdSlotFreed = slot => _ssd.Enqueue(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false));
             _ssd.WritesDone = TryApplyTierWritesNow;
         }
         catch
         {
+            files?.Abandon();
             dirs.Dispose();
             throw;
         }
     }
 
+    // Once create cannot fail any more: the journal is rewritten as restored and files larger
+    // than ssd_cache_gb now asks for are cut (journal first, so it never names a cut slot).
+    private void CommitSsd()
+    {
+        if (_ssd is null) return;
+        _ssd.Journal.Start();
+        _ssdFiles!.TrimToSize();
+    }
+
+    // Every reason a block of the previous run is not reused reaches stats()["warnings"] (and the log).
+    private void WarnAboutLostBlocks(SsdJournal journal, string dir)
+    {
+        if (!_options.SsdPersist) return; // starting empty was asked for
+        if (journal.DiscardReason is { } why)
+            Warnings.Add($"the SSD cache in '{dir}' was not reused ({why}); it starts empty");
+        if (journal.DroppedRecords > 0)
+            Warnings.Add($"{journal.DroppedRecords} torn records at the end of the SSD journal in '{dir}' were dropped " +
+                         "(a crash or kill while writing); the blocks they named are not reused");
+        if (journal.BeyondSizeBlocks > 0)
+            Warnings.Add($"{journal.BeyondSizeBlocks} SSD blocks beyond the size ssd_cache_gb now gives were dropped");
+        if (_ssdOrphans > 0)
+            Warnings.Add($"{_ssdOrphans} SSD blocks whose parent block is not on SSD were dropped (they cannot be matched)");
+    }
+
     // Rebuilds the index from the journal, parents first. A block whose parent is not on SSD
-    // cannot be reached by a match, so it is dropped and its slot reused.
+    // cannot be reached by a match, so it is dropped and its slot reused (so is a parent loop).
     private void Restore(SsdJournal journal, SlotPool pool)
     {
         var byKey = new Dictionary<UInt128, SsdRecord>();
@@ -70,22 +91,31 @@ public sealed unsafe partial class KvEngine
         var used = new bool[pool.Capacity];
         var kept = new List<SsdRecord>(byKey.Count);
         var chain = new Stack<SsdRecord>();
+        var onChain = new HashSet<UInt128>();
+        var dead = new HashSet<UInt128>(); // keys known not to reach a root: each record is walked about once
         long clock = _index.Tick();
         foreach (SsdRecord rec in byKey.Values)
         {
             chain.Clear();
+            onChain.Clear();
             SsdRecord cur = rec;
             int parent = -1;
             bool orphan = false;
             while (_index.Lookup(cur.Key) < 0)
             {
+                // A key seen twice on one walk: the parents loop (a forged journal) and reach no root.
+                if (dead.Contains(cur.Key) || !onChain.Add(cur.Key)) { orphan = true; break; }
                 chain.Push(cur);
                 if (!cur.HasParent) break;
                 parent = _index.Lookup(cur.Parent);
                 if (parent >= 0) break;
                 if (!byKey.TryGetValue(cur.Parent, out cur)) { orphan = true; break; }
             }
-            if (orphan) continue;
+            if (orphan)
+            {
+                foreach (SsdRecord c in chain) dead.Add(c.Key);
+                continue;
+            }
             while (chain.Count > 0)
             {
                 SsdRecord r = chain.Pop();
@@ -97,7 +127,8 @@ public sealed unsafe partial class KvEngine
         pool.MarkUsed(used);
         _index.RefreshCandidates();
         _ssdRestored = kept.Count;
-        if (kept.Count != byKey.Count || !_options.SsdPersist || journal.DroppedRecords > 0) journal.Compact(kept);
+        if (_options.SsdPersist) _ssdOrphans = byKey.Count - kept.Count;
+        journal.Keep(kept);
     }
 
     // After a put: blocks the SSD lacks are written there in the background (write-through),
@@ -137,6 +168,7 @@ public sealed unsafe partial class KvEngine
     private void ApplySsdCompletions()
     {
         if (_ssd is null) return;
+        while (_ssd.Warnings.TryDequeue(out string? w)) Warnings.Add(w);
         while (_ssd.CompletedWrites.TryDequeue(out SsdWriteDone done))
         {
             _ssdWritesPending--;
@@ -161,7 +193,7 @@ public sealed unsafe partial class KvEngine
         if (_index.SsdStateOf(node) == SsdState.Ready && _index.TryPromote(node, clock, out int slot))
         {
             task.Add(deviceBlock, slot, node);
-            task.FromSsd(_index.SsdSlotOf(node));
+            task.FromSsd(_index.SsdSlotOf(node), _index.KeyOf(node));
             return;
         }
         if (AddLoadFromRemote(task, deviceBlock, node, clock)) return;

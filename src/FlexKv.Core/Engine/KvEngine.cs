@@ -61,11 +61,13 @@ public sealed unsafe partial class KvEngine : IDisposable
         {
             OpenSsd();
             OpenRemote();
+            CommitSsd();
         }
         catch
         {
             _transfer.Stop(CancelWaitMs);
-            _ssd?.Stop(CancelWaitMs);
+            if (_ssd?.Stop(CancelWaitMs) == true) _ssdFiles?.Abandon();
+            _remote?.Stop(CancelWaitMs);
             _cpu.Dispose();
             throw;
         }

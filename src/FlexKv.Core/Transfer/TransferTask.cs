@@ -57,6 +57,7 @@ public sealed class TransferTask
     internal bool WasLaunched;
     internal int SsdReadsTotal;
     internal int[] SsdSlots = new int[64];  // -1: the block is read from its CPU slot
+    internal UInt128[] SsdKeys = new UInt128[64]; // key of block i when SsdSlots[i] >= 0: its bytes must be sealed for it
     internal int[] DeviceBlocks = new int[64];
     internal int[] CpuSlots = new int[64];
     internal int[] Nodes = new int[64];
@@ -74,6 +75,7 @@ public sealed class TransferTask
             int n = Count * 2;
             Array.Resize(ref DeviceBlocks, n);
             Array.Resize(ref SsdSlots, n);
+            Array.Resize(ref SsdKeys, n);
             Array.Resize(ref RemoteKeys, n);
             Array.Resize(ref FromRemote, n);
             Array.Resize(ref CpuSlots, n);
@@ -89,10 +91,11 @@ public sealed class TransferTask
         Count++;
     }
 
-    /// <summary>Marks the last added block as read from SSD slot <paramref name="ssdSlot"/> first.</summary>
-    internal void FromSsd(int ssdSlot)
+    /// <summary>Marks the last added block (key <paramref name="key"/>) as read from SSD slot <paramref name="ssdSlot"/> first.</summary>
+    internal void FromSsd(int ssdSlot, UInt128 key)
     {
         SsdSlots[Count - 1] = ssdSlot;
+        SsdKeys[Count - 1] = key;
         SsdReadsTotal++;
     }
 

@@ -1,5 +1,5 @@
 using System.Collections.Concurrent;
-using System.IO.Hashing;
+using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
 using FlexKv.Core.Transfer;
 
@@ -7,7 +7,8 @@ namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
 /// The SSD tier's moving parts: one writer thread (CPU → SSD write-through, journal) and one
-/// reader thread (SSD → CPU staging for gets, checksum verified), each fed by a bounded queue
+/// reader thread (SSD → CPU staging for gets, each block's seal verified for the key the get
+/// asked for, so bytes written for another key never pass), each fed by a bounded queue
 /// that wakes it directly (no thread-pool hop: a busy or starved pool must not stall I/O).
 /// The index stays with the scheduler thread: finished writes come back on
 /// <see cref="CompletedWrites"/>, and a get whose SSD blocks arrived goes on to the copy threads.
@@ -18,7 +19,8 @@ internal sealed unsafe class SsdTier : IDisposable
     private readonly IBlockDevice _device;
     private readonly SsdJournal _journal;
     private readonly IDisposable? _directories;
-    private readonly ulong[] _checksums;
+    private readonly BlockSeal _seal;
+    private readonly UInt128[] _seals; // per slot; a slot is read only while no write to it runs
     private readonly byte* _cpuBase;
     private readonly long _cpuStride;
     private readonly long _blockBytes;
@@ -29,9 +31,10 @@ internal sealed unsafe class SsdTier : IDisposable
     private readonly Func<TransferTask, bool> _readsDone;
     private long _bytesWritten, _bytesRead, _checksumFailures, _writeErrors, _readErrors;
 
-    public SsdTier(IBlockDevice device, SsdJournal journal, IDisposable? directories, byte* cpuBase, long cpuStride,
+    public SsdTier(IBlockDevice device, SsdJournal journal, IDisposable? directories, BlockSeal seal, byte* cpuBase, long cpuStride,
         long blockBytes, Func<TransferTask, bool> readsDone)
     {
+        _seal = seal;
         _device = device;
         _journal = journal;
         _directories = directories;
@@ -39,9 +42,9 @@ internal sealed unsafe class SsdTier : IDisposable
         _cpuStride = cpuStride;
         _blockBytes = blockBytes;
         _readsDone = readsDone;
-        _checksums = new ulong[device.NumSlots];
+        _seals = new UInt128[device.NumSlots];
         foreach (SsdRecord? r in journal.Slots)
-            if (r is { } rec) _checksums[rec.Slot] = rec.Checksum;
+            if (r is { } rec) _seals[rec.Slot] = rec.Seal;
         _writer = new Thread(WriteLoop) { IsBackground = true, Name = "flexkv-ssd-write" };
         _reader = new Thread(ReadLoop) { IsBackground = true, Name = "flexkv-ssd-read" };
         _writer.Start();
@@ -53,6 +56,9 @@ internal sealed unsafe class SsdTier : IDisposable
     public SsdJournal Journal => _journal;
 
     public ConcurrentQueue<SsdWriteDone> CompletedWrites { get; } = new();
+
+    /// <summary>Messages from the writer thread for the engine's warnings (applied with the completions).</summary>
+    public ConcurrentQueue<string> Warnings { get; } = new();
 
     /// <summary>Called on the writer thread after a batch of writes ended (the engine applies them if it can).</summary>
     public Action? WritesDone { get; set; }
@@ -103,6 +109,7 @@ internal sealed unsafe class SsdTier : IDisposable
                     if (op.Kind == SsdOpKind.Write) CompletedWrites.Enqueue(new SsdWriteDone(op.Node, op.Slot, 5));
             }
             batch.Clear();
+            CompactJournalIfLarge();
             try
             {
                 WritesDone?.Invoke();
@@ -126,11 +133,25 @@ internal sealed unsafe class SsdTier : IDisposable
             WriteSegment(batch, start, end);
             if (end < batch.Count)
             {
-                Array.Clear(_checksums);
+                Array.Clear(_seals);
                 _journal.Compact([]);
                 end++;
             }
             start = end;
+        }
+    }
+
+    // Between batches, so the journal on disk holds exactly the slot table being compacted.
+    private void CompactJournalIfLarge()
+    {
+        try
+        {
+            _journal.CompactIfLarge();
+        }
+        catch (Exception e)
+        {
+            // The old file is still the journal and still appended to: nothing is lost.
+            Warnings.Enqueue($"the SSD journal could not be compacted ({e.Message}); it grows until a later try succeeds");
         }
     }
 
@@ -156,7 +177,7 @@ internal sealed unsafe class SsdTier : IDisposable
         {
             SsdOp op = batch[index[k]];
             bufs[k] = (nint)(_cpuBase + op.CpuSlot * _cpuStride);
-            _checksums[op.Slot] = XxHash3.HashToUInt64(new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
+            _seals[op.Slot] = _seal.Seal(op.Key, new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
         }
         _device.Write(slots, bufs, _blockBytes, errors);
         for (int k = 0; k < writes; k++)
@@ -164,7 +185,7 @@ internal sealed unsafe class SsdTier : IDisposable
             SsdOp op = batch[index[k]];
             if (errors[k] == 0)
             {
-                _journal.AppendPut(new SsdRecord(op.Slot, op.Key, op.Parent, op.HasParent, _checksums[op.Slot]));
+                _journal.AppendPut(new SsdRecord(op.Slot, op.Key, op.Parent, op.HasParent, _seals[op.Slot]));
                 Interlocked.Add(ref _bytesWritten, _blockBytes);
             }
             else Interlocked.Increment(ref _writeErrors);
@@ -231,8 +252,7 @@ internal sealed unsafe class SsdTier : IDisposable
                 task.Failed[i] = 2; // 2: the SSD copy is bad and must leave the index
                 continue;
             }
-            ulong sum = XxHash3.HashToUInt64(new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
-            if (sum != _checksums[slots[k]])
+            if (!_seal.Verify(task.SsdKeys[i], new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes), _seals[slots[k]]))
             {
                 Interlocked.Increment(ref _checksumFailures);
                 task.Failed[i] = 2;
@@ -254,6 +274,7 @@ internal sealed unsafe class SsdTier : IDisposable
         {
             _journal.Dispose();
             _device.Dispose();
+            _seal.Dispose();
             _directories?.Dispose();
         }
         return ok;
