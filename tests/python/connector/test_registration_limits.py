@@ -143,3 +143,34 @@ def test_the_message_limits_are_what_the_docs_say():
     assert _registration.line_limit(1) == 4096 + 512
     assert _registration.MAX_LINE == 4096 + 512 * _registration.MAX_LAYERS
     assert _registration.MAX_LINE < 1 << 20
+
+
+def test_a_worker_told_to_retry_registers_once_a_place_is_free(tmp_path):
+    from flexkv import KVLayer
+    from flexkv.integration.vllm._registration import RegistrationClient
+
+    from .registration_support import LAYER
+
+    engine = RecordingEngine(2)
+    srv = RegistrationServer(str(tmp_path / "r.sock"), 2, engine, read_timeout_s=1.0, max_pending=1)
+    try:
+        idle = connect(srv.path)
+        assert wait_for(lambda: len(srv._pending) == 1, 5)
+        client = RegistrationClient(srv.path, 0, 2, [KVLayer(*LAYER)], 8)  # told to retry until the idle one goes
+        client.wait(15)
+        assert 0 in engine.ranks
+        idle.close()
+        client.close()
+    finally:
+        srv.close()
+
+
+def test_refusals_of_garbage_are_logged_a_few_times_only(server, caplog):
+    srv, _ = server
+    with caplog.at_level("WARNING", logger="flexkv"):
+        for _ in range(50):
+            s, reply = send_line(srv.path, b"garbage\n")
+            s.close()
+            assert reply["ok"] is False
+    refusals = [r for r in caplog.records if "refused a registration" in r.getMessage()]
+    assert 1 <= len(refusals) <= 10
