@@ -30,7 +30,7 @@ import socket
 import tempfile
 import threading
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from ... import _errors
 from ...cuda_ipc import CudaIpcHandle
@@ -170,7 +170,8 @@ class RegistrationServer:
                         key.data(key.fileobj)
                     except Exception as e:  # a defect here must not stop the registration of every rank
                         _log.logger.error("FlexKv: dropped a registration connection after an unexpected error: %s", e)
-                        self._drop(key.fileobj)
+                        if key.fileobj is not self._sock:
+                            self._drop(key.fileobj)
                 self._expire()
         finally:
             self._close_all()
@@ -183,6 +184,7 @@ class RegistrationServer:
                 return
             except OSError as e:  # out of descriptors, say: those waiting are served meanwhile
                 self._noise.log(logging.WARNING, "FlexKv: the registration socket could not accept a connection: %s", e)
+                time.sleep(0.05)  # the listener stays readable: without a pause this loop would spin
                 return
             conn.setblocking(False)
             if len(self._pending) >= self._max_pending:
