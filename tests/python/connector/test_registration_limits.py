@@ -174,3 +174,39 @@ def test_refusals_of_garbage_are_logged_a_few_times_only(server, caplog):
             assert reply["ok"] is False
     refusals = [r for r in caplog.records if "refused a registration" in r.getMessage()]
     assert 1 <= len(refusals) <= 10
+
+
+def test_a_worker_answered_before_it_finished_sending_still_reads_the_answer(tmp_path):
+    # A crowded scheduler answers "retry" and closes without reading: a worker whose line is
+    # larger than the socket buffer gets EPIPE while sending, yet the answer is there to read.
+    from flexkv import KVLayer
+    from flexkv.integration.vllm._registration import RegistrationClient
+
+    from .registration_support import LAYER
+
+    path = str(tmp_path / "fake.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(4)
+    got = []
+
+    def fake_scheduler():
+        conn, _ = listener.accept()
+        conn.sendall(b'{"ok": false, "retry": true, "taken": false, "error": "too many connections; try again"}\n')
+        conn.close()  # without reading the line
+        conn, _ = listener.accept()
+        got.append(conn.makefile("rb").readline())
+        conn.sendall(b'{"ok": true, "complete": true}\n')
+        time.sleep(0.5)
+        conn.close()
+
+    t = threading.Thread(target=fake_scheduler, daemon=True)
+    t.start()
+    client = RegistrationClient(path, 0, 1, [KVLayer(*LAYER)] * 20_000, 8)  # a line of about 1 MiB
+    try:
+        client.wait(20)
+    finally:
+        client.close()
+        t.join(5)
+        listener.close()
+    assert got and got[0].startswith(b'{"protocol": 1')
