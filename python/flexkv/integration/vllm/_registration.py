@@ -431,11 +431,7 @@ class RegistrationClient:
             s = self._connect()
             if s is None:
                 break
-            try:
-                s.sendall(self._message)
-                reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "the scheduler closed the connection"}')
-            except (OSError, ValueError) as e:
-                reply = {"ok": False, "error": f"the registration failed: {e}"}
+            reply = self._exchange(s)
             if reply.get("ok"):
                 with self._lock:
                     if not self._closed:
@@ -457,6 +453,27 @@ class RegistrationClient:
             _log.logger.error("%s", self.error)
             break
         self.done.set()
+
+    def _exchange(self, s: socket.socket) -> dict:
+        """Sends the line and reads the answer. A scheduler may answer (a refusal, "retry") and
+        close before it read the whole line: sending then fails, but its answer is there to read."""
+        sent_error: Optional[OSError] = None
+        try:
+            s.sendall(self._message)
+        except OSError as e:
+            sent_error = e
+        try:
+            line = s.makefile("rb").readline()
+        except OSError as e:
+            line, sent_error = b"", sent_error or e
+        if not line:
+            why = f"the registration failed: {sent_error}" if sent_error else "the scheduler closed the connection"
+            return {"ok": False, "error": why}
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        return reply if isinstance(reply, dict) else {"ok": False, "error": "the scheduler's answer is not JSON"}
 
     def close(self) -> None:
         with self._lock:
