@@ -29,13 +29,13 @@ public sealed partial class KvEngine
             // Validate before any state changes, so a rejected call leaves the request as it was.
             int saveBlocks = Math.Min(Math.Max(numTokens - 1, 0) / TokensPerBlock, blockIds.Length);
             if (save) _transfer.Transport?.Layout.CheckBlockIds(blockIds[..saveBlocks]);
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null)
             {
-                if (_recentlyFinishedBySpan.Contains(requestId))
+                if (_requests.RecentlyFinished(requestId))
                     ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
                 if (tokens.IsEmpty && numTokens > 0) ThrowHelper.UnknownRequest(requestId.ToString());
-                s = Add(requestId, utf8Namespace);
+                s = _requests.Add(requestId, _hasher.SeedFor(utf8Namespace));
             }
             else if (s.Finished)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
@@ -52,7 +52,7 @@ public sealed partial class KvEngine
                     $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
 
             ReleaseMatch(s);
-            DropLookup(s);
+            _tiers.DropLookup(s);
             bool loading = s.Get is not null;
             if (loading) CancelTask(s.Get!);
             // Set after the cancel: a planned load completes inside CancelTask, and a finished
@@ -62,7 +62,7 @@ public sealed partial class KvEngine
             if (save && !loading && _transfer.Transport is not null && numTokens > 0 && !_clearPending)
                 PlanPut(s, saveBlocks, blockIds);
             s.Hold = s.Put is not null;
-            if (s.Get is null && s.Put is null) Forget(s);
+            if (s.Get is null && s.Put is null) _requests.Forget(s);
             return s.Hold;
         }
     }
@@ -77,7 +77,7 @@ public sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
             ReleaseMatch(s);
             if (s.Get is not null) CancelTask(s.Get);
@@ -103,7 +103,7 @@ public sealed partial class KvEngine
                 _index.Touch(id, clock);
                 last = id;
                 // Ready or being written somewhere: nothing to do. In no tier (its write failed): redo it.
-                if (_index.StateOf(id) == BlockState.Empty && _index.SsdStateOf(id) == SsdState.None)
+                if (_index.StateOf(id) == BlockState.Empty && _index.FirstReadableTier(id) < 0)
                 {
                     if (!_index.TryRewrite(id, clock)) { _stats.BlocksDropped += blocks - i; break; }
                     (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);

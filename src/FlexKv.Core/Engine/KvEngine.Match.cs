@@ -1,10 +1,13 @@
 using FlexKv.Core.Errors;
+using FlexKv.Core.Tiers;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Engine;
 
 public sealed partial class KvEngine
 {
+    private long _stagingPromised; // CPU slots promised to current matches for blocks only in lower tiers
+
     /// <summary>
     /// vLLM's <c>get_num_new_matched_tokens</c>: how many tokens beyond
     /// <paramref name="numComputedTokens"/> (vLLM's own hit, block-aligned) can be loaded now.
@@ -12,7 +15,7 @@ public sealed partial class KvEngine
     /// are pinned until the request's load ends; asking again replaces the previous answer and its
     /// pins. <paramref name="tokens"/> may be empty when the engine already saw at least
     /// <paramref name="numTokens"/> tokens of this request (no re-hashing, no re-sending).
-    /// Returns <see cref="MatchPending"/> (-1) while the remote store is being asked about the
+    /// Returns <see cref="TierSet.MatchPending"/> (-1) while the remote store is being asked about the
     /// blocks after the local hit: the caller asks again later (vLLM: the lookup returns None and
     /// the request is retried next step); the local blocks stay pinned meanwhile.
     /// </summary>
@@ -30,12 +33,12 @@ public sealed partial class KvEngine
         {
             ThrowIfShutDown();
             ApplyCompletions();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null)
             {
                 if (tokens.IsEmpty && numTokens > 0)
                     ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"request '{requestId}' is new: its token ids are required");
-                s = Add(requestId, utf8Namespace);
+                s = _requests.Add(requestId, _hasher.SeedFor(utf8Namespace));
             }
             else if (s.Finished)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
@@ -68,11 +71,11 @@ public sealed partial class KvEngine
             }
             int matchedBlocks = Match(s, blocks, computedBlocks);
             s.NumComputedTokens = numComputedTokens;
-            if (matchedBlocks == MatchPending)
+            if (matchedBlocks == TierSet.MatchPending)
             {
                 _stats.MatchCalls--; // the answer comes with a later call; count the lookup once
                 _stats.QueriedTokens -= (long)blocks * TokensPerBlock;
-                return MatchPending;
+                return TierSet.MatchPending;
             }
             int newTokens = matchedBlocks * TokensPerBlock;
             _stats.MatchedTokens += newTokens;
@@ -92,7 +95,7 @@ public sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
             if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
             int boundary = s.Sequence.Blocks * TokensPerBlock;
@@ -121,7 +124,7 @@ public sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
             if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
             if (numExternalTokens == 0)
@@ -146,7 +149,7 @@ public sealed partial class KvEngine
             task.Kind = TransferKind.Get;
             task.RequestId = s.Id;
             long clock = _index.Tick();
-            for (int i = 0; i < blocks; i++) AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
+            for (int i = 0; i < blocks; i++) _tiers.AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
             // The task takes over the pins of the blocks it loads; the rest are released.
             for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
             s.PinnedCount = 0;
@@ -178,11 +181,11 @@ public sealed partial class KvEngine
         }
         int local = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
         for (int i = Math.Max(start, computedBlocks); i < local; i++) _index.Pin(s.MatchNodes[i]);
-        int matched = MatchRemote(s, local, blocks, computedBlocks); // pinned as they are inserted
-        if (matched == MatchPending)
+        int matched = _tiers.ExtendMatch(s, local, blocks, computedBlocks, _options.RemoteLookupBudgetMs); // pinned as inserted
+        if (matched == TierSet.MatchPending)
         {
             s.PinnedCount = Math.Max(0, local - computedBlocks); // kept for the next ask, which polls the answer
-            return MatchPending;
+            return TierSet.MatchPending;
         }
         matched = FitStaging(s, computedBlocks, matched);
         s.PinnedCount = Math.Max(0, matched - computedBlocks);
@@ -196,7 +199,7 @@ public sealed partial class KvEngine
     {
         _stagingPromised -= s.Staging;
         s.Staging = 0;
-        if (_ssd is null && _remote is null) return matched;
+        if (!_tiers.Any) return matched;
         long available = (long)_index.Capacity - _index.PinnedCpuSlots - _stagingPromised;
         int staged = 0;
         for (int i = computedBlocks; i < matched; i++)

@@ -1,21 +1,49 @@
+using FlexKv.Core.Config;
 using FlexKv.Core.Cuda;
 using FlexKv.Core.Errors;
+using FlexKv.Core.Tiers;
 using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Engine;
+namespace FlexKv.Core.Devices;
 
 /// <summary>
 /// How the engine reaches vLLM's KV cache: host memory of this process, GPU memory of this
 /// process, host memory of worker processes (process_vm_*), or GPU memory of worker processes
-/// (CUDA IPC), one transport per tensor-parallel rank. A replaced transport is released once
-/// no copy can still be using it (see <see cref="TransferEngine.DrainedEpoch"/>).
+/// (CUDA IPC), one transport per tensor-parallel rank. The registry installs the transport the
+/// copy threads use; a replaced one is released once no copy can still be using it (see
+/// <see cref="TransferEngine.DrainedEpoch"/>). Shares the engine lock: every change happens
+/// under it, on whichever thread registers (vLLM's scheduler, or the registration server's).
 /// </summary>
-public sealed unsafe partial class KvEngine
+internal sealed unsafe class DeviceRegistry
 {
+    private readonly object _sync;
+    private readonly TransferEngine _transfer;
+    private readonly CpuTier _cpu;
+    private readonly EngineOptions _options;
+    private readonly List<string> _warnings;
+    private readonly Func<bool> _busy;
+    private readonly Action _throwIfShutDown;
     private IDeviceTransport?[]? _ranks;
     private readonly List<(IDisposable Transport, long Epoch)> _retired = new();
     private readonly object _pinSync = new(); // pinning a large pool takes seconds: not under the engine lock
     private PinnedHostMemory? _pinned;
+
+    /// <summary>
+    /// A registry over the engine's lock (<paramref name="sync"/>) and copy threads;
+    /// <paramref name="busy"/> says whether transfers are planned or running (a single cache is not
+    /// replaced under them), <paramref name="throwIfShutDown"/> throws once the engine is shut down.
+    /// </summary>
+    public DeviceRegistry(object sync, TransferEngine transfer, CpuTier cpu, EngineOptions options, List<string> warnings,
+        Func<bool> busy, Action throwIfShutDown)
+    {
+        _sync = sync;
+        _transfer = transfer;
+        _cpu = cpu;
+        _options = options;
+        _warnings = warnings;
+        _busy = busy;
+        _throwIfShutDown = throwIfShutDown;
+    }
 
     /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
     public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
@@ -112,7 +140,7 @@ public sealed unsafe partial class KvEngine
     {
         lock (_sync)
         {
-            ThrowIfShutDown();
+            _throwIfShutDown();
             if (_ranks is null || (uint)rank >= (uint)_ranks.Length || _ranks[rank] is null)
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"rank {rank} is not registered");
             IDeviceTransport gone = _ranks[rank]!;
@@ -128,10 +156,10 @@ public sealed unsafe partial class KvEngine
         ArgumentNullException.ThrowIfNull(transport);
         lock (_sync)
         {
-            ThrowIfShutDown();
+            _throwIfShutDown();
             if (transport.Layout.BlockBytes != _cpu.BlockBytes)
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"transport blocks are {transport.Layout.BlockBytes} bytes, engine blocks {_cpu.BlockBytes}");
-            if (_inFlight.Count > 0 || _planned.Count > 0)
+            if (_busy())
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, "register_kv_caches: transfers are pending; register before serving requests");
             IDeviceTransport? old = _transfer.Transport;
             IDeviceTransport?[]? oldRanks = _ranks;
@@ -163,7 +191,7 @@ public sealed unsafe partial class KvEngine
         {
             try
             {
-                ThrowIfShutDown();
+                _throwIfShutDown();
                 if (_ranks is null)
                 {
                     IDeviceTransport? single = _transfer.Transport;
@@ -220,7 +248,7 @@ public sealed unsafe partial class KvEngine
     {
         lock (_pinSync)
         {
-            ThrowIfShutDown();
+            _throwIfShutDown();
             _pinned ??= new PinnedHostMemory(ordinal, _cpu.SlotAddress(0), _cpu.ReservedBytes);
         }
     }
@@ -235,7 +263,7 @@ public sealed unsafe partial class KvEngine
     /// Frees replaced transports once no copy can still use them: a restarted worker's old GPU
     /// memory stays allocated for as long as this process keeps it mapped. Caller holds the lock.
     /// </summary>
-    private void DisposeRetiredIfIdle()
+    public void DisposeRetiredIfIdle()
     {
         if (_retired.Count == 0) return;
         long drained = _transfer.DrainedEpoch;
@@ -250,7 +278,7 @@ public sealed unsafe partial class KvEngine
     }
 
     /// <summary>Called at shutdown once the copy threads stopped.</summary>
-    private void DisposeTransports()
+    public void DisposeTransports()
     {
         var all = _retired.Select(r => r.Transport).ToList();
         _retired.Clear();
@@ -266,7 +294,7 @@ public sealed unsafe partial class KvEngine
             }
             catch (Exception e) when (e is FlexKvException or DllNotFoundException)
             {
-                Warnings.Add($"unpinning the CPU pool failed: {e.Message}");
+                _warnings.Add($"unpinning the CPU pool failed: {e.Message}");
             }
         }
     }
@@ -281,7 +309,7 @@ public sealed unsafe partial class KvEngine
             }
             catch (Exception e)
             {
-                Warnings.Add($"releasing a replaced KV cache registration failed: {e.GetType().Name}: {e.Message}"); // never fails shutdown
+                _warnings.Add($"releasing a replaced KV cache registration failed: {e.GetType().Name}: {e.Message}"); // never fails shutdown
             }
         }
         items.Clear();
