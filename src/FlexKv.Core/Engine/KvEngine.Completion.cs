@@ -62,7 +62,7 @@ public sealed partial class KvEngine
             }
             foreach (RequestState s in _requests.All)
             {
-                ReleaseMatch(s);
+                _planner.ReleaseMatch(s);
                 _tiers.DropLookup(s);
                 s.RemoteAskedUpTo = 0; // the store may hold what the cleared index forgot
             }
@@ -120,7 +120,7 @@ public sealed partial class KvEngine
         _inFlight.Remove(task);
         task.State = task.IsCancelled ? TransferState.Cancelled
             : task.FailedCount > 0 ? TransferState.Failed : TransferState.Done;
-        Complete(task);
+        _completion.Complete(task);
     }
 
     // Called on a copy thread when a task ends: applied at once if the engine lock is free (the
@@ -148,48 +148,5 @@ public sealed partial class KvEngine
         {
             Monitor.Exit(_sync);
         }
-    }
-
-    private void Complete(TransferTask task)
-    {
-        bool cancelled = task.State == TransferState.Cancelled;
-        RequestState? s = _requests.Find(task.RequestId);
-        if (task.Kind == TransferKind.Get)
-        {
-            // A task cancelled before launch never read its SSD blocks.
-            bool launched = task.WasLaunched;
-            for (int i = 0; i < task.Count; i++)
-            {
-                if (task.Source[i] != 0) _tiers.CompleteStaged(task, i, launched);
-                _index.Unpin(task.Nodes[i]);
-                if (cancelled) continue;
-                if (task.Failed[i] != 0)
-                {
-                    _report.AddFailed(task.DeviceBlocks[i]);
-                    _stats.BlocksFailed++;
-                }
-                else _stats.BlocksLoaded++;
-            }
-            _report.Add(FinishedKind.Recving, task.RequestId);
-            if (s is not null) s.Get = null;
-        }
-        else
-        {
-            for (int i = 0; i < task.Count; i++)
-            {
-                bool ok = !cancelled && task.Failed[i] == 0;
-                _index.CompleteWrite(task.Nodes[i], ok);
-                if (ok) _stats.BlocksSaved++;
-            }
-            _tiers.WriteThrough(task);
-            if (s is not null)
-            {
-                if (s.Hold) _report.Add(FinishedKind.Sending, task.RequestId);
-                s.Put = null;
-            }
-        }
-        _stats.TasksFinished++;
-        if (s is not null && s.Finished && s.Get is null && s.Put is null) _requests.Forget(s);
-        _taskPool.Return(task);
     }
 }

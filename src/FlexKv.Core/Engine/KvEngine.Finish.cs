@@ -51,7 +51,7 @@ public sealed partial class KvEngine
                 ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
                     $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
 
-            ReleaseMatch(s);
+            _planner.ReleaseMatch(s);
             _tiers.DropLookup(s);
             bool loading = s.Get is not null;
             if (loading) CancelTask(s.Get!);
@@ -59,8 +59,12 @@ public sealed partial class KvEngine
             // request would be forgotten there and then once more below.
             s.Finished = true;
             // A request whose load never ended computed nothing, so there is nothing to save.
-            if (save && !loading && _transfer.Transport is not null && numTokens > 0 && !_clearPending)
-                PlanPut(s, saveBlocks, blockIds);
+            if (save && !loading && _transfer.Transport is not null && numTokens > 0 && !_clearPending &&
+                _planner.PlanPut(s, saveBlocks, blockIds) is { } put)
+            {
+                s.Put = put;
+                _planned.Add(put);
+            }
             s.Hold = s.Put is not null;
             if (s.Get is null && s.Put is null) _requests.Forget(s);
             return s.Hold;
@@ -79,56 +83,12 @@ public sealed partial class KvEngine
             ThrowIfShutDown();
             RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
-            ReleaseMatch(s);
+            _planner.ReleaseMatch(s);
             if (s.Get is not null) CancelTask(s.Get);
             if (s.Put is not null) CancelTask(s.Put);
             s.NumComputedTokens = 0;
             s.ComputedBlocks = 0;
         }
-    }
-
-    private void PlanPut(RequestState s, int blocks, ReadOnlySpan<int> blockIds)
-    {
-        if (blocks <= 0) return;
-        ReadOnlySpan<UInt128> keys = s.Sequence.Keys[..blocks];
-        long clock = _index.Tick();
-        TransferTask? task = null;
-        int parent = -1;
-        int last = -1;
-        for (int i = 0; i < blocks; i++)
-        {
-            int id = _index.Lookup(keys[i], parent);
-            if (id >= 0)
-            {
-                _index.Touch(id, clock);
-                last = id;
-                // Ready or being written somewhere: nothing to do. In no tier (its write failed): redo it.
-                if (_index.StateOf(id) == BlockState.Empty && _index.FirstReadableTier(id) < 0)
-                {
-                    if (!_index.TryRewrite(id, clock)) { _stats.BlocksDropped += blocks - i; break; }
-                    (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
-                }
-                parent = id;
-                continue;
-            }
-            id = _index.InsertWriting(keys[i], parent, clock);
-            if (id < 0) { _stats.BlocksDropped += blocks - i; break; }
-            (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
-            parent = id;
-            last = id;
-        }
-        _index.TouchDone(last);
-        if (task is null) return;
-        s.Put = task;
-        _planned.Add(task);
-    }
-
-    private TransferTask NewPut(RequestState s)
-    {
-        TransferTask task = _taskPool.Get();
-        task.Kind = TransferKind.Put;
-        task.RequestId = s.Id;
-        return task;
     }
 
     // A planned task is finished as cancelled right away; a launched one is flagged and waited
@@ -140,7 +100,7 @@ public sealed partial class KvEngine
         {
             _planned.Remove(task);
             task.State = TransferState.Cancelled;
-            Complete(task);
+            _completion.Complete(task);
             return;
         }
         if (!TransferEngine.WaitNotExecuting(task, CancelWaitMs))

@@ -6,7 +6,6 @@ namespace FlexKv.Core.Engine;
 
 public sealed partial class KvEngine
 {
-    private long _stagingPromised; // CPU slots promised to current matches for blocks only in lower tiers
 
     /// <summary>
     /// vLLM's <c>get_num_new_matched_tokens</c>: how many tokens beyond
@@ -64,12 +63,12 @@ public sealed partial class KvEngine
             // Without a registered cache nothing can be loaded, so nothing is offered.
             if (_transfer.Transport is null || blocks <= computedBlocks || _clearPending)
             {
-                ReleaseMatch(s);
+                _planner.ReleaseMatch(s);
                 s.NumComputedTokens = numComputedTokens;
                 s.ComputedBlocks = computedBlocks;
                 return 0;
             }
-            int matchedBlocks = Match(s, blocks, computedBlocks);
+            int matchedBlocks = _planner.Match(s, blocks, computedBlocks, _options.RemoteLookupBudgetMs);
             s.NumComputedTokens = numComputedTokens;
             if (matchedBlocks == TierSet.MatchPending)
             {
@@ -129,7 +128,7 @@ public sealed partial class KvEngine
             if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
             if (numExternalTokens == 0)
             {
-                if (!s.GetPlanned) ReleaseMatch(s);
+                if (!s.GetPlanned) _planner.ReleaseMatch(s);
                 return;
             }
             if (s.GetPlanned) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already has a load planned");
@@ -153,80 +152,10 @@ public sealed partial class KvEngine
             // The task takes over the pins of the blocks it loads; the rest are released.
             for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
             s.PinnedCount = 0;
-            ReleaseStaging(s);
+            _planner.ReleaseStaging(s);
             s.Get = task;
             s.GetPlanned = true;
             _planned.Add(task);
         }
-    }
-
-    // Matches blocks [computedBlocks, blocks) and pins them. A request asked about again (vLLM
-    // retries waiting requests every step) keeps its pinned run: pinned blocks cannot have been
-    // evicted, so only the blocks after it are looked up.
-    private int Match(RequestState s, int blocks, int computedBlocks)
-    {
-        s.EnsureMatchCapacity(blocks);
-        long clock = _index.Tick();
-        int start;
-        if (s.PinnedCount > 0 && s.ComputedBlocks == computedBlocks && s.ComputedBlocks + s.PinnedCount <= blocks)
-        {
-            start = computedBlocks + s.PinnedCount;
-            for (int i = computedBlocks; i < start; i++) _index.Touch(s.MatchNodes[i], clock);
-        }
-        else
-        {
-            ReleaseMatch(s);
-            s.ComputedBlocks = computedBlocks;
-            start = 0;
-        }
-        int local = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
-        for (int i = Math.Max(start, computedBlocks); i < local; i++) _index.Pin(s.MatchNodes[i]);
-        int matched = _tiers.ExtendMatch(s, local, blocks, computedBlocks, _options.RemoteLookupBudgetMs); // pinned as inserted
-        if (matched == TierSet.MatchPending)
-        {
-            s.PinnedCount = Math.Max(0, local - computedBlocks); // kept for the next ask, which polls the answer
-            return TierSet.MatchPending;
-        }
-        matched = FitStaging(s, computedBlocks, matched);
-        s.PinnedCount = Math.Max(0, matched - computedBlocks);
-        return s.PinnedCount;
-    }
-
-    // Blocks only on SSD or in the remote store are loaded through CPU slots; offer no more of
-    // them than the CPU tier can free now, less what other requests' matches were promised, so
-    // a match never promises a load that would fail for lack of room.
-    private int FitStaging(RequestState s, int computedBlocks, int matched)
-    {
-        _stagingPromised -= s.Staging;
-        s.Staging = 0;
-        if (!_tiers.Any) return matched;
-        long available = (long)_index.Capacity - _index.PinnedCpuSlots - _stagingPromised;
-        int staged = 0;
-        for (int i = computedBlocks; i < matched; i++)
-        {
-            if (_index.StateOf(s.MatchNodes[i]) == Index.BlockState.Ready) continue;
-            if (++staged <= available) continue;
-            for (int j = i; j < matched; j++) _index.Unpin(s.MatchNodes[j]);
-            matched = i;
-            staged--;
-            break;
-        }
-        s.Staging = staged;
-        _stagingPromised += staged;
-        return matched;
-    }
-
-    private void ReleaseMatch(RequestState s)
-    {
-        for (int i = 0; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
-        s.PinnedCount = 0;
-        ReleaseStaging(s);
-    }
-
-    // The match's promise of CPU slots ends: the load took real slots, or the match went away.
-    private void ReleaseStaging(RequestState s)
-    {
-        _stagingPromised -= s.Staging;
-        s.Staging = 0;
     }
 }

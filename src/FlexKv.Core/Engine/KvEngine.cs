@@ -35,14 +35,15 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly TransferEngine _transfer;
     private readonly TierSet _tiers;
     private readonly DeviceRegistry _devices;
+    private readonly BlockPlanner _planner;
+    private readonly TaskCompletion _completion;
     private readonly RequestTable _requests = new();
     private readonly ObjectPool<TransferTask> _taskPool = new DefaultObjectPool<TransferTask>(new TransferTask.PoolPolicy(), 1024);
     private readonly List<TransferTask> _planned = new();
     private readonly HashSet<TransferTask> _inFlight = new();
     private readonly FinishedReport _report = new();
-    private readonly EngineStats _stats = new();
-    private readonly EngineStats _metricsStats = new(); // ReadMetrics' scratch, under _metricsSync
-    private readonly object _metricsSync = new();
+    private readonly EngineStats _stats = new(); // the counters the contract calls increment
+    private readonly EngineCounters _counters;
     private bool _clearPending; // reset: nothing is offered or saved until the index is cleared
     private bool _shutDown;
 
@@ -70,6 +71,9 @@ public sealed unsafe partial class KvEngine : IDisposable
             });
             _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking);
             _tiers.Commit();
+            _planner = new BlockPlanner(_index, _tiers, _stats, _taskPool);
+            _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool);
+            _counters = new EngineCounters(_stats, _transfer, _index, _cpu, _requests, _planned, _inFlight, _tiers);
         }
         catch
         {
@@ -206,9 +210,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         {
             ThrowIfShutDown();
             ApplyCompletions();
-            RefreshStats(_stats);
-            _stats.Warnings = Warnings;
-            return _stats.Clone();
+            return _counters.Snapshot(Warnings);
         }
     }
 
@@ -217,39 +219,13 @@ public sealed unsafe partial class KvEngine : IDisposable
 
     /// <summary>
     /// The numeric counters in <see cref="Metrics.StatsMetrics"/> order, written into
-    /// <paramref name="values"/> (as many as fit); returns how many there are. A scheduler
-    /// reads this every step, so it allocates nothing and does not take the engine lock (a copy
-    /// thread may hold it for a while completing a large transfer): each value is read as it
-    /// is now, which is all a counter snapshot needs. Completions not applied yet count from
-    /// the read after the next query.
+    /// <paramref name="values"/> (as many as fit); returns how many there are. Cheap enough for
+    /// every scheduler step: no allocation, and not the engine lock (see <see cref="EngineCounters.Read"/>).
     /// </summary>
     public int ReadMetrics(Span<long> values)
     {
-        lock (_metricsSync)
-        {
-            ThrowIfShutDown();
-            _metricsStats.CopyCountersFrom(_stats);
-            RefreshStats(_metricsStats);
-            return Metrics.StatsMetrics.Fill(_metricsStats, values);
-        }
-    }
-
-    /// <summary>Writes the levels and the counters kept by other components into <paramref name="s"/>.</summary>
-    private void RefreshStats(EngineStats s)
-    {
-        s.BytesMoved = _transfer.BytesMoved;
-        s.Evictions = _index.Evictions;
-        s.CpuBlocksUsed = _index.UsedSlots;
-        s.CpuBlocksTotal = _index.Capacity;
-        s.BlockBytes = _cpu.BlockBytes;
-        s.CpuReservedBytes = _cpu.ReservedBytes;
-        s.PinnedBlocks = _index.TotalPins;
-        s.PinnedCpuBlocks = _index.PinnedCpuSlots;
-        s.ActiveRequests = _requests.Count;
-        s.TasksPlanned = _planned.Count;
-        s.TasksInFlight = _inFlight.Count;
-        s.Registered = _transfer.Transport is not null;
-        _tiers.FillStats(s);
+        ThrowIfShutDown();
+        return _counters.Read(values);
     }
 
     /// <summary>
