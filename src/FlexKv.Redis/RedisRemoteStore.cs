@@ -16,7 +16,7 @@ namespace FlexKv.Redis;
 /// compute, is read as corrupt. Presence checks, reads and writes are pipelined and bounded in time; a server
 /// that is down makes lookups miss and writes drop, and the multiplexer reconnects by itself.
 /// </summary>
-public sealed unsafe class RedisRemoteStore : IRemoteStore
+internal sealed unsafe class RedisRemoteStore : IRemoteStore
 {
     private readonly ConnectionMultiplexer _mux;
     private readonly IDatabase _db;

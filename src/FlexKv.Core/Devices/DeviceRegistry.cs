@@ -1,5 +1,5 @@
 using FlexKv.Core.Config;
-using FlexKv.Core.Cuda;
+using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Tiers;
 using FlexKv.Core.Transfer;

@@ -3,7 +3,7 @@ using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Engine;
 
-public sealed partial class KvEngine
+internal sealed partial class KvEngine
 {
     /// <summary>
     /// vLLM's <c>query_finished_task</c>: hands out the requests whose loads (Recving) and saves

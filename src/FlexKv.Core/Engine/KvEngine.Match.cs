@@ -4,7 +4,7 @@ using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Engine;
 
-public sealed partial class KvEngine
+internal sealed partial class KvEngine
 {
 
     /// <summary>

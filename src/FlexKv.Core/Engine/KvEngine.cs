@@ -1,6 +1,6 @@
 using System.Text.Json;
 using FlexKv.Core.Config;
-using FlexKv.Core.Cuda;
+using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Devices;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Hashing;
@@ -23,7 +23,7 @@ namespace FlexKv.Core.Engine;
 /// tasks' planning state are only touched under it. Copy threads and tier threads complete
 /// tasks through <see cref="TryCompleteNow"/> only when the lock is free, and never wait for it.
 /// </summary>
-public sealed unsafe partial class KvEngine : IDisposable
+internal sealed unsafe partial class KvEngine : IDisposable
 {
     private const int CancelWaitMs = 10_000;
 

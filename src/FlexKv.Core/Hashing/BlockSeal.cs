@@ -16,7 +16,7 @@ namespace FlexKv.Core.Hashing;
 /// Thread-safe without locks: each thread has its own hashing state, and sealing or verifying
 /// allocates nothing after a thread's first call.
 /// </summary>
-public sealed class BlockSeal : IDisposable
+internal sealed class BlockSeal : IDisposable
 {
     /// <summary>Bytes of a tag.</summary>
     public const int TagBytes = 16;

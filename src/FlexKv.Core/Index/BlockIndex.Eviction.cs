@@ -1,6 +1,6 @@
 namespace FlexKv.Core.Index;
 
-public sealed partial class BlockIndex
+internal sealed partial class BlockIndex
 {
     private bool TryAllocateSlot(int protect, out int slot)
     {

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Index;
 
 /// <summary>The index's side of the lower tiers: which ones hold a block, their slots, writes, reads and eviction.</summary>
-public sealed partial class BlockIndex
+internal sealed partial class BlockIndex
 {
     /// <summary>The most lower tiers an index holds (one bit each in a node).</summary>
     public const int MaxTiers = 8;

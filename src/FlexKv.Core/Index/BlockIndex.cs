@@ -15,7 +15,7 @@ namespace FlexKv.Core.Index;
 /// by int ids with a free list, so steady-state use allocates nothing. Not thread-safe: the
 /// engine lock serialises calls.
 /// </summary>
-public sealed partial class BlockIndex
+internal sealed partial class BlockIndex
 {
     private readonly Dictionary<UInt128, int> _map;
     private readonly SlotPool _slots;

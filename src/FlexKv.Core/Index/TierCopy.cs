@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Index;
 
 /// <summary>A block's copy in one lower tier (below the CPU), as the index sees it.</summary>
-public enum TierCopy : byte
+internal enum TierCopy : byte
 {
     /// <summary>The tier holds no copy.</summary>
     None = 0,

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Transfer;
 
 /// <summary>Why one block of a transfer did not arrive (kept per block in a task, one byte each).</summary>
-public enum BlockFailure : byte
+internal enum BlockFailure : byte
 {
     /// <summary>Copied.</summary>
     None = 0,
@@ -20,7 +20,7 @@ public enum BlockFailure : byte
 }
 
 /// <summary>What a failure means for the block's copies.</summary>
-public static class BlockFailures
+internal static class BlockFailures
 {
     /// <summary>Whether the tier the block was read from must drop its copy.</summary>
     public static bool LosesTierCopy(this BlockFailure f) => f >= BlockFailure.Checksum;

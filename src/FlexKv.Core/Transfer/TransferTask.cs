@@ -3,7 +3,7 @@ using Microsoft.Extensions.ObjectPool;
 namespace FlexKv.Core.Transfer;
 
 /// <summary>What a task does.</summary>
-public enum TransferKind : byte
+internal enum TransferKind : byte
 {
     /// <summary>CPU → registered cache (a load for vLLM).</summary>
     Get,
@@ -12,7 +12,7 @@ public enum TransferKind : byte
 }
 
 /// <summary>Task lifecycle: planned → launched → done | failed | cancelled.</summary>
-public enum TransferState : byte
+internal enum TransferState : byte
 {
     /// <summary>Planned, waiting for launch.</summary>
     Planned,
@@ -32,7 +32,7 @@ public enum TransferState : byte
 /// says from which, and the tiers read in order (hot to cold) before the copy threads run.
 /// Pooled and reused; its arrays only grow, so steady-state planning allocates nothing.
 /// </summary>
-public sealed class TransferTask
+internal sealed class TransferTask
 {
     private int _cancelled;
     internal int PendingChunks;

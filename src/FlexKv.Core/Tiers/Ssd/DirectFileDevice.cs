@@ -11,7 +11,7 @@ namespace FlexKv.Core.Tiers.Ssd;
 /// a SafeFileHandle); a filesystem that refuses O_DIRECT gets buffered I/O and a warning.
 /// Neighbouring slots of one file are read or written with one preadv/pwritev.
 /// </summary>
-public sealed unsafe class DirectFileDevice : IBlockDevice
+internal sealed unsafe class DirectFileDevice : IBlockDevice
 {
     /// <summary>O_DIRECT alignment of offsets, lengths and buffers.</summary>
     public const int Alignment = 4096;

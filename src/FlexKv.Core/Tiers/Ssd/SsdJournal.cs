@@ -14,7 +14,7 @@ namespace FlexKv.Core.Tiers.Ssd;
 /// many blocks are written. Appends go straight to the kernel (one write(2) per batch), which
 /// survives kill -9; compaction replaces the file atomically (<see cref="DurableFile"/>).
 /// </summary>
-public sealed class SsdJournal : IDisposable
+internal sealed class SsdJournal : IDisposable
 {
     /// <summary>Compaction waits until the file exceeds this much more than its live records.</summary>
     internal const long CompactFloorBytes = 1L << 20;

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
+using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// The CUDA driver API (libcuda.so.1), bound with source-generated imports. The runtime loads the

@@ -1,7 +1,8 @@
-namespace FlexKv.Core.Transfer;
+using FlexKv.Core.Transfer;
+namespace FlexKv.Core.Devices;
 
 /// <summary>Direction of a block copy.</summary>
-public enum TransferDirection
+internal enum TransferDirection
 {
     /// <summary>Registered KV cache → CPU slots (a put).</summary>
     DeviceToHost,
@@ -14,14 +15,14 @@ public enum TransferDirection
 /// path is <see cref="HostMemoryTransport"/>; the CUDA and cross-process paths implement this
 /// too. Called from copy threads, concurrently, on disjoint blocks.
 /// </summary>
-public unsafe interface IDeviceTransport
+internal unsafe interface IDeviceTransport
 {
     /// <summary>The registered layout.</summary>
     KvLayout Layout { get; }
 
     /// <summary>
     /// Copies block <c>deviceBlocks[i]</c> to/from the host slot at
-    /// <c>hostBase + cpuSlots[i] * hostStride</c>. Sets <c>failed[i] = 1</c> for each block that
+    /// <c>hostBase + cpuSlots[i] * hostStride</c>. Sets <c>failed[i]</c> to <see cref="BlockFailure.CopyFailed"/> for each block that
     /// could not be copied and returns how many failed; throwing fails the whole batch.
     /// </summary>
     int Copy(TransferDirection direction, ReadOnlySpan<int> deviceBlocks, ReadOnlySpan<int> cpuSlots,
@@ -33,7 +34,7 @@ public unsafe interface IDeviceTransport
 /// batch and <see cref="Complete"/> waits for it, so a caller spanning several GPUs (tensor
 /// parallel ranks) keeps every link busy at once instead of one after another.
 /// </summary>
-public unsafe interface IAsyncDeviceTransport : IDeviceTransport
+internal unsafe interface IAsyncDeviceTransport : IDeviceTransport
 {
     /// <summary>
     /// Queues the batch on the calling thread's stream; marks and counts blocks that could not be

@@ -1,6 +1,7 @@
 using FlexKv.Core.Errors;
+using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// One GPU's primary context, opened on demand. Without libcuda.so.1, without a GPU or with a

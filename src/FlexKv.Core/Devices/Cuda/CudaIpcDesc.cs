@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
+using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// What a worker sends so another process can reach one of its KV cache tensors (mirrors
@@ -9,7 +10,7 @@ namespace FlexKv.Core.Cuda;
 /// CUDA_VISIBLE_DEVICES does; the bus id does not).
 /// </summary>
 [StructLayout(LayoutKind.Sequential)]
-public struct CudaIpcDesc
+internal struct CudaIpcDesc
 {
     /// <summary>Bytes of the NUL-terminated bus id, e.g. "0000:3b:00.0".</summary>
     public const int BusIdBytes = 32;

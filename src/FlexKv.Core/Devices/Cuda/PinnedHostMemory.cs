@@ -1,4 +1,5 @@
-namespace FlexKv.Core.Cuda;
+using FlexKv.Core.Transfer;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// The CPU pool page-locked for DMA with cuMemHostRegister (portable: every context and GPU of

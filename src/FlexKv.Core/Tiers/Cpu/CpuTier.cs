@@ -9,7 +9,7 @@ namespace FlexKv.Core.Tiers;
 /// The CPU tier: one native region cut into fixed-size slots, one slot per block holding all its
 /// layers (block-major, so a block is one contiguous run). The slot free list lives in the index.
 /// </summary>
-public sealed unsafe class CpuTier : IDisposable
+internal sealed unsafe class CpuTier : IDisposable
 {
     private readonly NativeRegion _region;
 

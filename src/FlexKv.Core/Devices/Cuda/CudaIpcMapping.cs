@@ -1,7 +1,7 @@
 using FlexKv.Core.Errors;
 using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// The engine side of CUDA IPC: maps another process's KV cache allocations into this process

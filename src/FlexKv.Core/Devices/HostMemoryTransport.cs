@@ -1,10 +1,11 @@
-namespace FlexKv.Core.Transfer;
+using FlexKv.Core.Transfer;
+namespace FlexKv.Core.Devices;
 
 /// <summary>
 /// Same-process host memory (vLLM's CPU backend, tests): plain memcpy of each span between the
 /// registered tensors and the block-major CPU slot, where layer l's spans follow layer l-1's.
 /// </summary>
-public sealed unsafe class HostMemoryTransport(KvLayout layout) : IDeviceTransport
+internal sealed unsafe class HostMemoryTransport(KvLayout layout) : IDeviceTransport
 {
     /// <inheritdoc />
     public KvLayout Layout { get; } = layout;
@@ -20,7 +21,7 @@ public sealed unsafe class HostMemoryTransport(KvLayout layout) : IDeviceTranspo
         {
             int b = deviceBlocks[i];
             if (failed[i] != 0) continue; // its bytes never reached the CPU slot (a failed SSD read)
-            if ((uint)b >= (uint)numDevice) { failed[i] = 1; failures++; continue; }
+            if ((uint)b >= (uint)numDevice) { failed[i] = (byte)BlockFailure.CopyFailed; failures++; continue; }
             byte* host = hostBase + cpuSlots[i] * hostStride;
             for (int l = 0; l < layers.Length; l++)
             {

@@ -1,8 +1,9 @@
 using System.Runtime.InteropServices;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Memory;
+using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Transfer;
+namespace FlexKv.Core.Devices;
 
 /// <summary>
 /// Host memory of another process (a vLLM worker on the CPU backend with TP &gt; 1, children of the
@@ -10,7 +11,7 @@ namespace FlexKv.Core.Transfer;
 /// whose local side is the block's contiguous CPU slot and whose remote side lists the block's
 /// spans in the worker. A worker that exited fails only the blocks being copied.
 /// </summary>
-public sealed unsafe class ProcessVmTransport : IDeviceTransport
+internal sealed unsafe class ProcessVmTransport : IDeviceTransport
 {
     private const int MaxIov = 1024; // IOV_MAX
 
@@ -68,7 +69,7 @@ public sealed unsafe class ProcessVmTransport : IDeviceTransport
             {
                 int b = deviceBlocks[i];
                 if (failed[i] != 0) continue;
-                if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = 1; failures++; continue; }
+                if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = (byte)BlockFailure.CopyFailed; failures++; continue; }
                 foreach (ref readonly KvLayerDesc d in layers.AsSpan())
                 {
                     ulong dev = d.Base + (ulong)(b * d.BlockStride);
@@ -84,7 +85,7 @@ public sealed unsafe class ProcessVmTransport : IDeviceTransport
                 : LibcMethods.ProcessVmWritev(Pid, local, (nuint)n, remote, (nuint)r, 0);
             // A partial transfer (the worker died, or memory went away) completes whole blocks first.
             long whole = done < 0 ? 0 : done / Layout.BlockBytes;
-            for (int k = (int)whole; k < n; k++) { failed[batch[k]] = 1; failures++; }
+            for (int k = (int)whole; k < n; k++) { failed[batch[k]] = (byte)BlockFailure.CopyFailed; failures++; }
         }
         return failures;
     }

@@ -1,6 +1,6 @@
 using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// Copies blocks between a KV cache in GPU memory and the (page-locked) CPU pool with the
@@ -88,7 +88,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         {
             // Without a recorded event Complete's wait returns at once, so the stream is waited for
             // here; if even that fails, the batch's state is unknown and all of it has failed.
-            failed.Fill(1);
+            failed.Fill((byte)BlockFailure.CopyFailed);
             return failed.Length;
         }
         return failures;
@@ -100,7 +100,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         if (CudaMethods.EventSynchronize(lane.Done) != 0)
         {
             // The batch's state is unknown: every block of it is failed (a load is recomputed).
-            failed.Fill(1);
+            failed.Fill((byte)BlockFailure.CopyFailed);
             return failed.Length;
         }
         return submitFailures;
@@ -120,7 +120,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
         {
             int b = deviceBlocks[i];
             if (failed[i] != 0) continue;
-            if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = 1; failures++; continue; }
+            if ((uint)b >= (uint)Layout.NumDeviceBlocks) { failed[i] = (byte)BlockFailure.CopyFailed; failures++; continue; }
             ulong host = (ulong)(hostBase + cpuSlots[i] * hostStride);
             for (int l = 0; l < layers.Length; l++)
             {
@@ -157,7 +157,7 @@ internal sealed unsafe class CudaTransport : IAsyncDeviceTransport, IDisposable
                 ? CudaMethods.MemcpyDtoHAsync((void*)spans.Dst[k], spans.Src[k], spans.Size[k], stream)
                 : CudaMethods.MemcpyHtoDAsync(spans.Dst[k], (void*)spans.Src[k], spans.Size[k], stream);
             int owner = spans.Owner[k];
-            if (rc != 0 && failed[owner] == 0) { failed[owner] = 1; failures++; }
+            if (rc != 0 && failed[owner] == 0) { failed[owner] = (byte)BlockFailure.CopyFailed; failures++; }
         }
         return failures;
     }

@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using FlexKv.Core.Cuda;
+using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Errors;
 
 namespace FlexKv.Core.Tests.Cuda;

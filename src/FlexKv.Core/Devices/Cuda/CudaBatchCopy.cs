@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
+using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// The driver's batched copy (cuMemcpyBatchAsync, CUDA 12.8+): one call submits every span of

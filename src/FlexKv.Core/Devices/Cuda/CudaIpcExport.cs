@@ -1,6 +1,7 @@
 using FlexKv.Core.Errors;
+using FlexKv.Core.Transfer;
 
-namespace FlexKv.Core.Cuda;
+namespace FlexKv.Core.Devices.Cuda;
 
 /// <summary>
 /// The worker side of CUDA IPC: describes a device pointer of this process so the engine's
@@ -8,7 +9,7 @@ namespace FlexKv.Core.Cuda;
 /// PyTorch's expandable segments and vLLM's sleep mode use virtual-memory allocations, which
 /// the driver refuses, so those get an error naming the setting to change.
 /// </summary>
-public static unsafe class CudaIpcExport
+internal static unsafe class CudaIpcExport
 {
     /// <summary>Describes <paramref name="pointer"/>, a device pointer of this process.</summary>
     public static CudaIpcDesc Describe(ulong pointer)

@@ -1,5 +1,6 @@
 using FlexKv.Core.Tests.Fakes;
 using FlexKv.Core.Transfer;
+using FlexKv.Core.Devices;
 
 namespace FlexKv.Core.Tests.Transfer;
 

@@ -1,4 +1,5 @@
-namespace FlexKv.Core.Transfer;
+using FlexKv.Core.Transfer;
+namespace FlexKv.Core.Devices;
 
 /// <summary>
 /// A KV cache split over tensor-parallel ranks (each worker holds some heads of every layer):
@@ -6,7 +7,7 @@ namespace FlexKv.Core.Transfer;
 /// copies its part; a block fails if any rank's part failed, so a load is all-or-nothing.
 /// The engine owns the rank transports (a restarted rank replaces one while others stay).
 /// </summary>
-public sealed unsafe class RankedTransport : IDeviceTransport
+internal sealed unsafe class RankedTransport : IDeviceTransport
 {
     private readonly IDeviceTransport[] _ranks;
     private readonly long[] _offsets;
@@ -65,7 +66,7 @@ public sealed unsafe class RankedTransport : IDeviceTransport
             }
             catch (Exception)
             {
-                rankFailed.Fill(1); // this rank's part is lost (its queued copies, if any, are waited for below)
+                rankFailed.Fill((byte)BlockFailure.CopyFailed); // this rank's part is lost (its queued copies, if any, are waited for below)
                 queued[r] = _ranks[r] is IAsyncDeviceTransport;
             }
         }
@@ -80,7 +81,7 @@ public sealed unsafe class RankedTransport : IDeviceTransport
                 }
                 catch (Exception)
                 {
-                    rankFailed.Fill(1);
+                    rankFailed.Fill((byte)BlockFailure.CopyFailed);
                 }
             }
             for (int i = 0; i < n; i++) failed[i] |= rankFailed[i];
