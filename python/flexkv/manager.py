@@ -17,6 +17,8 @@ from ._buffers import as_c_array, seq_len
 from ._errors import BufferTooSmallError, InvalidArgumentError
 from ._handle import Handle
 from .config import load_config, normalize, to_json
+from .metrics import _engines as _metric_engines
+from .metrics import exporter as _exporter
 
 _RECORD = struct.Struct("<BI")
 RECVING, SENDING = 1, 2
@@ -75,6 +77,14 @@ class KVManager(Handle):
         self._query_lock = threading.Lock()  # guards the reusable query buffers
         self._entries = (ctypes.c_uint8 * 65536)()
         self._failed = (c_int32 * 4096)()
+        # Scrapes of the process's /metrics read this engine until it is closed.
+        _metric_engines.attach(self)
+        _exporter.engine_created(cfg)
+
+    def close(self) -> None:
+        """Releases the engine (and leaves the metrics endpoint); idempotent."""
+        _metric_engines.detach(self)
+        super().close()
 
     # ---- registration -------------------------------------------------------------------
 
