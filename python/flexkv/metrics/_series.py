@@ -89,10 +89,11 @@ class Family:
     def bounds(self) -> List[float]:
         """The finite bucket bounds, the same for every histogram of the family (the first one's)."""
         first = next(iter(self.histograms.values()), None)
-        return [float(le) for le, _ in first.buckets if float(le) != float("inf")] if first else []
+        return [bound(le) for le, _ in first.buckets if bound(le) != float("inf")] if first else []
 
 
-def _bound(le: str) -> float:
+def bound(le: str) -> float:
+    """A bucket's upper bound as a number (+Inf included)."""
     return float("inf") if le.strip() in ("+Inf", "Inf", "inf") else float(le)
 
 
@@ -111,6 +112,12 @@ def _entry(i: int, raw: Mapping) -> Optional[Entry]:
         logger.warning("FlexKv metrics: histogram entry %s is not <base>_bucket{le}, _sum or _count; "
                        "not exported", name)
         return None
+    if kind == HISTOGRAM and name.endswith("_bucket"):
+        try:
+            bound(str(labels["le"]))
+        except ValueError:
+            logger.warning("FlexKv metrics: %s has le=%r, not a number; not exported", name, labels["le"])
+            return None
     if kind not in (COUNTER, GAUGE, HISTOGRAM):
         kind = GAUGE  # an unknown kind is a level: exported as it reads
     lab = tuple((str(k), str(v)) for k, v in labels.items())
@@ -162,7 +169,7 @@ def _group(fam: Family) -> None:
         else:
             h.count = e
     for values, h in list(fam.histograms.items()):
-        h.buckets.sort(key=lambda b: _bound(b[0]))
+        h.buckets.sort(key=lambda b: bound(b[0]))
         if not h.buckets and h.count is None:
             logger.warning("FlexKv metrics: histogram %s%s has neither buckets nor a count; not exported",
                            fam.name, values)
@@ -172,7 +179,7 @@ def _group(fam: Family) -> None:
 def histogram_buckets(h: HistogramSeries, values: Sequence[int]) -> List[Tuple[str, float]]:
     """Cumulative (le, count) pairs ending in +Inf, as Prometheus's text format wants them: the
     +Inf bucket is the _count entry where the engine gives no +Inf bucket."""
-    out = [("+Inf" if _bound(le) == float("inf") else le, float(values[e.index])) for le, e in h.buckets]
+    out = [("+Inf" if bound(le) == float("inf") else le, float(values[e.index])) for le, e in h.buckets]
     if not out or out[-1][0] != "+Inf":
         total = values[h.count.index] if h.count is not None else (out[-1][1] if out else 0)
         out.append(("+Inf", float(total)))
