@@ -8,7 +8,9 @@ includes converting and hashing them, reported separately), ``update_state_after
 ``build_connector_meta``, ``update_connector_output``, ``request_finished`` and
 ``get_kv_connector_stats`` (which vLLM calls every step, because the workers' stats are never
 empty). ``metrics_read_p50_us``: one read of the engine's metrics snapshot into a reused ctypes
-buffer, as the per-step stats and a Prometheus scrape do it, timed once per step under the load.
+buffer, as the per-step stats and a Prometheus scrape do it, timed once per step under the load
+(target: 5 µs); ``native_call_floor_p50_us``: the cheapest call into the library
+(``flexkv_abi_version``) timed at the same point, what any ctypes call costs there.
 """
 
 from __future__ import annotations
@@ -47,9 +49,11 @@ class Timed:
         self.first_match: list = []
         self.times: dict = {name: [] for name in CALLS}
         self.metrics_read: list = []
+        self.floor: list = []
         manager = impl.scheduler.manager
         self._metrics_buf = (ctypes.c_int64 * len(metrics_names()))()
         self._read_metrics = manager.read_metrics
+        self._abi, self._version = manager._lib.flexkv_abi_version, ctypes.c_int32()
         for name in CALLS:
             setattr(self, name, self._timed(name))
 
@@ -73,7 +77,10 @@ class Timed:
             if name == "update_connector_output":
                 t1 = time.perf_counter_ns()
                 self._read_metrics(self._metrics_buf)
-                self.metrics_read.append((time.perf_counter_ns() - t1) / 1e3)
+                t2 = time.perf_counter_ns()
+                self._abi(ctypes.byref(self._version))
+                self.floor.append((time.perf_counter_ns() - t2) / 1e3)
+                self.metrics_read.append((t2 - t1) / 1e3)
             return out
 
         return call
@@ -82,6 +89,7 @@ class Timed:
         self.first_match.clear()
         self.seen.clear()
         self.metrics_read.clear()
+        self.floor.clear()
         for t in self.times.values():
             t.clear()
 
@@ -143,7 +151,8 @@ def main() -> None:
         result[f"{key}_p99_us"] = round(pct(xs, 0.99), 2)
     result.update(metrics_read_calls=len(t.metrics_read),
                   metrics_read_p50_us=round(statistics.median(t.metrics_read or [0]), 2),
-                  metrics_read_p99_us=round(pct(t.metrics_read, 0.99), 2))
+                  metrics_read_p99_us=round(pct(t.metrics_read, 0.99), 2),
+                  native_call_floor_p50_us=round(statistics.median(t.floor or [0]), 2))
     result.update(matched_tokens=st["matched_tokens"], wall_s=round(wall, 2))
     report(result)
 
