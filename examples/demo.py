@@ -243,7 +243,8 @@ def main() -> int:
 # The series a scrape excerpt shows: FlexKv's own, then FlexKV's names of the same figures.
 EXCERPT = ("flexkv_queried_tokens_total", "flexkv_matched_tokens_total", "flexkv_blocks_loaded_total",
            "flexkv_blocks_saved_total", "flexkv_bytes_moved_total", "flexkv_evictions_total", "flexkv_cpu_blocks_used",
-           "flexkv_py_cache_hit_blocks_total", 'flexkv_py_transfer_bytes_total{engine="{e}",operation="get",transfer_type="H2D"}',
+           "flexkv_py_cache_hit_blocks_total",
+           'flexkv_py_transfer_bytes_total{engine="{e}",operation="get",transfer_type="H2D"}',
            'flexkv_py_transfer_bytes_total{engine="{e}",operation="put",transfer_type="D2H"}')
 
 

@@ -21,5 +21,5 @@ from ._snapshot import by_key as snapshot
 from ._summary import summary_lines
 from .exporter import address, start, stop
 
-__all__ = ["start", "stop", "address", "engine_label", "snapshot", "summary_lines", "families", "key_of", "FLEXKV_NAMES",
-           "FLEXKV_NOT_MAPPED"]
+__all__ = ["start", "stop", "address", "engine_label", "snapshot", "summary_lines", "families", "key_of",
+           "FLEXKV_NAMES", "FLEXKV_NOT_MAPPED"]

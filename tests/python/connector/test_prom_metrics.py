@@ -85,7 +85,8 @@ def test_observe_adds_counter_deltas_and_sets_gauges_of_one_engine(ours, make_vl
     prom = vllm_prom(make_vllm_config(), reg)
     prom.observe({"step": 3, "counters": {"blocks_saved": 2, "bytes_moved": 4096}, "gauges": {"cpu_blocks_used": 2},
                   "elapsed_us": 10}, 1)
-    prom.observe({"step": 4, "counters": {"blocks_saved": 3, "unknown_counter": 1}, "gauges": {"cpu_blocks_used": 5}}, 1)
+    prom.observe({"step": 4, "counters": {"blocks_saved": 3, "unknown_counter": 1},
+                  "gauges": {"cpu_blocks_used": 5}}, 1)
     prom.observe({"step": 5}, 1)  # a step with the workers' stats only
     got = scraped(reg)
     assert got[("vllm:flexkv_blocks_saved_total", labels("1"))] == 5
@@ -156,12 +157,13 @@ def test_labelled_counters_and_histograms_reach_vllm_from_step_deltas(make_vllm_
     # Step 1: 3 transfers <= 1 ms, 1 more <= 10 ms, 1 slower: 5 in all, 40 ms.
     prom.observe({"counters": {"transfer_seconds_bucket{direction=h2d,le=0.001}": 3,
                                "transfer_seconds_bucket{direction=h2d,le=0.01}": 4,
-                               "transfer_seconds_count{direction=h2d}": 5, "transfer_seconds_sum{direction=h2d}": 40_000,
+                               "transfer_seconds_count{direction=h2d}": 5,
+                               "transfer_seconds_sum{direction=h2d}": 40_000,
                                "matched_tokens{tier=ssd}": 32}}, 0)
     # Step 2: one more <= 10 ms (so also <= +Inf), 5 ms.
     prom.observe({"counters": {"transfer_seconds_bucket{direction=h2d,le=0.01}": 1,
-                               "transfer_seconds_count{direction=h2d}": 1, "transfer_seconds_sum{direction=h2d}": 5_000}},
-                 0)
+                               "transfer_seconds_count{direction=h2d}": 1,
+                               "transfer_seconds_sum{direction=h2d}": 5_000}}, 0)
     got = scraped(reg)
     h2d = {"direction": "h2d"}
     assert got[("vllm:flexkv_transfer_seconds_bucket", labels("0", le="0.001", **h2d))] == 3
