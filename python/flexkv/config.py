@@ -211,8 +211,11 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None,
                 names[key] = name_of(key)
 
     # FlexKV's advanced variables apply with or without a file; a file key of the same name wins.
-    put({compat.env_key(n): env[n] for n in compat.GLOBAL_ENV + compat.METRICS_ENV if env.get(n, "") != ""},
-        lambda k: "FLEXKV_" + k.upper())
+    advanced = {compat.env_key(n): env[n] for n in compat.GLOBAL_ENV + compat.METRICS_ENV if env.get(n, "") != ""}
+    if "metrics_port" in advanced and advanced.pop("py_metrics_port", None) not in (None, advanced["metrics_port"]):
+        logger.warning("FlexKv: FLEXKV_METRICS_PORT=%s wins over FLEXKV_PY_METRICS_PORT=%s", env["FLEXKV_METRICS_PORT"],
+                       env["FLEXKV_PY_METRICS_PORT"])
+    put(advanced, lambda k: "FLEXKV_" + k.upper())
     path = env.get("FLEXKV_CONFIG_PATH")
     if path:
         put(compat.flatten(read_config_file(path)))

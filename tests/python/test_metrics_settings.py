@@ -46,6 +46,14 @@ def test_keys_come_from_files_and_variables_and_never_reach_the_engine():
         normalize({"metrics_port": 70000})
 
 
+def test_flexkv_metrics_port_wins_over_flexkv_s_variable_with_a_warning(caplog):
+    env = {"FLEXKV_ENABLE_METRICS": "1", "FLEXKV_METRICS_PORT": "9200", "FLEXKV_PY_METRICS_PORT": "9100"}
+    with caplog.at_level(logging.WARNING):
+        assert load_config(env=env)["metrics_port"] == 9200
+        assert exporter._settings({}, env) == ("127.0.0.1", 9200)  # a dict configuration reads them here
+    assert caplog.text.count("FLEXKV_METRICS_PORT=9200 wins over FLEXKV_PY_METRICS_PORT=9100") == 2
+
+
 def test_flexkv_s_variables_no_longer_warn_that_they_have_no_effect(caplog):
     with caplog.at_level(logging.WARNING, logger="flexkv"):
         load_config(env={"FLEXKV_ENABLE_METRICS": "1", "FLEXKV_PY_METRICS_PORT": "9100", "FLEXKV_METRICS_PORT": "9100"})

@@ -55,14 +55,16 @@ def _settings(config: Mapping[str, Any], env: Mapping[str, str]) -> Optional[Tup
     def pick(key: str, names: Tuple[str, ...], convert, default):
         if key in config:
             return config[key]
-        for name in names:
-            raw = env.get(name, "").strip()
-            if raw:
-                try:
-                    return convert(raw)
-                except ValueError as e:
-                    logger.warning("FlexKv metrics: %s=%r: %s; using %r", name, raw, e, default)
-                    return default
+        given = [(n, env[n].strip()) for n in names if env.get(n, "").strip()]
+        if len({raw for _, raw in given}) > 1:
+            logger.warning("FlexKv metrics: %s=%s wins over %s", given[0][0], given[0][1],
+                           ", ".join(f"{n}={raw}" for n, raw in given[1:]))
+        for name, raw in given[:1]:
+            try:
+                return convert(raw)
+            except ValueError as e:
+                logger.warning("FlexKv metrics: %s=%r: %s; using %r", name, raw, e, default)
+                return default
         return default
 
     if not pick("enable_metrics", ("FLEXKV_ENABLE_METRICS",), conv.to_bool, False):
