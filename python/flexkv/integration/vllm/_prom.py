@@ -14,6 +14,9 @@ stats into the scheduler's (``KVConnectorStats.aggregate``): counter differences
 (Counter.inc), gauges set. Only the scheduler side reports counters (the workers send nothing
 but their step), so tensor-parallel ranks never multiply them.
 
+The names come from libflexkv, which the front end loads for that (it runs no engine there;
+vLLM started its engine core processes before it builds its stat loggers).
+
 Histograms: vLLM's Histogram only takes single observations, and the engine reports bucket
 counts; with prometheus_client's Histogram the bucket and sum differences are added to the
 child's values directly, as observe() itself would. With a metric class that lacks them (Ray's
