@@ -1,6 +1,7 @@
 """A prometheus_client custom collector: at each scrape it reads every attached engine's
-snapshot (one native call each, no lock shared with the scheduler) and yields one family per
-entry group of metrics_names(), then FlexKV's series. Importing it needs prometheus_client."""
+snapshot (one native call each, without the engine lock the scheduler's calls take) and yields
+one family per entry group of metrics_names(), then FlexKV's series. Importing it needs
+prometheus_client."""
 
 from __future__ import annotations
 
