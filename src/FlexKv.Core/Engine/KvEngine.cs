@@ -129,6 +129,9 @@ internal sealed unsafe partial class KvEngine : IDisposable
     /// <summary>Messages about degraded operation (e.g. no O_DIRECT, disk full), for the caller to log.</summary>
     public List<string> Warnings { get; } = new();
 
+    /// <summary>For tests: the keys a token sequence hashes to, and the node and tier copies of a key.</summary>
+    internal (BlockHasher Hasher, BlockIndex Index, TierSet Tiers) Internals => (_hasher, _index, _tiers);
+
     /// <summary>Why the SSD content of a previous run was not reused (null when it was, or no SSD tier).</summary>
     public string? SsdDiscardReason => _tiers.Find<Tiers.Ssd.SsdTier>()?.DiscardReason;
 
