@@ -40,16 +40,7 @@ internal sealed partial class KvEngine
             else if (s.Finished)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
 
-            if (!tokens.IsEmpty)
-            {
-                if (tokens.Length < s.Sequence.TokensSeen)
-                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                        $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
-                s.Sequence.Extend(_hasher, tokens);
-            }
-            else if (numTokens > s.Sequence.TokensSeen)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+            Extend(s, requestId, tokens, numTokens);
 
             _planner.ReleaseMatch(s);
             _tiers.DropLookup(s);

@@ -44,16 +44,7 @@ internal sealed partial class KvEngine
             else if (s.Get is not null)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' has a load in flight; it cannot be matched again until the load ends");
 
-            if (!tokens.IsEmpty)
-            {
-                if (tokens.Length < s.Sequence.TokensSeen)
-                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                        $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
-                s.Sequence.Extend(_hasher, tokens);
-            }
-            else if (numTokens > s.Sequence.TokensSeen)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+            Extend(s, requestId, tokens, numTokens);
 
             s.GetPlanned = false;
             _stats.MatchCalls++;
@@ -157,5 +148,20 @@ internal sealed partial class KvEngine
             s.GetPlanned = true;
             _planned.Add(task);
         }
+    }
+
+    // A request's tokens only grow: new ones are hashed; none given means the engine has them all.
+    private void Extend(RequestState s, ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens)
+    {
+        if (!tokens.IsEmpty)
+        {
+            if (tokens.Length < s.Sequence.TokensSeen)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
+            s.Sequence.Extend(_hasher, tokens);
+        }
+        else if (numTokens > s.Sequence.TokensSeen)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
     }
 }

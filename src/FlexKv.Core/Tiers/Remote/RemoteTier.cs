@@ -27,7 +27,7 @@ internal sealed unsafe class RemoteTier : ILowerTier
     private readonly int _blockBytes;
     private readonly int _batch;
     private readonly BatchWorker<TierWrite> _writer;
-    private readonly BatchWorker<(TransferTask Task, int Index)> _reader;
+    private readonly StagedReader _reader;
     private int _deleteAllRequested;
     private long _written, _read, _missing, _corrupt, _unavailable, _dropped, _writeTicks, _readTicks;
 
@@ -38,7 +38,7 @@ internal sealed unsafe class RemoteTier : ILowerTier
         _blockBytes = (int)ctx.BlockBytes;
         _batch = (int)Math.Clamp(BatchBytes / Math.Max(1, _blockBytes), 1, MaxBatch);
         _writer = new BatchWorker<TierWrite>("flexkv-remote-write", maxQueuedBlocks, _batch, RunWrites, FailWrites, ctx.WritesDone);
-        _reader = new BatchWorker<(TransferTask, int)>("flexkv-remote-read", 1 << 16, _batch, RunReads, FailReads);
+        _reader = new StagedReader("flexkv-remote-read", _batch, RunReads, ctx.ReadsDone, BlockFailure.Unavailable);
     }
 
     /// <summary>Connects the tier when remote_url (or FlexKV's redis_port) is set.</summary>
@@ -87,16 +87,7 @@ internal sealed unsafe class RemoteTier : ILowerTier
         return true;
     }
 
-    public void SubmitReads(TransferTask task, int tier)
-    {
-        byte source = (byte)(tier + 1);
-        int n = 0;
-        for (int i = 0; i < task.Count; i++)
-            if (task.Source[i] == source) n++;
-        Volatile.Write(ref task.PendingReads, n);
-        for (int i = 0; i < task.Count; i++)
-            if (task.Source[i] == source) _reader.Add((task, i));
-    }
+    public void SubmitReads(TransferTask task, int tier) => _reader.Submit(task, tier);
 
     /// <summary>
     /// With remote_drop_on_reset, deletes every key of this engine from the writer thread, after
@@ -184,7 +175,7 @@ internal sealed unsafe class RemoteTier : ILowerTier
 
     // ---- reader thread ----------------------------------------------------------------------
 
-    private bool RunReads(List<(TransferTask Task, int Index)> batch)
+    private void RunReads(List<(TransferTask Task, int Index)> batch)
     {
         int n = batch.Count;
         var keys = new UInt128[n];
@@ -222,21 +213,6 @@ internal sealed unsafe class RemoteTier : ILowerTier
                 default: Interlocked.Increment(ref _unavailable); task.Fail(i, BlockFailure.Unavailable); break;
             }
         }
-        return ReadsEnded(batch);
-    }
-
-    private void FailReads(List<(TransferTask Task, int Index)> batch, Exception e)
-    {
-        foreach (var (task, i) in batch) task.Fail(i, BlockFailure.Unavailable);
-        ReadsEnded(batch);
-    }
-
-    private bool ReadsEnded(List<(TransferTask Task, int Index)> batch)
-    {
-        bool go = true;
-        foreach (var (task, _) in batch)
-            if (Interlocked.Decrement(ref task.PendingReads) == 0) go &= _ctx.ReadsDone(task);
-        return go;
     }
 
     public void Abandon() { } // nothing of the store belongs to this engine until it writes

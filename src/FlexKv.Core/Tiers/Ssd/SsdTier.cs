@@ -25,7 +25,7 @@ internal sealed unsafe class SsdTier : ILowerTier
     private readonly UInt128[] _seals; // per slot; a slot is read only while no write to it runs
     private readonly long _blockBytes;
     private readonly BatchWorker<SsdOp> _writer;
-    private readonly BatchWorker<(TransferTask Task, int Index)> _reader;
+    private readonly StagedReader _reader;
     private BlockIndex? _index;
     private int _tier;
     private volatile bool _full;
@@ -45,7 +45,7 @@ internal sealed unsafe class SsdTier : ILowerTier
             if (r is { } rec) _seals[rec.Slot] = rec.Seal;
         Slots = new SlotPool(device.NumSlots);
         _writer = new BatchWorker<SsdOp>("flexkv-ssd-write", 1 << 16, Batch, RunWrites, FailWrites, AfterWrites);
-        _reader = new BatchWorker<(TransferTask, int)>("flexkv-ssd-read", 1 << 16, Batch, RunReads, FailReads);
+        _reader = new StagedReader("flexkv-ssd-read", Batch, RunReads, ctx.ReadsDone, BlockFailure.IoError);
     }
 
     /// <summary>Opens the tier when ssd_cache_gb is set. Nothing on disk is cut or rewritten yet (see <see cref="Commit"/>); what was allocated goes if opening fails.</summary>
@@ -130,16 +130,7 @@ internal sealed unsafe class SsdTier : ILowerTier
         return true;
     }
 
-    public void SubmitReads(TransferTask task, int tier)
-    {
-        byte source = (byte)(tier + 1);
-        int n = 0;
-        for (int i = 0; i < task.Count; i++)
-            if (task.Source[i] == source) n++;
-        Volatile.Write(ref task.PendingReads, n);
-        for (int i = 0; i < task.Count; i++)
-            if (task.Source[i] == source) _reader.Add((task, i));
-    }
+    public void SubmitReads(TransferTask task, int tier) => _reader.Submit(task, tier);
 
     public Remote.IRemoteLookup BeginLookup(ReadOnlySpan<UInt128> keys) => throw new NotSupportedException("the SSD tier has no lookups");
 
@@ -271,7 +262,7 @@ internal sealed unsafe class SsdTier : ILowerTier
 
     // ---- reader thread ----------------------------------------------------------------------
 
-    private bool RunReads(List<(TransferTask Task, int Index)> batch)
+    private void RunReads(List<(TransferTask Task, int Index)> batch)
     {
         int n = batch.Count;
         Span<int> slots = stackalloc int[n];
@@ -301,21 +292,6 @@ internal sealed unsafe class SsdTier : ILowerTier
             }
             else Interlocked.Add(ref _bytesRead, _blockBytes);
         }
-        return ReadsEnded(batch);
-    }
-
-    private void FailReads(List<(TransferTask Task, int Index)> batch, Exception e)
-    {
-        foreach (var (task, i) in batch) task.Fail(i, BlockFailure.IoError);
-        ReadsEnded(batch);
-    }
-
-    private bool ReadsEnded(List<(TransferTask Task, int Index)> batch)
-    {
-        bool go = true;
-        foreach (var (task, _) in batch)
-            if (Interlocked.Decrement(ref task.PendingReads) == 0) go &= _ctx.ReadsDone(task);
-        return go;
     }
 
     public void Abandon() => _files.Abandon();

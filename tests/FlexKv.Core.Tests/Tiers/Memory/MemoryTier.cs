@@ -19,7 +19,7 @@ internal sealed unsafe class MemoryTier : ILowerTier
     private readonly UInt128[] _seals;
     private readonly BlockSeal _seal;
     private readonly BatchWorker<TierWrite> _writer;
-    private readonly BatchWorker<(TransferTask Task, int Index)> _reader;
+    private readonly StagedReader _reader;
     private BlockIndex? _index;
     private int _tier;
     private long _written, _read;
@@ -32,7 +32,7 @@ internal sealed unsafe class MemoryTier : ILowerTier
         _seal = new BlockSeal(ctx.Fingerprint, ctx.Options.Secret);
         Slots = new SlotPool(slots);
         _writer = new BatchWorker<TierWrite>("test-memory-write", 1024, 16, RunWrites, (b, e) => { }, ctx.WritesDone);
-        _reader = new BatchWorker<(TransferTask, int)>("test-memory-read", 1024, 16, RunReads, (b, e) => { });
+        _reader = new StagedReader("test-memory-read", 16, RunReads, ctx.ReadsDone, BlockFailure.IoError);
     }
 
     /// <summary>An opener with <paramref name="slots"/> slots (the one line a tier list needs).</summary>
@@ -75,14 +75,7 @@ internal sealed unsafe class MemoryTier : ILowerTier
 
     public bool TryWrite(in TierWrite w) => _writer.TryAdd(w);
 
-    public void SubmitReads(TransferTask task, int tier)
-    {
-        byte source = (byte)(tier + 1);
-        int n = 0;
-        for (int i = 0; i < task.Count; i++) if (task.Source[i] == source) n++;
-        Volatile.Write(ref task.PendingReads, n);
-        for (int i = 0; i < task.Count; i++) if (task.Source[i] == source) _reader.Add((task, i));
-    }
+    public void SubmitReads(TransferTask task, int tier) => _reader.Submit(task, tier);
 
     public FlexKv.Core.Tiers.Remote.IRemoteLookup BeginLookup(ReadOnlySpan<UInt128> keys) => throw new NotSupportedException();
 
@@ -104,9 +97,8 @@ internal sealed unsafe class MemoryTier : ILowerTier
         return true;
     }
 
-    private bool RunReads(List<(TransferTask Task, int Index)> batch)
+    private void RunReads(List<(TransferTask Task, int Index)> batch)
     {
-        bool go = true;
         foreach (var (task, i) in batch)
         {
             int slot = task.SourceSlot[i];
@@ -120,9 +112,7 @@ internal sealed unsafe class MemoryTier : ILowerTier
                 if (!_seal.Verify(task.Keys[i], dst, _seals[slot])) task.Fail(i, BlockFailure.Checksum);
                 else Interlocked.Increment(ref _read);
             }
-            if (Interlocked.Decrement(ref task.PendingReads) == 0) go &= _ctx.ReadsDone(task);
         }
-        return go;
     }
 
     public bool Stop(int timeoutMs)
