@@ -37,7 +37,7 @@ internal sealed unsafe partial class KvEngine : IDisposable
     private readonly DeviceRegistry _devices;
     private readonly BlockPlanner _planner;
     private readonly TaskCompletion _completion;
-    private readonly RequestTable _requests = new();
+    private readonly RequestTable _requests;
     private readonly ObjectPool<TransferTask> _taskPool = new DefaultObjectPool<TransferTask>(new TransferTask.PoolPolicy(), 1024);
     private readonly List<TransferTask> _planned = new();
     private readonly HashSet<TransferTask> _inFlight = new();
@@ -55,7 +55,8 @@ internal sealed unsafe partial class KvEngine : IDisposable
         Fingerprint = CacheFingerprint.From(options);
         _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
         _cpu = new CpuTier(options);
-        _index = new BlockIndex(_cpu.Slots);
+        _index = new BlockIndex(_cpu.Slots) { Owner = _sync };
+        _requests = new RequestTable(_sync);
         _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.SlotStride);
         _transfer.CompleteEagerly = TryCompleteNow;
         _devices = new DeviceRegistry(_sync, _transfer, _cpu, options, Warnings, () => _inFlight.Count > 0 || _planned.Count > 0,
@@ -69,7 +70,8 @@ internal sealed unsafe partial class KvEngine : IDisposable
                 CpuStride = _cpu.SlotStride, Warnings = Warnings, ReadsDone = task => _tiers!.AfterStage(task),
                 WritesDone = TryApplyTierWritesNow, WrapSsdDevice = wrapSsdDevice, RemoteStoreFactory = remoteFactory,
             });
-            _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking);
+            lock (_sync) // restoring a tier fills the index, which only changes under the lock
+                _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking, _sync);
             _tiers.Commit();
             _planner = new BlockPlanner(_index, _tiers, _stats, _taskPool);
             _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool);

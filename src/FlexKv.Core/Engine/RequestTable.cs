@@ -10,6 +10,7 @@ namespace FlexKv.Core.Engine;
 /// </summary>
 internal sealed class RequestTable
 {
+    private readonly object _owner;
     private const int RecentlyFinishedLimit = 65_536;
     private readonly Dictionary<string, RequestState> _requests = new();
     private readonly Dictionary<string, RequestState>.AlternateLookup<ReadOnlySpan<char>> _bySpan;
@@ -18,8 +19,9 @@ internal sealed class RequestTable
     private readonly Queue<string> _recentlyFinishedOrder = new();
     private readonly Stack<RequestState> _spare = new();
 
-    public RequestTable()
+    public RequestTable(object owner)
     {
+        _owner = owner;
         _bySpan = _requests.GetAlternateLookup<ReadOnlySpan<char>>();
         _recentlyFinishedBySpan = _recentlyFinished.GetAlternateLookup<ReadOnlySpan<char>>();
     }
@@ -35,6 +37,7 @@ internal sealed class RequestTable
     /// <summary>Starts tracking a request whose blocks are hashed from <paramref name="seed"/>.</summary>
     public RequestState Add(ReadOnlySpan<char> id, UInt128 seed)
     {
+        LockOwner.Holds(_owner, "the request table");
         var s = _spare.Count > 0 ? _spare.Pop() : new RequestState();
         s.Id = id.ToString();
         s.Sequence.Begin(seed);
@@ -46,6 +49,7 @@ internal sealed class RequestTable
     /// <summary>Stops tracking a request (its tasks ended) and remembers that it finished.</summary>
     public void Forget(RequestState s)
     {
+        LockOwner.Holds(_owner, "the request table");
         _requests.Remove(s.Id);
         if (_recentlyFinished.Add(s.Id))
         {

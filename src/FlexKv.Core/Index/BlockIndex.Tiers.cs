@@ -68,6 +68,7 @@ internal sealed partial class BlockIndex
     /// </summary>
     public bool TryBeginTierWrite(int node, int tier, out int slot)
     {
+        AssertOwned();
         slot = -1;
         TierCopies t = _tiers[tier];
         ref BlockNode n = ref _nodes[node];
@@ -92,6 +93,7 @@ internal sealed partial class BlockIndex
     /// <summary>Ends a write to an owned tier: readable on success, the copy dropped on failure; unpins.</summary>
     public void CompleteTierWrite(int node, int tier, bool ok)
     {
+        AssertOwned();
         TierCopies t = _tiers[tier];
         ref BlockNode n = ref _nodes[node];
         if ((n.Writing & t.Bit) == 0) throw new InvalidOperationException($"block node {node} is not being written to tier {tier}");
@@ -107,6 +109,7 @@ internal sealed partial class BlockIndex
     /// <summary>Drops a node's copy in a tier (a failed read or checksum, or a hint that was wrong): it is never read there again.</summary>
     public void DropTierCopy(int node, int tier)
     {
+        AssertOwned();
         DropTierCopyOf(node, _tiers[tier]);
         if (IsRemovable(in _nodes[node])) Remove(node);
     }
@@ -158,6 +161,7 @@ internal sealed partial class BlockIndex
     // A node with no copy yet, linked under its parent; the caller says where the block is.
     private int InsertDetached(UInt128 key, int parent, long clock)
     {
+        AssertOwned();
         if (_map.ContainsKey(key)) return -1;
         int id = NewNode();
         ref BlockNode n = ref _nodes[id];

@@ -51,6 +51,12 @@ internal sealed partial class BlockIndex
         _map.Clear();
     }
 
+    /// <summary>The lock every change must hold (the engine's); null for an index owned by one caller (a replay).</summary>
+    internal object? Owner { get; set; }
+
+    [System.Diagnostics.Conditional("DEBUG")]
+    private void AssertOwned() => Engine.LockOwner.Holds(Owner, "the block index");
+
     /// <summary>Blocks present in any state.</summary>
     public int Count => _map.Count;
 
@@ -158,6 +164,7 @@ internal sealed partial class BlockIndex
 
     private void AddPin(int node)
     {
+        AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.Pins == 0 && n.Slot >= 0) PinnedCpuSlots++;
         n.Pins++;
@@ -167,6 +174,7 @@ internal sealed partial class BlockIndex
     /// <summary>Removes a pin; an unpinned leaf becomes evictable again.</summary>
     public void Unpin(int node)
     {
+        AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.Pins <= 0) throw new InvalidOperationException($"block node {node} unpinned more often than pinned");
         n.Pins--;
@@ -186,6 +194,7 @@ internal sealed partial class BlockIndex
     /// </summary>
     public int InsertWriting(UInt128 key, int parent, long clock)
     {
+        AssertOwned();
         if (!TryAllocateSlot(parent, out int slot)) return -1;
         int id = NewNode();
         ref BlockNode n = ref _nodes[id];
@@ -243,6 +252,7 @@ internal sealed partial class BlockIndex
     /// <summary>Ends a write: ready on success; on failure the slot is freed and the block is dropped.</summary>
     public void CompleteWrite(int node, bool ok)
     {
+        AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Writing) throw new InvalidOperationException($"block node {node} is {n.State}, not Writing");
         if (ok) n.State = BlockState.Ready;
@@ -253,6 +263,7 @@ internal sealed partial class BlockIndex
     /// <summary>Drops every block and frees every slot. The caller guarantees no pins remain.</summary>
     public void Clear()
     {
+        AssertOwned();
         _map.Clear();
         Array.Clear(_nodes, 0, _highWater);
         foreach (TierCopies t in _tiers) t.Clear(_highWater);

@@ -18,9 +18,11 @@ internal sealed partial class TierSet
     private readonly int[] _writesPending;
     private readonly BlockIndex _index;
     private readonly Func<TransferTask, bool> _toCopyThreads;
+    private readonly object? _owner; // the engine lock (debug checks)
 
-    public TierSet(ILowerTier[] tiers, BlockIndex index, Func<TransferTask, bool> toCopyThreads)
+    public TierSet(ILowerTier[] tiers, BlockIndex index, Func<TransferTask, bool> toCopyThreads, object? owner = null)
     {
+        _owner = owner;
         _tiers = tiers;
         _index = index;
         _toCopyThreads = toCopyThreads;
@@ -140,6 +142,7 @@ internal sealed partial class TierSet
     /// </summary>
     public void WriteThrough(TransferTask put)
     {
+        LockOwner.Holds(_owner, "the tiers' writes");
         for (int t = 0; t < _tiers.Length; t++)
         {
             ILowerTier tier = _tiers[t];
@@ -172,6 +175,7 @@ internal sealed partial class TierSet
     /// <summary>Applies the tiers' finished writes and their warnings.</summary>
     public void ApplyCompletions(List<string> warnings)
     {
+        LockOwner.Holds(_owner, "the tiers' completions");
         for (int t = 0; t < _tiers.Length; t++)
         {
             ILowerTier tier = _tiers[t];
