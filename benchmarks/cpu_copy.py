@@ -22,24 +22,36 @@ import flexkv
 LAYERS, BS, HEADS, HEAD = 32, 16, 8, 128
 
 
-def memcpy_gbps(nbytes: int, threads: int, runs: int) -> float:
-    # Both buffers written before timing, so no page is faulted in during the copy.
-    src = np.ones(nbytes, dtype=np.uint8)
-    dst = np.full(nbytes, 2, dtype=np.uint8)
-    per = nbytes // threads
-    best = 0.0
-    for _ in range(runs):
+class MemcpyRound:
+    """In-process memcpy of nbytes over `threads` threads (libc memmove from Python threads,
+    which ctypes runs without the GIL); both buffers are written once here, so no timed copy
+    faults a page in."""
+
+    def __init__(self, nbytes: int, threads: int):
+        self.src = np.ones(nbytes, dtype=np.uint8)
+        self.dst = np.full(nbytes, 2, dtype=np.uint8)
+        self.threads = threads
+        self.per = nbytes // threads
+
+    def gbps(self) -> float:
+        """One timed copy."""
         def part(i):
-            ctypes.memmove(dst.ctypes.data + i * per, src.ctypes.data + i * per, per)
-        ts = [threading.Thread(target=part, args=(i,)) for i in range(threads)]
+            ctypes.memmove(self.dst.ctypes.data + i * self.per, self.src.ctypes.data + i * self.per, self.per)
+        ts = [threading.Thread(target=part, args=(i,)) for i in range(self.threads)]
         t0 = time.perf_counter()
         for t in ts:
             t.start()
         for t in ts:
             t.join()
-        best = max(best, per * threads / (time.perf_counter() - t0) / 1e9)
-    assert dst[0] == 1 and dst[-1 - (nbytes - per * threads)] == 1
-    return best
+        dt = time.perf_counter() - t0
+        assert self.dst[0] == 1 and self.dst[self.per * self.threads - 1] == 1
+        return self.per * self.threads / dt / 1e9
+
+
+def memcpy_gbps(nbytes: int, threads: int, runs: int) -> float:
+    """Best of `runs` copies."""
+    r = MemcpyRound(nbytes, threads)
+    return max(r.gbps() for _ in range(runs))
 
 
 def one_round(m, requests, per_req, blocks, tag):
