@@ -1,18 +1,27 @@
-"""SSD tier throughput against raw O_DIRECT on the same directory, and reopen time.
+"""SSD tier throughput against the disk's own limit on the same directory (fio, and a raw
+O_DIRECT loop), and reopen time.
 
 Writes then reads >= 2 GiB of 2 MiB blocks through the engine's SSD tier (puts land in the CPU
 tier and are written through to SSD; the engine is then reopened, so the CPU tier is empty and
-every block is read back from SSD with O_DIRECT, checksum verified), and in the same run a raw
-O_DIRECT sequential write and read loop of the same size and block size in the same directory.
+every block is read back from SSD with O_DIRECT, checksum verified). The tier's files are
+filled once first (first_fill_write_gbps: fresh extents, a cold CPU pool), the cache is reset,
+and the timed write fills them again, as a serving engine's do once warm. The limit is measured
+in the same run, in the same directory, on a file in the same state (fallocated, written once):
+fio, sequential O_DIRECT write and read at the tier's block size, at queue depth 1 and at the
+depths the tier uses, and a Python loop of pwrite/preadv calls of the tier's largest call size
+at depth 1 (a second reference); fio runs at that call size too. The best of them is the limit the ratios divide by. Rounds
+interleave the limit and the tier (the virtual disk's speed drifts); the best of each is kept.
 Then fills a cache of 100,000 small blocks and times opening an engine on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import mmap
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 
@@ -24,20 +33,24 @@ import flexkv
 
 BLOCK = 2 << 20
 RAW_IO = 4 << 20  # the raw loop's call size = the largest call the tier makes (DirectFileDevice.MaxRunBytes)
+FIO = shutil.which("fio")
 
 
-def raw_direct(path: str, nbytes: int) -> tuple[float, float]:
-    """Sequential O_DIRECT write then read of nbytes in RAW_IO-sized calls."""
+def raw_direct(path: str, nbytes: int) -> tuple[float, float, float]:
+    """Sequential O_DIRECT writes of nbytes in RAW_IO-sized calls into a fallocated file (the
+    first fill, then again over the written extents), then a read; GB/s of each."""
     buf = mmap.mmap(-1, RAW_IO)  # page-aligned, as O_DIRECT needs
     buf.write(os.urandom(4096) * (RAW_IO // 4096))
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_DIRECT, 0o600)
     try:
         os.posix_fallocate(fd, 0, nbytes)
-        t0 = time.perf_counter()
-        for off in range(0, nbytes, RAW_IO):
-            os.pwrite(fd, buf, off)
-        os.fsync(fd)
-        w = nbytes / (time.perf_counter() - t0) / 1e9
+        w = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            for off in range(0, nbytes, RAW_IO):
+                os.pwrite(fd, buf, off)
+            os.fsync(fd)
+            w.append(nbytes / (time.perf_counter() - t0) / 1e9)
         t0 = time.perf_counter()
         for off in range(0, nbytes, RAW_IO):
             os.preadv(fd, [buf], off)
@@ -45,7 +58,30 @@ def raw_direct(path: str, nbytes: int) -> tuple[float, float]:
     finally:
         os.close(fd)
         os.unlink(path)
-    return w, r
+    return w[0], w[1], r
+
+
+def fio_gbps(path: str, nbytes: int, rw: str, depth: int, bs: int = BLOCK) -> float:
+    """One fio job: sequential O_DIRECT `rw` of nbytes in bs-sized I/Os at queue depth `depth` (libaio)."""
+    cmd = [FIO, "--name=flexkv-limit", f"--filename={path}", f"--size={nbytes}", f"--bs={bs}", "--direct=1",
+           f"--rw={rw}", "--ioengine=libaio", f"--iodepth={depth}", "--end_fsync=1", "--output-format=json"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed (rc {r.returncode}): {r.stderr.strip() or r.stdout.strip()}")
+    job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
+    return job[rw.removeprefix("rand")]["bw_bytes"] / 1e9
+
+
+def fio_round(path: str, nbytes: int, depths: list[int]) -> dict:
+    """fio on a new file: the first fill (fallocated by fio, depth 1), then writes over it and
+    reads at each depth, in I/Os of the tier's block size and of its largest call (RAW_IO)."""
+    out = {"first_write": fio_gbps(path, nbytes, "write", 1)}
+    for rw in ("write", "read"):
+        for d in depths:
+            for bs in (BLOCK, RAW_IO):
+                out[f"{rw}_qd{d}_{bs >> 20}m"] = fio_gbps(path, nbytes, rw, d, bs)
+    os.unlink(path)
+    return out
 
 
 EXTRA: dict = {}  # --secret: every block is sealed and verified with HMAC-SHA256
@@ -66,7 +102,7 @@ def wait(pred, timeout=300.0):
     return time.perf_counter()
 
 
-def tier_write_read(ssd_dir: str, blocks: int) -> tuple[float, float, int]:
+def tier_write_read(ssd_dir: str, blocks: int) -> tuple[float, float, float, int, dict]:
     per_req = 64
     kv = np.zeros((2 * blocks, BLOCK), dtype=np.uint8)
     kv[:blocks] = np.random.default_rng(0).integers(0, 255, size=(blocks, BLOCK), dtype=np.uint8)
@@ -77,12 +113,22 @@ def tier_write_read(ssd_dir: str, blocks: int) -> tuple[float, float, int]:
     reqs = [(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(r * per_req, (r + 1) * per_req)))
             for r in range(blocks // per_req)]
     m = engine(cfg, kv, layer)
-    for rid, toks, ids in reqs:
-        assert m.request_finished(rid, toks, ids)
-    t0 = time.perf_counter()
-    m.launch_tasks()
-    t1 = wait(lambda: not m.stats()["ssd_writes_pending"] and m.stats()["ssd_blocks_written"] >= blocks)
-    write_gbps = blocks * BLOCK / (t1 - t0) / 1e9
+    fills = []
+    for rnd in range(2):  # the first fill, then (after a reset) the timed one
+        if rnd:
+            m.reset()
+            wait(lambda: m.stats()["ssd_blocks_used"] == 0)
+        before = m.stats()["ssd_blocks_written"]
+        for rid, toks, ids in reqs:
+            assert m.request_finished(f"{rid}-{rnd}", toks, ids)
+        t0 = time.perf_counter()
+        m.launch_tasks()
+        t1 = wait(lambda: (lambda st: not st["ssd_writes_pending"] and st["ssd_blocks_written"] >= before + blocks)(m.stats()))
+        fills.append(blocks * BLOCK / (t1 - t0) / 1e9)
+        m.query_finished()  # hands out the finished saves
+    first_gbps, write_gbps = fills
+    st = m.stats()
+    depths = {"write": st.get("ssd_write_depth", 1), "read": st.get("ssd_read_depth", 1)}
     m.close()
 
     # Reopened with a CPU tier smaller than the data: every block comes from SSD, in waves that
@@ -112,7 +158,7 @@ def tier_write_read(ssd_dir: str, blocks: int) -> tuple[float, float, int]:
     m.close()
     if not np.array_equal(kv[blocks:], kv[:blocks]):
         raise SystemExit("blocks read back from SSD differ from those written")
-    return write_gbps, read_gbps, blocks * BLOCK
+    return first_gbps, write_gbps, read_gbps, blocks * BLOCK, depths
 
 
 def reopen_ms(ssd_dir: str, n: int) -> float:
@@ -148,31 +194,63 @@ def main() -> None:
     if a.secret:
         EXTRA["secret"] = a.secret
     root = tempfile.mkdtemp(prefix="flexkv-bench-ssd-", dir=a.dir)
+    if FIO is None:
+        phase("fio not found (Debian package fio; ./build.sh bench ssd installs it): the limit is the Python raw loop alone")
     try:
         blocks = int(a.gib * (1 << 30)) // BLOCK
-        # The virtual disk's speed drifts: interleave raw and tier runs and keep the best of each.
-        raw_w = raw_r = w = r = 0.0
+        nbytes = blocks * BLOCK
+        # A small probe engine says which depths the tier uses, so fio is run at those.
+        _, _, _, _, depths = tier_write_read(os.path.join(root, "probe"), 64)
+        shutil.rmtree(os.path.join(root, "probe"), ignore_errors=True)
+        fio_depths = sorted({1, depths["write"], depths["read"]})
+        fio: dict[str, float] = {}
+        raw = {"first_write": 0.0, "write": 0.0, "read": 0.0}
+        tier = {"first_write": 0.0, "write": 0.0, "read": 0.0}
         for k in range(a.rounds):
-            phase(f"round {k + 1}/{a.rounds}: raw O_DIRECT write and read of {blocks * BLOCK >> 20} MiB")
-            rw, rr = raw_direct(os.path.join(root, "raw.dat"), blocks * BLOCK)
-            phase(f"round {k + 1}/{a.rounds}: the same through the SSD tier (write-through, reopen, read back)")
-            tw, tr, verified = tier_write_read(os.path.join(root, f"tier{k}"), blocks)
+            if FIO:
+                phase(f"round {k + 1}/{a.rounds}: fio O_DIRECT write and read of {nbytes >> 20} MiB at depths {fio_depths}")
+                for key, v in fio_round(os.path.join(root, "fio.dat"), nbytes, fio_depths).items():
+                    fio[key] = max(fio.get(key, 0.0), v)
+            phase(f"round {k + 1}/{a.rounds}: raw O_DIRECT write and read of {nbytes >> 20} MiB")
+            rf, rw, rr = raw_direct(os.path.join(root, "raw.dat"), nbytes)
+            phase(f"round {k + 1}/{a.rounds}: the same through the SSD tier (fill, reset, fill, reopen, read back)")
+            tf, tw, tr, verified, _ = tier_write_read(os.path.join(root, f"tier{k}"), blocks)
             shutil.rmtree(os.path.join(root, f"tier{k}"), ignore_errors=True)
-            raw_w, raw_r, w, r = max(raw_w, rw), max(raw_r, rr), max(w, tw), max(r, tr)
+            for d, vals in ((raw, (rf, rw, rr)), (tier, (tf, tw, tr))):
+                for key, v in zip(("first_write", "write", "read"), vals):
+                    d[key] = max(d[key], v)
         phase(f"filling a cache of {a.reopen_blocks:,} blocks and timing an engine opening it")
         reopen = reopen_ms(os.path.join(root, "reopen"), a.reopen_blocks)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    fio_w = max((v for key, v in fio.items() if key.startswith("write_qd")), default=None)
+    fio_r = max((v for key, v in fio.items() if key.startswith("read_qd")), default=None)
+    limit_w = max(raw["write"], fio_w or 0.0)
+    limit_r = max(raw["read"], fio_r or 0.0)
+    r3 = lambda v: None if v is None else round(v, 3)  # noqa: E731
     report({
-        "bytes_each_way": blocks * BLOCK,
+        "bytes_each_way": nbytes,
         "block_bytes": BLOCK,
         "raw_io_bytes": RAW_IO,
-        "write_gbps": round(w, 3),
-        "read_gbps": round(r, 3),
-        "raw_write_gbps": round(raw_w, 3),
-        "raw_read_gbps": round(raw_r, 3),
-        "write_ratio": round(w / raw_w, 3),
-        "read_ratio": round(r / raw_r, 3),
+        "ssd_write_depth": depths["write"],
+        "ssd_read_depth": depths["read"],
+        "write_gbps": r3(tier["write"]),
+        "read_gbps": r3(tier["read"]),
+        "first_fill_write_gbps": r3(tier["first_write"]),
+        "fio_write_gbps": r3(fio_w),
+        "fio_read_gbps": r3(fio_r),
+        **{f"fio_{key}_gbps": r3(v) for key, v in sorted(fio.items())},
+        "raw_write_gbps": r3(raw["write"]),
+        "raw_read_gbps": r3(raw["read"]),
+        "raw_first_write_gbps": r3(raw["first_write"]),
+        "limit_write_gbps": r3(limit_w),
+        "limit_read_gbps": r3(limit_r),
+        "limit_source": "fio and the raw loop" if FIO else "the raw loop (fio not installed)",
+        "write_ratio": round(tier["write"] / limit_w, 3),
+        "read_ratio": round(tier["read"] / limit_r, 3),
+        "raw_write_ratio": round(tier["write"] / raw["write"], 3),
+        "raw_read_ratio": round(tier["read"] / raw["read"], 3),
+        "first_fill_write_ratio": round(tier["first_write"] / max(raw["first_write"], fio.get("first_write", 0.0)), 3),
         "reopen_ms_100k": round(reopen, 2),
         "reopen_blocks": a.reopen_blocks,
         "rounds": a.rounds,
