@@ -5,10 +5,12 @@ Put then get of 256 KiB and 2 MiB blocks through the tier (engine A saves, a col
 loads, every byte verified; a third cold engine C loads them again, which is what the get figure
 measures: Redis serves a value's first read after its write ~3x slower than later reads, so
 engine B's first-read figure is reported separately), and in the same run redis-benchmark SET/GET with the same value
-size and the same pipelining depth (the tier's depth, one connection) on the same server, on the
-same kind of keys: SETs of new keys (-r over a large keyspace; a new large value costs the
-server fresh memory, overwriting one key - redis-benchmark's default - does not: that figure is
-reported too), and GETs spread over as many existing keys as the tier reads (populated first). Then
+size on the same kind of server and keys: SETs of new keys on a fresh server (-r over a large
+keyspace; a new large value costs the server fresh memory, overwriting one key - redis-benchmark's
+default - does not: that figure is reported too), and GETs spread over as many existing keys as
+the tier reads (populated first). redis-benchmark runs with the tier's own settings (as many
+connections and the same pipelining depth: put_ratio, get_ratio) and over a small sweep of
+connections (-c) and depths (-P), whose best is put_ratio_best / get_ratio_best. Then
 engine B replays the trace (match, then save prompt + output) with a CPU tier too small to hold
 it, so its hits come from Redis; its matched tokens must equal the reference replayer's.
 """
@@ -94,7 +96,7 @@ def cold_get(url: str, block_bytes: int, n: int, kv, rq) -> float:
     return gbps
 
 
-def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, float, int, int]:
+def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, float, int, int, int]:
     n = max(4, total_bytes // block_bytes)
     per_req = min(n, max(1, (16 << 20) // block_bytes))
     reqs = n // per_req
@@ -104,6 +106,7 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, fl
     kv[n:] = 1
     a = engine(url, block_bytes, n, kv)
     depth = a.stats()["remote_pipeline_depth"]
+    conns = a.stats().get("remote_connections", 1)
     warm_up(a, n, 0)
     rq = [(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(r * per_req, (r + 1) * per_req)))
           for r in range(reqs)]
@@ -121,7 +124,30 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, fl
     again = max(cold_get(url, block_bytes, n, kv, rq) for _ in range(3))
     if not np.array_equal(kv[n:], kv[:n]):
         raise SystemExit("blocks loaded from Redis differ from those saved")
-    return put, first, again, n * block_bytes, depth
+    return put, first, again, n * block_bytes, depth, conns
+
+
+SWEEP_CLIENTS = (1, 2, 4)
+SWEEP_PIPELINE = (1, 4, 16)
+
+
+def baseline(bb: int, n: int, clients: int, pipeline: int) -> dict:
+    """redis-benchmark with -c clients -P pipeline: SET of new keys on a fresh server, GET over
+    n existing keys (best of three), and SET/GET of one key; GB/s."""
+    # Enough requests that every connection sends several full pipelines.
+    reqs = max(n, 8 * clients * pipeline)
+    with RedisServer() as r:
+        # -r must stay below 2^31: redis-benchmark overflows larger values into one single key.
+        set_new = redis_benchmark_gbps(r.port, bb, pipeline, reqs, clients=clients, tests="set", keyspace=10**9)
+        distinct = int(r.cli("DBSIZE"))
+        assert distinct > reqs // 2, f"redis-benchmark wrote only {distinct} distinct keys"
+    with RedisServer() as r:
+        redis_benchmark_gbps(r.port, bb, pipeline, 8 * n, clients=clients, tests="set", keyspace=n)  # populate
+        get_existing = max(redis_benchmark_gbps(r.port, bb, pipeline, reqs, clients=clients, tests="get", keyspace=n)["get_gbps"]
+                           for _ in range(3))
+        same_key = redis_benchmark_gbps(r.port, bb, pipeline, reqs, clients=clients)
+    return {"set": set_new["set_gbps"], "get": get_existing,
+            "same_key_set": same_key["set_gbps"], "same_key_get": same_key["get_gbps"]}
 
 
 def second_engine_replay(url: str) -> tuple[int, int, int]:
@@ -159,34 +185,42 @@ def main() -> None:
         # fresh memory (measured: 2 MiB SETs of new keys 0.23 GB/s, of one overwritten key 1.5).
         phase(f"{name} blocks: put and get of {a.mib} MiB through the remote tier")
         with RedisServer() as r:
-            put, first, get, moved, depth = tier(r.url, bb, a.mib << 20)
-        phase(f"{name} blocks: redis-benchmark SET and GET at the tier's pipelining depth ({depth})")
-        with RedisServer() as r:
-            # -r must stay below 2^31: redis-benchmark overflows larger values into one single key.
-            set_new = redis_benchmark_gbps(r.port, bb, depth, n, clients=1, tests="set", keyspace=10**9)
-            distinct = int(r.cli("DBSIZE"))
-            assert distinct > n // 2, f"redis-benchmark wrote only {distinct} distinct keys"
-            r.cli("FLUSHALL")
-            redis_benchmark_gbps(r.port, bb, depth, 8 * n, clients=1, tests="set", keyspace=n)  # populate
-            get_existing = max((redis_benchmark_gbps(r.port, bb, depth, n, clients=1, tests="get", keyspace=n)
-                                for _ in range(3)), key=lambda x: x["get_gbps"])
-            same_key = redis_benchmark_gbps(r.port, bb, depth, n, clients=1)
+            put, first, get, moved, depth, conns = tier(r.url, bb, a.mib << 20)
+        phase(f"{name} blocks: redis-benchmark SET and GET with the tier's settings ({conns} connections, depth {depth})")
+        own = baseline(bb, n, conns, depth)
+        sweep = {}
+        for c in SWEEP_CLIENTS:
+            for pdepth in SWEEP_PIPELINE:
+                phase(f"{name} blocks: redis-benchmark sweep -c {c} -P {pdepth}")
+                sweep[(c, pdepth)] = own if (c, pdepth) == (conns, depth) else baseline(bb, n, c, pdepth)
+        best_set = max(sweep.items(), key=lambda kv: kv[1]["set"])
+        best_get = max(sweep.items(), key=lambda kv: kv[1]["get"])
         out.update({
             f"put_gbps_{name}": round(put, 3), f"get_gbps_{name}": round(get, 3),
             f"get_first_read_gbps_{name}": round(first, 3),
-            f"redis_benchmark_set_gbps_{name}": round(set_new["set_gbps"], 3),
-            f"redis_benchmark_get_gbps_{name}": round(get_existing["get_gbps"], 3),
-            f"redis_benchmark_same_key_set_gbps_{name}": round(same_key["set_gbps"], 3),
-            f"redis_benchmark_same_key_get_gbps_{name}": round(same_key["get_gbps"], 3),
-            f"put_ratio_{name}": round(put / set_new["set_gbps"], 3),
-            f"get_ratio_{name}": round(get / get_existing["get_gbps"], 3),
-            f"pipeline_depth_{name}": depth, f"bytes_verified_{name}": moved,
+            f"redis_benchmark_set_gbps_{name}": round(own["set"], 3),
+            f"redis_benchmark_get_gbps_{name}": round(own["get"], 3),
+            f"redis_benchmark_same_key_set_gbps_{name}": round(own["same_key_set"], 3),
+            f"redis_benchmark_same_key_get_gbps_{name}": round(own["same_key_get"], 3),
+            f"redis_benchmark_best_set_gbps_{name}": round(best_set[1]["set"], 3),
+            f"redis_benchmark_best_set_at_{name}": "-c {} -P {}".format(*best_set[0]),
+            f"redis_benchmark_best_get_gbps_{name}": round(best_get[1]["get"], 3),
+            f"redis_benchmark_best_get_at_{name}": "-c {} -P {}".format(*best_get[0]),
+            f"put_ratio_{name}": round(put / own["set"], 3),
+            f"get_ratio_{name}": round(get / own["get"], 3),
+            f"put_ratio_best_{name}": round(put / best_set[1]["set"], 3),
+            f"get_ratio_best_{name}": round(get / best_get[1]["get"], 3),
+            f"pipeline_depth_{name}": depth, f"connections_{name}": conns, f"bytes_verified_{name}": moved,
+            **{f"redis_benchmark_sweep_{name}_c{c}_P{pd}": {k: round(v, 3) for k, v in res.items()}
+               for (c, pd), res in sweep.items()},
         })
     phase("trace replay by an engine whose hits come from Redis")
     with RedisServer() as r:
         matched, want, from_redis = second_engine_replay(r.url)
     worst_put = min(out["put_ratio_256k"], out["put_ratio_2m"])
     worst_get = min(out["get_ratio_256k"], out["get_ratio_2m"])
+    worst_put_best = min(out["put_ratio_best_256k"], out["put_ratio_best_2m"])
+    worst_get_best = min(out["get_ratio_best_256k"], out["get_ratio_best_2m"])
     report({
         **out,
         "put_gbps": min(out["put_gbps_256k"], out["put_gbps_2m"]),
@@ -195,6 +229,8 @@ def main() -> None:
         "redis_benchmark_get_gbps": min(out["redis_benchmark_get_gbps_256k"], out["redis_benchmark_get_gbps_2m"]),
         "put_ratio": worst_put,
         "get_ratio": worst_get,
+        "put_ratio_best": worst_put_best,
+        "get_ratio_best": worst_get_best,
         "second_engine_matched_tokens": matched,
         "reference_matched_tokens": want,
         "second_engine_blocks_from_redis": from_redis,
