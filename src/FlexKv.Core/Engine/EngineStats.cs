@@ -67,6 +67,10 @@ internal sealed class EngineStats
     [JsonPropertyName("ssd_direct")] public bool SsdDirect { get; set; }
     /// <summary>Blocks restored from the SSD journal at start-up.</summary>
     [JsonPropertyName("ssd_restored_blocks")] public long SsdRestoredBlocks { get; set; }
+    /// <summary>SSD writes in flight per directory (the I/O threads that write runs at once).</summary>
+    [JsonPropertyName("ssd_write_depth")] public long SsdWriteDepth { get; set; }
+    /// <summary>SSD reads in flight (one reader thread).</summary>
+    [JsonPropertyName("ssd_read_depth")] public long SsdReadDepth { get; set; }
     /// <summary>Whether a remote tier is configured.</summary>
     [JsonPropertyName("remote_enabled")] public bool RemoteEnabled { get; set; }
     /// <summary>Whether the remote store is reachable now.</summary>

@@ -18,7 +18,7 @@ internal sealed unsafe class DirectFileDevice : IBlockDevice
     private const int MaxIovecs = 64;
     // Larger single calls stop paying off and hurt on some virtual disks (measured: 2-4 MiB
     // calls beat 16+ MiB ones), so a coalesced run stops at this size.
-    private const long MaxRunBytes = 4L << 20;
+    public const long MaxRunBytes = 4L << 20;
     private readonly SafeFileHandle[] _files;
     private readonly int[] _fds;
     private readonly string[] _paths;

@@ -3,7 +3,8 @@ namespace FlexKv.Core.Tiers.Ssd;
 /// <summary>
 /// Fixed-size block extents on storage, addressed by slot. Batches are given sorted by slot so
 /// implementations can coalesce neighbours into one vectored call. Errors are reported per item
-/// as an errno (0 = ok); a device never throws for an I/O error. Called from the SSD threads.
+/// as an errno (0 = ok); a device never throws for an I/O error. Called from the SSD threads,
+/// several at once (the I/O threads write different slots concurrently).
 /// </summary>
 internal unsafe interface IBlockDevice : IDisposable
 {

@@ -9,9 +9,10 @@ namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
 /// The SSD tier: an owned tier of slots in preallocated files, persistent across restarts (the
-/// journal names what each slot holds). A writer thread does CPU → SSD write-through and the
-/// journal; a reader thread stages SSD → CPU for loads, each block's seal verified for the key
-/// the load asked for, so bytes written for another key never pass.
+/// journal names what each slot holds). The write side (<see cref="SsdWriter"/>: a writer
+/// thread and a few I/O threads per directory) does CPU → SSD write-through and the journal; a
+/// reader thread stages SSD → CPU for loads, each block's seal verified for the key the load
+/// asked for, so bytes written for another key never pass.
 /// </summary>
 internal sealed unsafe class SsdTier : ILowerTier
 {
@@ -24,12 +25,11 @@ internal sealed unsafe class SsdTier : ILowerTier
     private readonly BlockSeal _seal;
     private readonly UInt128[] _seals; // per slot; a slot is read only while no write to it runs
     private readonly long _blockBytes;
-    private readonly BatchWorker<SsdOp> _writer;
+    private readonly SsdWriter _writer;
     private readonly StagedReader _reader;
     private BlockIndex? _index;
     private int _tier;
-    private volatile bool _full;
-    private long _bytesWritten, _bytesRead, _checksumFailures, _writeErrors, _readErrors, _restored;
+    private long _bytesRead, _checksumFailures, _readErrors, _restored;
 
     private SsdTier(TierContext ctx, SsdDirectories dirs, DirectFileDevice files, IBlockDevice device, SsdJournal journal)
     {
@@ -44,7 +44,7 @@ internal sealed unsafe class SsdTier : ILowerTier
         foreach (SsdRecord? r in journal.Slots)
             if (r is { } rec) _seals[rec.Slot] = rec.Seal;
         Slots = new SlotPool(device.NumSlots);
-        _writer = new BatchWorker<SsdOp>("flexkv-ssd-write", 1 << 16, Batch, RunWrites, FailWrites, AfterWrites);
+        _writer = new SsdWriter(ctx, device, journal, _seal, _seals, dirs.Paths.Length);
         _reader = new StagedReader("flexkv-ssd-read", Batch, RunReads, ctx.ReadsDone, BlockFailure.IoError);
     }
 
@@ -80,11 +80,11 @@ internal sealed unsafe class SsdTier : ILowerTier
 
     public LookupState? Lookups => null;
 
-    public bool IsAvailable => !_full;
+    public bool IsAvailable => !_writer.Full;
 
-    public ConcurrentQueue<TierWriteDone> CompletedWrites { get; } = new();
+    public ConcurrentQueue<TierWriteDone> CompletedWrites => _writer.CompletedWrites;
 
-    public ConcurrentQueue<string> Warnings { get; } = new();
+    public ConcurrentQueue<string> Warnings => _writer.Warnings;
 
     /// <summary>Why the SSD content of a previous run was not reused (null when it was).</summary>
     public string? DiscardReason => _journal.DiscardReason;
@@ -125,7 +125,7 @@ internal sealed unsafe class SsdTier : ILowerTier
 
     public bool TryWrite(in TierWrite w)
     {
-        if (_full) return false;
+        if (_writer.Full) return false;
         _writer.Add(new SsdOp(SsdOpKind.Write, w.Node, w.TierSlot, w.CpuSlot, w.Key, w.Parent, w.HasParent));
         return true;
     }
@@ -136,7 +136,7 @@ internal sealed unsafe class SsdTier : ILowerTier
 
     public void Clear()
     {
-        _full = false; // the reset frees the disk room the cache used
+        _writer.ClearFull(); // the reset frees the disk room the cache used
         _writer.Add(new SsdOp(SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
     }
 
@@ -147,117 +147,15 @@ internal sealed unsafe class SsdTier : ILowerTier
         s.SsdBlocksTotal = _index?.TierCapacity(_tier) ?? 0;
         s.SsdEvictions = _index?.TierEvictions(_tier) ?? 0;
         s.SsdRestoredBlocks = _restored;
-        s.SsdFull = _full;
-        s.SsdBlocksWritten = Interlocked.Read(ref _bytesWritten) / _blockBytes;
+        s.SsdFull = _writer.Full;
+        s.SsdWriteDepth = _writer.Depth;
+        s.SsdReadDepth = 1; // one reader thread: reads keep their lead over the disk's depth-1 limit
+        s.SsdBlocksWritten = _writer.BytesWritten / _blockBytes;
         s.SsdBlocksRead = Interlocked.Read(ref _bytesRead) / _blockBytes;
         s.SsdChecksumFailures = Interlocked.Read(ref _checksumFailures);
-        s.SsdWriteErrors = Interlocked.Read(ref _writeErrors);
+        s.SsdWriteErrors = _writer.WriteErrors;
         s.SsdReadErrors = Interlocked.Read(ref _readErrors);
         s.SsdDirect = _device.Direct;
-    }
-
-    // ---- writer thread ----------------------------------------------------------------------
-
-    // Removes are journaled before any write of the batch lands on disk, so the journal never
-    // names a slot whose bytes are being replaced; Puts are journaled after their bytes landed.
-    private bool RunWrites(List<SsdOp> batch)
-    {
-        int start = 0;
-        while (start < batch.Count)
-        {
-            int end = start;
-            while (end < batch.Count && batch[end].Kind != SsdOpKind.Reset) end++;
-            WriteSegment(batch, start, end);
-            if (end < batch.Count)
-            {
-                Array.Clear(_seals);
-                _journal.Compact([]);
-                _full = false;
-                end++;
-            }
-            start = end;
-        }
-        return true;
-    }
-
-    private void FailWrites(List<SsdOp> batch, Exception e)
-    {
-        foreach (SsdOp op in batch)
-            if (op.Kind == SsdOpKind.Write) Done(op.Node, LibcMethods.Eio);
-    }
-
-    // Between batches, so the journal on disk holds exactly the slot table being compacted.
-    private void AfterWrites()
-    {
-        try
-        {
-            _journal.CompactIfLarge();
-        }
-        catch (Exception e)
-        {
-            // The old file is still the journal and still appended to: nothing is lost.
-            Warnings.Enqueue($"the SSD journal could not be compacted ({e.Message}); it grows until a later try succeeds");
-        }
-        _ctx.WritesDone();
-    }
-
-    private void WriteSegment(List<SsdOp> batch, int start, int end)
-    {
-        int writes = 0;
-        for (int i = start; i < end; i++)
-        {
-            if (batch[i].Kind == SsdOpKind.Remove) _journal.AppendRemove(batch[i].Slot);
-            else writes++;
-        }
-        _journal.Flush();
-        if (writes == 0) return;
-        Span<int> slots = stackalloc int[writes];
-        Span<nint> bufs = stackalloc nint[writes];
-        Span<int> errors = stackalloc int[writes];
-        Span<int> index = stackalloc int[writes];
-        int w = 0;
-        for (int i = start; i < end; i++)
-            if (batch[i].Kind == SsdOpKind.Write) { slots[w] = batch[i].Slot; index[w] = i; w++; }
-        slots.Sort(index);
-        for (int k = 0; k < writes; k++)
-        {
-            SsdOp op = batch[index[k]];
-            bufs[k] = (nint)_ctx.CpuSlot(op.CpuSlot);
-            _seals[op.Slot] = _seal.Seal(op.Key, new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
-        }
-        _device.Write(slots, bufs, _blockBytes, errors);
-        for (int k = 0; k < writes; k++)
-        {
-            SsdOp op = batch[index[k]];
-            if (errors[k] == 0)
-            {
-                _journal.AppendPut(new SsdRecord(op.Slot, op.Key, op.Parent, op.HasParent, _seals[op.Slot]));
-                Interlocked.Add(ref _bytesWritten, _blockBytes);
-            }
-            else Interlocked.Increment(ref _writeErrors);
-        }
-        int journalError = 0;
-        try
-        {
-            _journal.Flush();
-        }
-        catch (IOException)
-        {
-            journalError = LibcMethods.Eio; // without a journal record the block would not survive a restart
-        }
-        for (int k = 0; k < writes; k++)
-            Done(batch[index[k]].Node, errors[k] != 0 ? errors[k] : journalError);
-    }
-
-    private void Done(int node, int errno)
-    {
-        if (errno == LibcMethods.Enospc && !_full)
-        {
-            // Disk full: SSD saves stop, everything else goes on (a reset may free room again).
-            _full = true;
-            Warnings.Enqueue("the SSD cache disk is full; blocks are no longer written to SSD");
-        }
-        CompletedWrites.Enqueue(new TierWriteDone(node, errno == 0));
     }
 
     // ---- reader thread ----------------------------------------------------------------------

@@ -51,8 +51,9 @@ public class SsdJournalTests
             Assert.True(s.SsdBlocksWritten >= 12_000, $"only {s.SsdBlocksWritten} blocks reached SSD");
             used = s.SsdBlocksUsed;
         }
-        // A batch appends at most 64 records (4 KiB) before the writer checks the size again.
-        long bound = SsdJournal.CompactFloorBytes + 2 * (64 + 64 * 64) + 4096;
+        // Between two checks of the size the writer appends at most one queue batch's removes and
+        // one commit's records.
+        long bound = SsdJournal.CompactFloorBytes + 2 * (64 + 64 * 64) + SsdWriter.MaxRecordsBetweenCompactionChecks * 64;
         Assert.True(largest <= bound, $"the journal reached {largest} bytes (bound {bound})");
         using var h2 = fx.Open(cpuBlocks: 64, ssdBlocks: 64);
         Assert.Equal(used, h2.Engine.Stats().SsdRestoredBlocks);
