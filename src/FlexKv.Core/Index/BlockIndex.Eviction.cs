@@ -137,14 +137,14 @@ internal sealed partial class BlockIndex
         {
             ref BlockNode n = ref _nodes[id];
             int parent = n.Parent;
-            _map.Remove(n.Key);
+            _map.Remove(n.Key, id);
             n.Slot = -1;
             n.State = BlockState.Free;
             n.Ready = 0;
             n.Writing = 0;
             n.Generation++;
-            n.Parent = -1;
-            _freeNodes[_freeNodeCount++] = id;
+            n.Parent = _freeHead; // a free node's Parent chains the free list
+            _freeHead = id;
             id = -1;
             if (parent < 0) break;
             ref BlockNode p = ref _nodes[parent];
@@ -156,12 +156,16 @@ internal sealed partial class BlockIndex
 
     private int NewNode()
     {
-        if (_freeNodeCount > 0) return _freeNodes[--_freeNodeCount];
+        if (_freeHead >= 0)
+        {
+            int id = _freeHead;
+            _freeHead = _nodes[id].Parent;
+            return id;
+        }
         if (_highWater == _nodes.Length)
         {
             int size = _nodes.Length * 2;
             Array.Resize(ref _nodes, size);
-            Array.Resize(ref _freeNodes, size);
             foreach (TierCopies t in _tiers) t.Grow(size);
         }
         return _highWater++;

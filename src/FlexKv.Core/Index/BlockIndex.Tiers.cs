@@ -162,7 +162,7 @@ internal sealed partial class BlockIndex
     private int InsertDetached(UInt128 key, int parent, long clock)
     {
         AssertOwned();
-        if (_map.ContainsKey(key)) return -1;
+        if (_map.Find(key, _nodes) >= 0) return -1;
         int id = NewNode();
         ref BlockNode n = ref _nodes[id];
         uint generation = n.Generation;

@@ -17,14 +17,13 @@ namespace FlexKv.Core.Index;
 /// </summary>
 internal sealed partial class BlockIndex
 {
-    private readonly Dictionary<UInt128, int> _map;
+    private readonly NodeTable _map;
     private readonly SlotPool _slots;
     private readonly IEvictionPolicy _policy;
     private TierCopies[] _tiers = [];
     private byte _ownedMask; // bits of the tiers that keep their copies (slots, prefix-closed)
     private BlockNode[] _nodes;
-    private int[] _freeNodes;
-    private int _freeNodeCount;
+    private int _freeHead = -1; // free nodes below the high-water mark, chained through Parent
     private int _highWater;
     private long _clock;
 
@@ -36,19 +35,13 @@ internal sealed partial class BlockIndex
         // Sized for the common case up front: growing a large index means rehashing it mid-flight.
         int initial = (int)Math.Min((long)slots.Capacity + 16, 1 << 18);
         _nodes = new BlockNode[initial];
-        _freeNodes = new int[initial];
-        _map = new Dictionary<UInt128, int>(initial);
-        PrefaultUpFront(initial);
-    }
-
-    // Fresh large arrays arrive as untouched zero pages; the first requests would pay one page
-    // fault per 4 KiB of index (milliseconds for a large index). Touch everything at creation.
-    private void PrefaultUpFront(int count)
-    {
+        // Fresh large arrays arrive as untouched zero pages; the first requests would pay one
+        // page fault per 4 KiB of index (milliseconds for a large index). Touch them at creation
+        // (the key table clears its own).
         Array.Fill(_nodes, default);
-        Array.Fill(_freeNodes, 0);
-        for (int i = 0; i < count; i++) _map.Add(~(UInt128)(uint)i, i);
-        _map.Clear();
+        // The key table starts small and doubles (a rehash costs about what the node array's
+        // doubling copies): a small table stays in cache, which is what inserts pay for.
+        _map = new NodeTable(Math.Min(initial, 1 << 14));
     }
 
     /// <summary>The lock every change must hold (the engine's); null for an index owned by one caller (a replay).</summary>
@@ -80,7 +73,7 @@ internal sealed partial class BlockIndex
 
     /// <summary>The node of a key, or -1.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public int Lookup(UInt128 key) => _map.TryGetValue(key, out int id) ? id : -1;
+    public int Lookup(UInt128 key) => _map.Find(key, _nodes);
 
     /// <summary>
     /// The node of <paramref name="key"/>, trying the child <paramref name="parent"/> saw
@@ -99,7 +92,7 @@ internal sealed partial class BlockIndex
                 if (c.Key == key && c.State != BlockState.Free) return h;
             }
         }
-        return _map.TryGetValue(key, out int id) ? id : -1;
+        return _map.Find(key, _nodes);
     }
 
     /// <summary>Whether node <paramref name="id"/> still holds <paramref name="key"/> since generation <paramref name="generation"/>.</summary>
@@ -268,7 +261,7 @@ internal sealed partial class BlockIndex
         Array.Clear(_nodes, 0, _highWater);
         foreach (TierCopies t in _tiers) t.Clear(_highWater);
         _highWater = 0;
-        _freeNodeCount = 0;
+        _freeHead = -1;
         _slots.Reset();
         _policy.Clear();
         TotalPins = 0;
