@@ -58,15 +58,27 @@ internal sealed class BlockHasher
         Span<byte> buf = tpb <= 512 ? stackalloc byte[KeyBytes + tpb * 8] : new byte[KeyBytes + tpb * 8];
         for (int i = done; i < blocks; i++)
         {
-            WriteKey(buf, parent);
-            ReadOnlySpan<long> block = tokens.Slice(i * tpb, tpb);
-            if (BitConverter.IsLittleEndian)
-                MemoryMarshal.AsBytes(block).CopyTo(buf[KeyBytes..]);
-            else
-                for (int t = 0; t < tpb; t++) BinaryPrimitives.WriteInt64LittleEndian(buf[(KeyBytes + t * 8)..], block[t]);
-            parent = XxHash128.HashToUInt128(buf);
+            parent = Hash(buf, parent, tokens.Slice(i * tpb, tpb));
             keys[i] = parent;
         }
+    }
+
+    /// <summary>The key of one block (<paramref name="block"/>: its tokens) under <paramref name="parent"/>.</summary>
+    public UInt128 HashBlock(UInt128 parent, ReadOnlySpan<long> block)
+    {
+        int tpb = TokensPerBlock;
+        Span<byte> buf = tpb <= 512 ? stackalloc byte[KeyBytes + tpb * 8] : new byte[KeyBytes + tpb * 8];
+        return Hash(buf, parent, block[..tpb]);
+    }
+
+    private static UInt128 Hash(Span<byte> buf, UInt128 parent, ReadOnlySpan<long> block)
+    {
+        WriteKey(buf, parent);
+        if (BitConverter.IsLittleEndian)
+            MemoryMarshal.AsBytes(block).CopyTo(buf[KeyBytes..]);
+        else
+            for (int t = 0; t < block.Length; t++) BinaryPrimitives.WriteInt64LittleEndian(buf[(KeyBytes + t * 8)..], block[t]);
+        return XxHash128.HashToUInt128(buf);
     }
 
     private static void WriteKey(Span<byte> dst, UInt128 key)

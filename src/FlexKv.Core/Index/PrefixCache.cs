@@ -17,7 +17,7 @@ internal sealed class PrefixCache
     private readonly BlockIndex _index;
     private readonly Dictionary<long, Sequence> _sequences = new();
     private readonly Stack<Sequence> _spare = new();
-    private readonly Sequence _replay = new();
+    private readonly TraceReplay _trace;
 
     /// <summary>Creates a cache of <paramref name="capacityBlocks"/> blocks of <paramref name="tokensPerBlock"/> tokens.</summary>
     public PrefixCache(int tokensPerBlock, int capacityBlocks)
@@ -28,6 +28,7 @@ internal sealed class PrefixCache
         if (capacityBlocks < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'num_cpu_blocks': must be > 0");
         _hasher = new BlockHasher(tokensPerBlock, CacheFingerprint.From(new EngineOptions { TokensPerBlock = tokensPerBlock, BlockBytes = 1 }).Value);
         _index = new BlockIndex(new SlotPool(capacityBlocks));
+        _trace = new TraceReplay(_index, _hasher);
     }
 
     /// <summary>Tokens per block.</summary>
@@ -68,8 +69,7 @@ internal sealed class PrefixCache
     {
         if (promptLengths.Length != totalLengths.Length || matched.Length < promptLengths.Length)
             throw new FlexKvException(FlexKvStatus.InvalidArgument, "prompt_lengths, total_lengths and matched must have the same length");
-        long offset = 0, total = 0;
-        Sequence s = _replay;
+        long offset = 0;
         for (int i = 0; i < promptLengths.Length; i++)
         {
             long p = promptLengths[i], t = totalLengths[i];
@@ -77,17 +77,9 @@ internal sealed class PrefixCache
                 throw new FlexKvException(FlexKvStatus.InvalidArgument,
                     $"sequence {i}: prompt length {p} and total length {t} do not fit the {tokens.Length - offset} tokens left " +
                     "in the token buffer (need 0 <= prompt <= total)");
-            ReadOnlySpan<long> seq = tokens.Slice((int)offset, (int)t);
-            s.Hash.Begin(_hasher.RootSeed);
-            s.Hash.Extend(_hasher, seq[..(int)p]);
-            matched[i] = MatchKeys(s);
-            s.Hash.Extend(_hasher, seq);
-            InsertKeys(s);
-            s.Reset();
-            total += matched[i];
             offset += t;
         }
-        return total;
+        return _trace.Run(tokens, promptLengths, totalLengths, matched);
     }
 
     /// <summary>Forgets a sequence's hashing state without storing it.</summary>

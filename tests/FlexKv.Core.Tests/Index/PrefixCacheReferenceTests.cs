@@ -85,4 +85,35 @@ public class PrefixCacheReferenceTests
         Assert.Equal(expected, matched);
         Assert.Equal(expected.Sum(), total);
     }
+
+    // The one-call replay recognizes blocks it inserted earlier in the call by their tokens
+    // instead of hashing them; with evictions, and over a second call on the same cache (whose
+    // earlier blocks' tokens are gone), it must still give what match-then-insert gives.
+    [Theory]
+    [InlineData(9, 4, 64)]
+    [InlineData(10, 16, 40)]
+    [InlineData(11, 4, 100_000)]
+    public void Replay_InOneCall_EqualsMatchThenInsert_WithEvictionsAndAcrossCalls(int seed, int tokensPerBlock, int capacity)
+    {
+        var steps = ChatWorkload.Generate(seed).ToArray();
+        long[] tokens = steps.SelectMany(s => s.Finished ?? s.Prompt).ToArray();
+        long[] prompts = steps.Select(s => (long)s.Prompt.Length).ToArray();
+        long[] totals = steps.Select(s => (long)(s.Finished ?? s.Prompt).Length).ToArray();
+        var replayed = new PrefixCache(tokensPerBlock, capacity);
+        var stepwise = new PrefixCache(tokensPerBlock, capacity);
+        for (int call = 0; call < 2; call++)
+        {
+            var matched = new int[steps.Length];
+            replayed.Replay((long[])tokens.Clone(), prompts, totals, matched);
+            for (int i = 0; i < steps.Length; i++)
+            {
+                long[] all = steps[i].Finished ?? steps[i].Prompt;
+                Assert.Equal(stepwise.Match(i, steps[i].Prompt), matched[i]);
+                stepwise.Insert(i, all);
+            }
+            Assert.Equal(stepwise.Index.Count, replayed.Index.Count);
+            Assert.Equal(stepwise.Index.Evictions, replayed.Index.Evictions);
+        }
+        if (capacity < 1000) Assert.True(replayed.Index.Evictions > 0);
+    }
 }
