@@ -162,12 +162,24 @@ internal sealed partial class BlockIndex
             _freeHead = _nodes[id].Parent;
             return id;
         }
-        if (_highWater == _nodes.Length)
-        {
-            int size = _nodes.Length * 2;
-            Array.Resize(ref _nodes, size);
-            foreach (TierCopies t in _tiers) t.Grow(size);
-        }
+        if (_highWater == _nodes.Length) Resize((int)Math.Min(Array.MaxLength, 2L * _nodes.Length));
         return _highWater++;
+    }
+
+    private void Resize(int size)
+    {
+        Array.Resize(ref _nodes, size);
+        foreach (TierCopies t in _tiers) t.Grow(size);
+    }
+
+    /// <summary>
+    /// Makes room for <paramref name="nodes"/> nodes and keys at once (a restore knows how many
+    /// blocks it brings): exactly that many, not the next doubling, which at millions of
+    /// blocks would leave up to half the arrays unused.
+    /// </summary>
+    public void EnsureCapacity(int nodes)
+    {
+        if (nodes > _nodes.Length) Resize(nodes);
+        _map.EnsureCapacity(nodes);
     }
 }

@@ -51,7 +51,11 @@ internal sealed class SlotPool
     {
         if (_nextFresh != 0 || _freeCount != 0) throw new InvalidOperationException("MarkUsed needs a fresh pool");
         if (used.Length != Capacity) throw new ArgumentException("one flag per slot is needed", nameof(used));
-        if (_free.Length < Capacity) _free = new int[Capacity];
+        int free = 0;
+        foreach (bool u in used) if (!u) free++;
+        // Sized to the free slots, not the capacity: a full restored cache of millions of
+        // slots needs none of it (the stack grows again as blocks are evicted).
+        if (_free.Length < free) _free = new int[free];
         for (int s = Capacity - 1; s >= 0; s--)
             if (!used[s]) _free[_freeCount++] = s;
         _nextFresh = Capacity;

@@ -52,4 +52,7 @@ public class NodeTableTests
         foreach (var (key, id) in model) Assert.Equal(id, table.Find(key, nodes));
         Assert.Equal(-1, table.Find(new UInt128(99, 99), nodes));
     }
+
+    [Fact]
+    public void ABlockNode_Is56Bytes() => Assert.Equal(56, System.Runtime.CompilerServices.Unsafe.SizeOf<BlockNode>());
 }

@@ -44,18 +44,31 @@ internal static class SsdJournalFormat
 
     public static void WriteRemove(Span<byte> r, int slot) => Write(r, RemoveRecord, slot, 0, 0, 0);
 
-    /// <summary>Decodes a record: false when it is torn; <paramref name="rec"/> is null for "slot is empty".</summary>
-    public static bool TryRead(ReadOnlySpan<byte> r, out int slot, out SsdRecord? rec)
+    /// <summary>
+    /// Checks a record: false when it is torn (or of no known type). <paramref name="kind"/> is
+    /// what the slot now holds (<see cref="SsdJournalContents"/>: empty, a first block, a block
+    /// with a parent); the fields are read with <see cref="KeyOf"/> and the others.
+    /// </summary>
+    public static bool TryRead(ReadOnlySpan<byte> r, out int slot, out byte kind)
     {
         slot = BinaryPrimitives.ReadInt32LittleEndian(r[4..]);
-        rec = null;
+        kind = SsdJournalContents.Empty;
         if (BinaryPrimitives.ReadUInt64LittleEndian(r[56..]) != XxHash3.HashToUInt64(r[..56])) return false;
         uint type = BinaryPrimitives.ReadUInt32LittleEndian(r);
-        if (type is PutRecord or PutRootRecord)
-            rec = new SsdRecord(slot, ReadU128(r[8..]), ReadU128(r[24..]), type == PutRecord, ReadU128(r[40..]));
+        if (type == PutRecord) kind = SsdJournalContents.Child;
+        else if (type == PutRootRecord) kind = SsdJournalContents.Root;
         else if (type != RemoveRecord) return false;
         return true;
     }
+
+    public static UInt128 KeyOf(ReadOnlySpan<byte> r) => ReadU128(r[8..]);
+
+    public static UInt128 ParentOf(ReadOnlySpan<byte> r) => ReadU128(r[24..]);
+
+    public static UInt128 SealOf(ReadOnlySpan<byte> r) => ReadU128(r[40..]);
+
+    /// <summary>Whether a (checked) record says "slot holds block".</summary>
+    public static bool IsPut(ReadOnlySpan<byte> r) => BinaryPrimitives.ReadUInt32LittleEndian(r) is PutRecord or PutRootRecord;
 
     private static void Write(Span<byte> r, uint type, int slot, UInt128 key, UInt128 parent, UInt128 seal)
     {

@@ -17,6 +17,7 @@ namespace FlexKv.Core.Tiers.Ssd;
 internal sealed unsafe class SsdTier : ILowerTier
 {
     private const int Batch = 64;
+    private const int LargeCacheSlots = 1 << 16;
     private readonly TierContext _ctx;
     private readonly IBlockDevice _device;
     private readonly DirectFileDevice _files;
@@ -31,7 +32,7 @@ internal sealed unsafe class SsdTier : ILowerTier
     private int _tier;
     private long _bytesRead, _checksumFailures, _readErrors, _restored;
 
-    private SsdTier(TierContext ctx, SsdDirectories dirs, DirectFileDevice files, IBlockDevice device, SsdJournal journal)
+    private SsdTier(TierContext ctx, SsdDirectories dirs, DirectFileDevice files, IBlockDevice device, SsdJournal journal, UInt128[] seals)
     {
         _ctx = ctx;
         _directories = dirs;
@@ -40,9 +41,7 @@ internal sealed unsafe class SsdTier : ILowerTier
         _journal = journal;
         _blockBytes = ctx.BlockBytes;
         _seal = new BlockSeal(ctx.Fingerprint, ctx.Options.Secret);
-        _seals = new UInt128[device.NumSlots];
-        foreach (SsdRecord? r in journal.Slots)
-            if (r is { } rec) _seals[rec.Slot] = rec.Seal;
+        _seals = seals;
         Slots = new SlotPool(device.NumSlots);
         _writer = new SsdWriter(ctx, device, journal, _seal, _seals, dirs.Paths.Length);
         _reader = new StagedReader("flexkv-ssd-read", Batch, RunReads, ctx.ReadsDone, BlockFailure.IoError);
@@ -60,9 +59,10 @@ internal sealed unsafe class SsdTier : ILowerTier
             int slots = SsdSpace.Plan(o.SsdCacheGb, ctx.BlockBytes, dirs.Paths);
             files = new DirectFileDevice(dirs.Paths, slots, ctx.BlockBytes, ctx.Warnings.Add, o.SsdDirectIo);
             IBlockDevice device = ctx.WrapSsdDevice is null ? files : ctx.WrapSsdDevice(files);
+            var seals = new UInt128[device.NumSlots];
             var journal = new SsdJournal(Path.Combine(dirs.Paths[0], "flexkv-journal.bin"), ctx.Fingerprint, ctx.BlockBytes,
-                dirs.Paths.Length, device.NumSlots);
-            return new SsdTier(ctx, dirs, files, device, journal);
+                dirs.Paths.Length, device.NumSlots, seals);
+            return new SsdTier(ctx, dirs, files, device, journal, seals);
         }
         catch
         {
@@ -121,6 +121,10 @@ internal sealed unsafe class SsdTier : ILowerTier
     {
         _journal.Start();
         _files.TrimToSize();
+        // Opening a large cache leaves the replay's per-slot arrays and the restore's key map
+        // (tens of bytes a slot) as garbage: the memory goes back to the system now, once,
+        // rather than staying with the process until some later collection.
+        if (_device.NumSlots >= LargeCacheSlots) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
     }
 
     public bool TryWrite(in TierWrite w)

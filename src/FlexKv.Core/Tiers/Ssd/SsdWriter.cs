@@ -202,7 +202,7 @@ internal sealed unsafe class SsdWriter
             _full = false; // writes queued before the reset may have found the disk full again
             try
             {
-                _journal.Compact([]);
+                _journal.Compact(empty: true);
             }
             catch (Exception e)
             {

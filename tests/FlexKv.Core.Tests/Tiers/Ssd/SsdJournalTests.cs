@@ -149,4 +149,30 @@ public class SsdJournalTests
         using (var h = fx.Open(extra: ",\"ssd_persist\":false,\"model_name\":\"another\""))
             Assert.Empty(h.Engine.Stats().Warnings); // starting empty was asked for: nothing to warn about
     }
+
+    // Reopening a journal that holds exactly its live records writes nothing: the engine appends
+    // to the same file (a hard link made before sees every later record), and serves the blocks.
+    [Fact]
+    public void ACleanJournal_IsAppendedTo_NotRewritten_AtReopen()
+    {
+        using var fx = new SsdEngineFixture(dirs: 1);
+        long[] tokens = EngineHarness.Tokens(3 * Bs + 1);
+        int[] src = EngineHarness.Blocks(0, 3);
+        SaveThree(fx, tokens, src);
+        using (var h = fx.Open()) { } // the first reopen compacts what the first run left (none here) and appends nothing
+        string link = JournalOf(fx) + ".link";
+        using (var ln = System.Diagnostics.Process.Start("ln", [JournalOf(fx), link])) ln.WaitForExit();
+        long before = new FileInfo(JournalOf(fx)).Length;
+        Assert.Equal(64 + 3 * 64, before);
+        using (var h = fx.Open())
+        {
+            AssertServesThree(h, tokens, src);
+            h.Save("more", EngineHarness.Tokens(2 * Bs + 1, seed: 3), EngineHarness.Blocks(10, 2));
+            SsdEngineFixture.WaitSsdWritten(h, 2);
+        }
+        Assert.Equal(64 + 5 * 64, new FileInfo(link).Length);
+        Assert.Equal(File.ReadAllBytes(JournalOf(fx)), File.ReadAllBytes(link));
+        using var h2 = fx.Open();
+        Assert.Equal(5, h2.Engine.Stats().SsdRestoredBlocks);
+    }
 }
