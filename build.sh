@@ -3,7 +3,7 @@
 #   ./build.sh            build the native library, the wheel and .venv (wheel installed)
 #   ./build.sh demo       build, then run the standalone demo (no vLLM, no GPU)
 #   ./build.sh test       build, then run every test (xunit, then pytest)
-#   ./build.sh bench NAME build, then run benchmarks/NAME (replay, cpu-copy, scheduler, ssd, redis, redis-frozen, xproc)
+#   ./build.sh bench NAME build, then run benchmarks/NAME (replay, cpu-copy, scheduler, ssd, redis, redis-frozen, xproc, scale)
 #   ./build.sh gpu-check  run benchmarks/gpu_check.py with .venv's python (builds first if not built)
 #   ./build.sh native|wheel
 #   ./build.sh clean      remove every build output, .venv included: the tree is as a fresh clone
@@ -99,6 +99,7 @@ case "${1:-all}" in
     name=${2:?usage: ./build.sh bench NAME}
     all python3-torch redis-server redis-tools
     [ "$name" = ssd ] && optional_deps fio
+    [ "$name" = scale ] && deps python3-xxhash  # the journal it writes carries the engine's block keys
     log "benchmark $name"
     "$PY" "benchmarks/${name//-/_}.py" "${@:3}"
     ;;

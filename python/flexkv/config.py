@@ -54,6 +54,7 @@ ENGINE_KEYS: Dict[str, Callable[[Any], Any]] = {
     "ssd_cache_dir": conv.path_list,
     "ssd_persist": conv.to_bool,
     "ssd_direct_io": conv.to_bool,
+    "ssd_preallocate": conv.to_bool,
     "remote_url": conv.string,
     "redis_host": conv.string,
     "redis_port": conv.non_negative_int,

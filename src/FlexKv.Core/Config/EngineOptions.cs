@@ -30,6 +30,9 @@ internal sealed class EngineOptions
     /// <summary>Open the SSD files with O_DIRECT (false: buffered I/O through the page cache).</summary>
     [JsonPropertyName("ssd_direct_io")] public bool SsdDirectIo { get; set; } = true;
 
+    /// <summary>Reserve the SSD files' space at start (false: sparse files, space taken as blocks are written; a full disk shows later as ssd_full).</summary>
+    [JsonPropertyName("ssd_preallocate")] public bool SsdPreallocate { get; set; } = true;
+
     /// <summary>Reuse the SSD blocks of a previous run with the same fingerprint (false: start empty).</summary>
     [JsonPropertyName("ssd_persist")] public bool SsdPersist { get; set; } = true;
 

@@ -6,7 +6,8 @@ using Microsoft.Win32.SafeHandles;
 namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
-/// Slots striped round-robin over one preallocated file per directory: slot s lives in file
+/// Slots striped round-robin over one preallocated file per directory (sparse without
+/// ssd_preallocate): slot s lives in file
 /// s % n at offset (s / n) * extent. Files are opened with O_DIRECT (through open(2), wrapped in
 /// a SafeFileHandle); a filesystem that refuses O_DIRECT gets buffered I/O and a warning.
 /// Neighbouring slots of one file are read or written with one preadv/pwritev.
@@ -25,6 +26,7 @@ internal sealed unsafe class DirectFileDevice : IBlockDevice
     private readonly long[] _targetBytes;
     // What each file was before this open (-1: it did not exist), so a failed create can undo it.
     private readonly long[] _originalBytes;
+    private readonly bool _preallocate; // false: sparse files, grown to their size without reserving it
 
     /// <summary>
     /// Opens the cache files, creating them or growing them to the slots they must hold (a larger
@@ -32,8 +34,9 @@ internal sealed unsafe class DirectFileDevice : IBlockDevice
     /// created or grown is undone.
     /// </summary>
     public DirectFileDevice(IReadOnlyList<string> directories, int numSlots, long blockBytes, Action<string>? warn = null,
-        bool direct = true)
+        bool direct = true, bool preallocate = true)
     {
+        _preallocate = preallocate;
         if (numSlots < 1) throw new FlexKvException(FlexKvStatus.InvalidConfig, "configuration key 'ssd_cache_gb': holds no block");
         NumSlots = numSlots;
         ExtentBytes = SsdSpace.ExtentOf(blockBytes);
@@ -87,7 +90,8 @@ internal sealed unsafe class DirectFileDevice : IBlockDevice
         _files[d] = new SafeFileHandle(fd, ownsHandle: true);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         // Also fills holes of a file that is long enough (the space check counted them as needed).
-        int rc = LibcMethods.PosixFallocate(fd, 0, target);
+        int rc = _preallocate ? LibcMethods.PosixFallocate(fd, 0, target)
+            : before < target && LibcMethods.Ftruncate(fd, target) != 0 ? Marshal.GetLastPInvokeError() : 0;
         if (rc != 0)
             throw new FlexKvException(rc == LibcMethods.Enospc ? FlexKvStatus.OutOfMemory : FlexKvStatus.IoError,
                 $"configuration key 'ssd_cache_gb': cannot reserve {target} bytes in '{path}' (errno {rc}); lower ssd_cache_gb");

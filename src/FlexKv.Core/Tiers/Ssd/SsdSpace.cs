@@ -28,7 +28,7 @@ internal static class SsdSpace
     /// The slot count for <paramref name="gb"/> GiB of <paramref name="blockBytes"/>-byte blocks over
     /// <paramref name="directories"/>, after checking that the files fit; throws InvalidConfig naming ssd_cache_gb.
     /// </summary>
-    public static int Plan(double gb, long blockBytes, IReadOnlyList<string> directories)
+    public static int Plan(double gb, long blockBytes, IReadOnlyList<string> directories, bool preallocate = true)
     {
         long extent = ExtentOf(blockBytes);
         double slots = Math.Floor(gb * (1L << 30) / extent);
@@ -43,7 +43,8 @@ internal static class SsdSpace
             files[d] = new FileSpace(dir, LibcMethods.DeviceOf(dir) ?? (ulong)d, want,
                 LibcMethods.AllocatedBytesOf(Path.Combine(dir, BlocksFile)), LibcMethods.FreeBytesOf(dir));
         }
-        if (Shortfall(gb, files) is { } why) Fail(why);
+        // Sparse files take their space as blocks are written: a full disk is then ssd_full, not a start-up error.
+        if (preallocate && Shortfall(gb, files) is { } why) Fail(why);
         if (slots > int.MaxValue)
             Fail($"{Gib(gb)} is {slots:0} blocks of {extent} bytes, more than the {int.MaxValue} one engine can index");
         return (int)slots;

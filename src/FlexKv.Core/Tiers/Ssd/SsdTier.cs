@@ -56,8 +56,8 @@ internal sealed unsafe class SsdTier : ILowerTier
         DirectFileDevice? files = null;
         try
         {
-            int slots = SsdSpace.Plan(o.SsdCacheGb, ctx.BlockBytes, dirs.Paths);
-            files = new DirectFileDevice(dirs.Paths, slots, ctx.BlockBytes, ctx.Warnings.Add, o.SsdDirectIo);
+            int slots = SsdSpace.Plan(o.SsdCacheGb, ctx.BlockBytes, dirs.Paths, o.SsdPreallocate);
+            files = new DirectFileDevice(dirs.Paths, slots, ctx.BlockBytes, ctx.Warnings.Add, o.SsdDirectIo, o.SsdPreallocate);
             IBlockDevice device = ctx.WrapSsdDevice is null ? files : ctx.WrapSsdDevice(files);
             var seals = new UInt128[device.NumSlots];
             var journal = new SsdJournal(Path.Combine(dirs.Paths[0], "flexkv-journal.bin"), ctx.Fingerprint, ctx.BlockBytes,

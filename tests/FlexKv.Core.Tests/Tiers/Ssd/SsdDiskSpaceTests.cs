@@ -33,6 +33,31 @@ public class SsdDiskSpaceTests
     }
 
     [TmpfsFact]
+    public void SparseFiles_OpenBeyondTheFreeSpace_AndTakeSpaceOnlyAsBlocksAreWritten()
+    {
+        using var fs = new SmallFilesystem(mib: 16);
+        string dir = Path.Combine(fs.Root, "cache");
+        long free = fs.FreeBytes;
+        string cfg = Config(64.0 / 1024, dir) + ",\"ssd_preallocate\":false"; // 64 MiB on a 16 MiB filesystem
+        long[] tokens = EngineHarness.Tokens(4 * Bs + 1);
+        using (var h = new EngineHarness(deviceBlocks: 64, extraConfig: cfg))
+        {
+            Assert.Equal(64L << 20, new FileInfo(Path.Combine(dir, "flexkv-blocks.dat")).Length);
+            Assert.True(free - fs.FreeBytes < 1 << 20, $"{free - fs.FreeBytes} bytes taken by an empty sparse cache");
+            h.FillDevice(EngineHarness.Blocks(0, 4), 5);
+            h.Save("a", tokens, EngineHarness.Blocks(0, 4));
+            SsdEngineFixture.WaitSsdWritten(h, 4);
+        }
+        using var h2 = new EngineHarness(deviceBlocks: 64, extraConfig: cfg);
+        Assert.Equal(4, h2.Engine.Stats().SsdRestoredBlocks);
+        Assert.Equal(4 * Bs, h2.Engine.GetNumNewMatchedTokens("b", tokens, tokens.Length, 0));
+        int[] dst = EngineHarness.Blocks(30, 4);
+        h2.Load("b", dst, 4 * Bs);
+        Assert.Empty(h2.FailedBlocks);
+        for (int i = 0; i < 4; i++) Assert.Equal(h2.Device.Pattern(5 + i), h2.Device.Read(dst[i]));
+    }
+
+    [TmpfsFact]
     public void Reopening_DoesNotCountTheFilesOwnAllocationAgainstTheFreeSpace()
     {
         using var fs = new SmallFilesystem(mib: 32);
