@@ -75,8 +75,10 @@ internal sealed class EngineStats
     [JsonPropertyName("remote_enabled")] public bool RemoteEnabled { get; set; }
     /// <summary>Whether the remote store is reachable now.</summary>
     [JsonPropertyName("remote_connected")] public bool RemoteConnected { get; set; }
-    /// <summary>Remote requests in flight per batch.</summary>
+    /// <summary>Remote requests in flight per value connection in a batch.</summary>
     [JsonPropertyName("remote_pipeline_depth")] public long RemotePipelineDepth { get; set; }
+    /// <summary>Connections carrying the remote tier's values (each with up to remote_pipeline_depth in flight).</summary>
+    [JsonPropertyName("remote_connections")] public long RemoteConnections { get; set; }
     /// <summary>Time spent inside remote write calls (ms).</summary>
     [JsonPropertyName("remote_store_write_ms")] public double RemoteStoreWriteMs { get; set; }
     /// <summary>Time spent inside remote read calls (ms).</summary>

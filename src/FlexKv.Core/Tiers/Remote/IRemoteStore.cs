@@ -27,6 +27,12 @@ internal unsafe interface IRemoteStore : IDisposable
     /// <summary>What the store is, for messages (endpoints, cluster or not).</summary>
     string Description { get; }
 
+    /// <summary>Connections that carry values: a batch spreads its blocks over them.</summary>
+    int Connections => 1;
+
+    /// <summary>Values of <paramref name="bytes"/> the store keeps in flight at once within a batch (over all connections).</summary>
+    int Window(int bytes) => 1;
+
     /// <summary>
     /// Starts asking, in one pipelined round trip, how many leading <paramref name="keys"/> the
     /// store holds, and returns at once (never blocks on the network).
