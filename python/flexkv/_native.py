@@ -83,6 +83,11 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_index_info": [c_uint64, _P(c_int64), _P(c_int64)],
     "flexkv_index_replay": [
         c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, _P(c_int32), _P(c_int64)],
+    "flexkv_plan_create": [c_int32, c_int64, c_int64, _P(c_uint64)],
+    "flexkv_plan_destroy": [c_uint64],
+    "flexkv_plan_replay": [
+        c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p],
+    "flexkv_plan_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
 }
 
 _lock = threading.Lock()

@@ -251,6 +251,35 @@ int flexkv_index_replay(flexkv_index_t index, const int64_t* tokens, size_t num_
 /* Blocks held and blocks evicted so far. */
 int flexkv_index_info(flexkv_index_t index, int64_t* blocks, int64_t* evictions);
 
+/* ---- Tiered capacity planner (control plane of the CPU and SSD tiers, no bytes) --------- */
+
+typedef uint64_t flexkv_planner_t;
+
+/*
+ * Creates a planner: the engine's block index with cpu_blocks CPU slots and ssd_blocks SSD slots
+ * (0: no SSD tier), driven as the engine is when vLLM runs one request at a time with instant
+ * transfers: match the prompt (CPU, then SSD blocks staged through CPU slots), load, save the
+ * full blocks of all tokens but the last with write-through to SSD, each tier evicting its LRU leaves.
+ */
+int flexkv_plan_create(int32_t tokens_per_block, int64_t cpu_blocks, int64_t ssd_blocks, flexkv_planner_t* planner);
+
+/* Releases a planner. planner == 0 is a no-op. */
+int flexkv_plan_destroy(flexkv_planner_t planner);
+
+/*
+ * Replays requests packed in `tokens` (request i: the next total_lengths[i] tokens, of which the
+ * first prompt_lengths[i] are its prompt); later calls continue the same cache. Per request, when
+ * not NULL: blocks loaded from CPU (cpu_blocks[i]), from SSD (ssd_blocks[i]) and matched blocks no
+ * CPU slot could be freed for (not_loaded[i]; the engine reports them as failed loads).
+ */
+int flexkv_plan_replay(flexkv_planner_t planner, const int64_t* tokens, size_t num_tokens, const int64_t* prompt_lengths,
+                       const int64_t* total_lengths, size_t num_sequences, int32_t* cpu_blocks, int32_t* ssd_blocks,
+                       int32_t* not_loaded);
+
+/* The planner's totals (requests, tokens, hits and writes per tier, evictions, levels) as a
+ * NUL-terminated JSON object. */
+int flexkv_plan_stats(flexkv_planner_t planner, char* buffer, size_t capacity, size_t* needed);
+
 #ifdef __cplusplus
 }
 #endif
