@@ -88,6 +88,13 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_plan_replay": [
         c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p],
     "flexkv_plan_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_build_info": [c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_config_summary": [c_char_p, c_size_t, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_ssd_open": [c_char_p, c_size_t, c_char_p, c_size_t, _P(c_uint64)],
+    "flexkv_ssd_summary": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_ssd_verify": [c_uint64, c_int32, c_int32, _P(c_int32), c_size_t, _P(c_int32), _P(c_int32)],
+    "flexkv_ssd_repair": [c_uint64, _P(c_int32), c_size_t, _P(c_int32)],
+    "flexkv_ssd_close": [c_uint64],
 }
 
 _lock = threading.Lock()

@@ -68,6 +68,10 @@ typedef struct flexkv_layer {
 /* Writes FLEXKV_ABI_VERSION of the loaded library to *version. */
 int flexkv_abi_version(int32_t* version);
 
+/* What this build is, as a NUL-terminated JSON object: abi_version, git_sha and build_date
+ * ("unknown" when the build did not record them), instruction_set, dotnet_runtime, cpu_features. */
+int flexkv_build_info(char* buffer, size_t capacity, size_t* needed);
+
 /*
  * Copies the calling thread's last error message (NUL-terminated) into buffer.
  * *needed receives the size including the terminator; FLEXKV_ERR_BUFFER_TOO_SMALL if capacity < *needed.
@@ -279,6 +283,42 @@ int flexkv_plan_replay(flexkv_planner_t planner, const int64_t* tokens, size_t n
 /* The planner's totals (requests, tokens, hits and writes per tier, evictions, levels) as a
  * NUL-terminated JSON object. */
 int flexkv_plan_stats(flexkv_planner_t planner, char* buffer, size_t capacity, size_t* needed);
+
+/* ---- Read-only views for operators ------------------------------------------------------ */
+
+/* What an engine created from config_json (flexkv_engine_create's document) would reserve, as a
+ * NUL-terminated JSON object (block bytes, CPU blocks and pool bytes, SSD slots, redacted remote
+ * URL, fingerprint), worked out as the engine does without reserving anything. */
+int flexkv_config_summary(const char* config_json, size_t config_json_length, char* buffer, size_t capacity,
+                          size_t* needed);
+
+typedef uint64_t flexkv_ssd_t;
+
+/*
+ * Opens an SSD cache directory for inspection (dirs: ';'-separated, as ssd_cache_dir) without
+ * changing it or taking it over: the journal is copied and replayed by the engine's own reader.
+ * With config_json (may be NULL/0) the summary also says whether an engine with that
+ * configuration would reuse the cache. Works while an engine runs (the journal as it was now).
+ */
+int flexkv_ssd_open(const char* dirs, size_t dirs_length, const char* config_json, size_t config_json_length,
+                    flexkv_ssd_t* inspector);
+
+/* The cache's files, journal state, geometry and blocks as a NUL-terminated JSON object. */
+int flexkv_ssd_summary(flexkv_ssd_t inspector, char* buffer, size_t capacity, size_t* needed);
+
+/* Re-reads the blocks of slots [first_slot, first_slot + count) and checks them as a load would:
+ * the first bad_capacity failing slots go to bad_slots, *bad_count = how many failed,
+ * *checked_blocks = how many were read. Read only. */
+int flexkv_ssd_verify(flexkv_ssd_t inspector, int32_t first_slot, int32_t count, int32_t* bad_slots,
+                      size_t bad_capacity, int32_t* bad_count, int32_t* checked_blocks);
+
+/* Journals the given slots as empty so no engine serves them again (their unreachable children
+ * are dropped at the next engine start). The one call that writes: it takes the directories as an
+ * engine does, so FLEXKV_ERR_INVALID_STATE while an engine uses them. *removed = slots that held a block. */
+int flexkv_ssd_repair(flexkv_ssd_t inspector, const int32_t* slots, size_t count, int32_t* removed);
+
+/* Releases an inspector (its private copy of the journal is deleted). inspector == 0 is a no-op. */
+int flexkv_ssd_close(flexkv_ssd_t inspector);
 
 #ifdef __cplusplus
 }

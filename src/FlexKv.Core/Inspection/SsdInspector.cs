@@ -1,0 +1,194 @@
+using FlexKv.Core.Config;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Hashing;
+using FlexKv.Core.Memory;
+using FlexKv.Core.Tiers.Ssd;
+using FlexKv.Core.Transfer;
+
+namespace FlexKv.Core.Inspection;
+
+/// <summary>
+/// What an SSD cache directory holds, found without changing it: the journal is copied to a
+/// private temporary directory and replayed there by <see cref="SsdJournal"/> itself (which
+/// rewrites what it opens), so the cache's journal, data files and lock are only read; blocks
+/// are checked by <see cref="SsdTier"/>'s own reader over a read-only view of the data files.
+/// Only <see cref="Repair"/> writes: it takes the directories the way an engine does (so never
+/// while one runs) and journals the given slots as empty. A running engine may change the cache
+/// meanwhile: what is reported is the journal as it was when the inspector was created.
+/// </summary>
+public sealed unsafe class SsdInspector : IDisposable
+{
+    private const int VerifyBatch = 256;
+    private const string JournalName = "flexkv-journal.bin";
+    private readonly string? _tempDir;
+    private readonly SsdJournal? _journal; // over the private copy
+    private readonly SemaphoreSlim _readsDone = new(0);
+    private readonly TransferTask _task = new();
+    private SsdTier? _tier;
+    private NativeRegion? _buffer;
+
+    /// <summary>Reads the cache in <paramref name="directories"/> (';'-separated, as <c>ssd_cache_dir</c>),
+    /// and compares it with <paramref name="options"/> when given.</summary>
+    public SsdInspector(string directories, EngineOptions? options = null)
+    {
+        Paths = directories.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (Paths.Length == 0) throw new FlexKvException(FlexKvStatus.InvalidArgument, "no SSD cache directory given");
+        JournalPath = Path.Combine(Paths[0], JournalName);
+        Header = SsdJournalHeader.TryRead(JournalPath, out string? why);
+        Problem = why;
+        if (options is not null) Options = options;
+        if (Header is not { } h) return;
+        _tempDir = Directory.CreateTempSubdirectory("flexkv-inspect-").FullName;
+        try
+        {
+            if (options is not null) ConfigDiscardReason = WouldDiscard(options);
+            JournalBytes = new FileInfo(JournalPath).Length;
+            _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Slots);
+            Problem = _journal.DiscardReason;
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The directories, the journal's first.</summary>
+    public string[] Paths { get; }
+
+    /// <summary>The journal's path.</summary>
+    public string JournalPath { get; }
+
+    /// <summary>The journal header (null: no readable journal, see <see cref="Problem"/>).</summary>
+    public SsdJournalHeader? Header { get; }
+
+    /// <summary>Why the directory's content cannot be listed (null when it can).</summary>
+    public string? Problem { get; }
+
+    /// <summary>The configuration compared with, if any.</summary>
+    public EngineOptions? Options { get; }
+
+    /// <summary>With a configuration: why an engine started with it would discard the cache (null: it reuses it).</summary>
+    public string? ConfigDiscardReason { get; }
+
+    /// <summary>Bytes of the journal when it was copied.</summary>
+    public long JournalBytes { get; }
+
+    /// <summary>Records dropped because the journal's tail was torn (a crash or kill during a write).</summary>
+    public int TornRecords => _journal?.DroppedRecords ?? 0;
+
+    /// <summary>The block each slot holds (null: free).</summary>
+    public ReadOnlySpan<SsdRecord?> Slots => _journal is null ? default : _journal.Slots;
+
+    // The copy is replayed under the configuration's geometry: the engine's own decision.
+    private string? WouldDiscard(EngineOptions o)
+    {
+        if (!(o.SsdCacheGb > 0)) return "the configuration has no SSD tier (ssd_cache_gb is 0)";
+        if (!o.SsdPersist) return "ssd_persist is false: an engine starts with an empty SSD cache";
+        long bb = EngineOptionsValidator.ResolveBlockBytes(o);
+        using var j = new SsdJournal(CopyJournal(), CacheFingerprint.From(o).Value, bb, SlotsFor(o));
+        return j.DiscardReason;
+    }
+
+    /// <summary>SSD slots an engine with these options has (KvEngine.OpenSsd's arithmetic).</summary>
+    public static int SlotsFor(EngineOptions o)
+    {
+        long extent = ExtentOf(EngineOptionsValidator.ResolveBlockBytes(o));
+        return (int)Math.Min((long)(o.SsdCacheGb * (1L << 30)) / extent, int.MaxValue);
+    }
+
+    /// <summary>Bytes an SSD slot takes for blocks of <paramref name="blockBytes"/> bytes.</summary>
+    public static long ExtentOf(long blockBytes) =>
+        (blockBytes + DirectFileDevice.Alignment - 1) / DirectFileDevice.Alignment * DirectFileDevice.Alignment;
+
+    private string CopyJournal()
+    {
+        string copy = Path.Combine(_tempDir!, JournalName);
+        File.Copy(JournalPath, copy, overwrite: true);
+        return copy;
+    }
+
+    /// <summary>
+    /// Re-reads every block held in slots [<paramref name="firstSlot"/>, firstSlot + count) and checks
+    /// it as a load from SSD would; writes the slots that fail into <paramref name="bad"/> (as many
+    /// as fit) and returns how many failed. <paramref name="checkedBlocks"/> is how many were read.
+    /// </summary>
+    public int Verify(int firstSlot, int count, Span<int> bad, out int checkedBlocks)
+    {
+        checkedBlocks = 0;
+        if (_journal is null || Problem is not null) throw new FlexKvException(FlexKvStatus.InvalidState, $"nothing to verify: {Problem}");
+        SsdTier tier = Tier();
+        ReadOnlySpan<SsdRecord?> slots = _journal.Slots;
+        int end = (int)Math.Min((long)firstSlot + Math.Max(count, 0), slots.Length), failed = 0;
+        for (int s = Math.Max(firstSlot, 0); s < end;)
+        {
+            _task.Reset();
+            for (; s < end && _task.Count < VerifyBatch; s++)
+            {
+                if (slots[s] is null) continue;
+                _task.Add(_task.Count, _task.Count, -1);
+                _task.FromSsd(s);
+            }
+            if (_task.Count == 0) break;
+            tier.SubmitReads(_task);
+            _readsDone.Wait();
+            for (int i = 0; i < _task.Count; i++)
+            {
+                if (_task.Failed[i] == 0) continue;
+                if (failed < bad.Length) bad[failed] = _task.SsdSlots[i];
+                failed++;
+            }
+            checkedBlocks += _task.Count;
+        }
+        return failed;
+    }
+
+    private SsdTier Tier()
+    {
+        if (_tier is not null) return _tier;
+        SsdJournalHeader h = Header!.Value;
+        var device = new ReadOnlyBlockDevice(Paths, h.Slots, h.BlockBytes);
+        long stride = device.ExtentBytes;
+        _buffer = new NativeRegion(stride * VerifyBatch, hugePages: false);
+        // The tier owns the journal copy and the device from here on (its Stop disposes them).
+        _tier = new SsdTier(device, _journal!, null, _buffer.Base, stride, h.BlockBytes, _ => { _readsDone.Release(); return true; });
+        return _tier;
+    }
+
+    /// <summary>
+    /// Journals <paramref name="slots"/> as empty in the cache itself, so no engine serves them
+    /// again; their children, then unreachable, are dropped when an engine next opens the cache.
+    /// Takes the directories as an engine does, so it fails while one uses them. Returns how
+    /// many slots held a block.
+    /// </summary>
+    public int Repair(ReadOnlySpan<int> slots)
+    {
+        if (Header is not { } h || Problem is not null) throw new FlexKvException(FlexKvStatus.InvalidState, $"nothing to repair: {Problem}");
+        using var dirs = new SsdDirectories(string.Join(';', Paths));
+        using var journal = new SsdJournal(JournalPath, h.Fingerprint, h.BlockBytes, h.Slots);
+        int removed = 0;
+        foreach (int s in slots)
+        {
+            if ((uint)s >= (uint)journal.Slots.Length || journal.Slots[s] is null) continue;
+            journal.AppendRemove(s);
+            journal.Slots[s] = null;
+            removed++;
+        }
+        journal.Flush();
+        return removed;
+    }
+
+    /// <summary>Stops the reader, frees the buffer and removes the private copy.</summary>
+    public void Dispose()
+    {
+        if (_tier is not null) _tier.Stop(10_000);
+        else _journal?.Dispose();
+        _tier = null;
+        _buffer?.Dispose();
+        _buffer = null;
+        if (_tempDir is not null)
+        {
+            try { Directory.Delete(_tempDir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+}
