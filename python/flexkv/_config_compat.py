@@ -161,7 +161,8 @@ GLOBAL_ENV = tuple("FLEXKV_" + k.upper() for k in (
     "enable_cfs", "debug", "logging_prefix"))
 
 # Variables read elsewhere, not configuration keys.
-CONTROL_ENV = ("FLEXKV_CONFIG_PATH", "FLEXKV_LOG_LEVEL", "FLEXKV_LIBRARY_PATH", "FLEXKV_REGISTRATION_TIMEOUT_S")
+CONTROL_ENV = ("FLEXKV_CONFIG_PATH", "FLEXKV_LOG_LEVEL", "FLEXKV_LIBRARY_PATH", "FLEXKV_REGISTRATION_TIMEOUT_S",
+               "FLEXKV_USE_VLLM_WRAPPER")  # the last is read by the vLLM plugin
 
 KNOWN_ENV = tuple(USER_ENV) + GLOBAL_ENV + CONTROL_ENV
 
