@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import List
 
-from ._term import paint
+from ._term import Progress, paint
 from .checks import FAIL, OK, SKIP, WARN, Result
 from .checks import configuration, library, memory, ptrace, remote, ssd
 
@@ -53,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         report([Result("cuda", SKIP, "not checked (pass --cuda on a GPU machine)")])
     from .checks import vllm
 
-    report(vllm.check())
+    with Progress("importing vLLM") as p:
+        found = vllm.check(tick=lambda: p.update(time.monotonic() - p.start, unit=" s"))
+    report(found)
     failed = sum(r.status == FAIL for r in results)
     warned = sum(r.status == WARN for r in results)
     if args.json:
