@@ -21,6 +21,7 @@ public sealed unsafe class SsdInspector : IDisposable
     private const int VerifyBatch = 256;
     private const string JournalName = "flexkv-journal.bin";
     private readonly string? _tempDir;
+    private readonly byte[]? _copy; // the journal's bytes as read
     private readonly SsdJournal? _journal; // over the private copy
     private readonly SemaphoreSlim _readsDone = new(0);
     private readonly TransferTask _task = new();
@@ -34,15 +35,17 @@ public sealed unsafe class SsdInspector : IDisposable
         Paths = directories.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (Paths.Length == 0) throw new FlexKvException(FlexKvStatus.InvalidArgument, "no SSD cache directory given");
         JournalPath = Path.Combine(Paths[0], JournalName);
-        Header = SsdJournalHeader.TryRead(JournalPath, out string? why);
-        Problem = why;
         if (options is not null) Options = options;
+        byte[]? journal = ReadUnlocked(JournalPath, out string? why);
+        Header = journal is null ? null : SsdJournalHeader.TryRead(journal, out why);
+        Problem = why;
         if (Header is not { } h) return;
+        JournalBytes = journal!.Length;
         _tempDir = Directory.CreateTempSubdirectory("flexkv-inspect-").FullName;
         try
         {
+            _copy = journal;
             if (options is not null) ConfigDiscardReason = WouldDiscard(options);
-            JournalBytes = new FileInfo(JournalPath).Length;
             _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Slots);
             Problem = _journal.DiscardReason;
         }
@@ -101,11 +104,46 @@ public sealed unsafe class SsdInspector : IDisposable
     public static long ExtentOf(long blockBytes) =>
         (blockBytes + DirectFileDevice.Alignment - 1) / DirectFileDevice.Alignment * DirectFileDevice.Alignment;
 
+    // The journal as read once, written to the private directory for SsdJournal to replay (and
+    // rewrite) there; written again for each replay, since a replay rewrites the file.
     private string CopyJournal()
     {
         string copy = Path.Combine(_tempDir!, JournalName);
-        File.Copy(JournalPath, copy, overwrite: true);
+        File.WriteAllBytes(copy, _copy!);
         return copy;
+    }
+
+    // A running engine holds its journal with .NET's FileShare.None, which .NET enforces with an
+    // advisory lock that a FileStream here would trip over; open(2) itself takes no lock.
+    private static byte[]? ReadUnlocked(string path, out string? why)
+    {
+        why = null;
+        int fd = LibcMethods.Open(path, 0 /* O_RDONLY */ | LibcMethods.OCloexec, 0);
+        if (fd < 0)
+        {
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            why = errno == 2 ? "no journal (flexkv-journal.bin): the directory holds no FlexKv cache"
+                : $"the journal cannot be read (errno {errno})";
+            return null;
+        }
+        using var handle = new Microsoft.Win32.SafeHandles.SafeFileHandle(fd, ownsHandle: true);
+        try
+        {
+            var data = new byte[RandomAccess.GetLength(handle)];
+            int got = 0;
+            while (got < data.Length)
+            {
+                int n = RandomAccess.Read(handle, data.AsSpan(got), got);
+                if (n == 0) break; // shortened meanwhile: what was read is the snapshot
+                got += n;
+            }
+            return got == data.Length ? data : data[..got];
+        }
+        catch (IOException e)
+        {
+            why = $"the journal cannot be read: {e.Message}";
+            return null;
+        }
     }
 
     /// <summary>

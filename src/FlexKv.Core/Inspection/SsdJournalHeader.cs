@@ -13,28 +13,12 @@ public readonly record struct SsdJournalHeader(UInt128 Fingerprint, long BlockBy
     private const ulong Magic = 0x314A_564B_5845_4C46; // "FLEXKVJ1", as SsdJournal writes it
     private const int HeaderBytes = 64;
 
-    /// <summary>Reads the header of <paramref name="path"/>; null with <paramref name="why"/> when there is none.</summary>
-    public static SsdJournalHeader? TryRead(string path, out string? why)
+    /// <summary>The header at the start of <paramref name="journal"/> (the file's bytes); null with <paramref name="why"/> when there is none.</summary>
+    public static SsdJournalHeader? TryRead(ReadOnlySpan<byte> journal, out string? why)
     {
         why = null;
-        Span<byte> h = stackalloc byte[HeaderBytes];
-        int got;
-        try
-        {
-            using var f = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
-            got = f.ReadAtLeast(h, HeaderBytes, throwOnEndOfStream: false);
-        }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
-        {
-            why = "no journal (flexkv-journal.bin): the directory holds no FlexKv cache";
-            return null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            why = $"the journal cannot be read: {e.Message}";
-            return null;
-        }
-        if (got < HeaderBytes) { why = "the journal header is missing (the file is shorter than 64 bytes)"; return null; }
+        if (journal.Length < HeaderBytes) { why = "the journal header is missing (the file is shorter than 64 bytes)"; return null; }
+        ReadOnlySpan<byte> h = journal[..HeaderBytes];
         if (BinaryPrimitives.ReadUInt64LittleEndian(h) != Magic) { why = "not a FlexKv journal of this version (magic differs)"; return null; }
         var fingerprint = new UInt128(BinaryPrimitives.ReadUInt64LittleEndian(h[16..]), BinaryPrimitives.ReadUInt64LittleEndian(h[8..]));
         return new SsdJournalHeader(fingerprint, BinaryPrimitives.ReadInt64LittleEndian(h[24..]), BinaryPrimitives.ReadInt32LittleEndian(h[32..]));
