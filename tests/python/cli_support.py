@@ -20,7 +20,8 @@ def flexkv(*args: str, env: Optional[Dict[str, str]] = None, timeout: float = TI
     # The machine's own FlexKv settings must not leak into a test: only what the test passes.
     full = {k: v for k, v in os.environ.items() if not k.startswith("FLEXKV_") and k != "ENABLE_FLEXKV"}
     full.update(env or {})
-    full["PYTHONPATH"] = os.pathsep.join([str(REPO / "python")] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    paths = [str(REPO / "python"), (env or {}).get("PYTHONPATH"), os.environ.get("PYTHONPATH")]
+    full["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     return subprocess.run([sys.executable, "-m", "flexkv", *map(str, args)], capture_output=True, text=True,
                           env=full, timeout=timeout)
 

@@ -54,3 +54,22 @@ def test_wheel_installs_and_runs_in_a_venv_without_system_site_packages(tmp_path
     out = subprocess.run([py, "-c", USE], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "MATCHED 32" in out.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ensurepip") is None,
+                    reason="python3-venv is not installed (no ensurepip): cannot create a bare venv")
+def test_wheel_installs_the_flexkv_command(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FLEXKV_LIBRARY_PATH", "FLEXKV_CONFIG_PATH")}
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    str(built_wheel())], check=True, timeout=300, env=env, cwd=tmp_path)
+    cmd = str(venv / "bin" / "flexkv")
+    out = subprocess.run([cmd, "--version"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "library ABI" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([cmd, "check"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "ok   library" in out.stdout, out.stdout + out.stderr
+    # Without numpy (a bare venv) plan says what it needs instead of failing with a traceback.
+    out = subprocess.run([cmd, "plan", "--generate", "chat"], capture_output=True, text=True, timeout=120, env=env,
+                         cwd=tmp_path)
+    assert out.returncode == 2 and "needs numpy" in out.stderr and "Traceback" not in out.stderr

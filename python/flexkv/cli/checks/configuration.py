@@ -53,7 +53,7 @@ def check(path: Optional[str], env: Optional[Mapping[str, str]] = None) -> Tuple
 
 def _describe(source: Optional[str], env: Mapping[str, str]) -> str:
     if not source:
-        used = sorted(n for n in env if n.startswith("FLEXKV_") and n in compat.KNOWN_ENV)
+        used = sorted(n for n in env if n in compat.USER_ENV or n in compat.GLOBAL_ENV)
         return ("no configuration file (FLEXKV_CONFIG_PATH unset): defaults"
                 + (f" and {', '.join(used)}" if used else ""))
     raw = read_config_file(source)
