@@ -85,6 +85,7 @@ public sealed class TierPlanner
             throw new FlexKvException(FlexKvStatus.InvalidArgument, "prompt_lengths and total_lengths must have the same length");
         if (!(cpuHits.IsEmpty || cpuHits.Length >= n) || !(ssdHits.IsEmpty || ssdHits.Length >= n) || !(notLoaded.IsEmpty || notLoaded.Length >= n))
             throw new FlexKvException(FlexKvStatus.InvalidArgument, "each per-request output must be absent or hold one entry per request");
+        // Checked before anything is replayed, so a rejected call leaves the cache as it was.
         long offset = 0;
         for (int i = 0; i < n; i++)
         {
@@ -93,6 +94,12 @@ public sealed class TierPlanner
                 throw new FlexKvException(FlexKvStatus.InvalidArgument,
                     $"request {i}: prompt length {p} and total length {t} do not fit the {tokens.Length - offset} tokens left " +
                     "in the token buffer (need 0 <= prompt <= total)");
+            offset += t;
+        }
+        offset = 0;
+        for (int i = 0; i < n; i++)
+        {
+            long p = promptLengths[i], t = totalLengths[i];
             Request(tokens.Slice((int)offset, (int)t), (int)p, out int cpu, out int ssd, out int lost);
             if (!cpuHits.IsEmpty) cpuHits[i] = cpu;
             if (!ssdHits.IsEmpty) ssdHits[i] = ssd;
