@@ -55,7 +55,7 @@ def result(o: Outcome, tokens_per_block: int, block_bytes: Optional[int], span_s
 def table(results: List[Dict[str, Any]]) -> str:
     bw = any(r["bandwidth_gb_per_s"] for r in results)
     gpu = any("gpu_seconds_saved" in r for r in results)
-    head = ["CPU", "SSD", "hit CPU", "hit SSD", "hit total", "tokens saved"]
+    head = ["CPU", "SSD", "hit CPU", "hit SSD", "hit total", "not recomputed"]
     if bw:
         head += ["load GB/s", "SSD rd GB/s", "SSD wr GB/s"]
     if gpu:
