@@ -87,6 +87,9 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_plan_destroy": [c_uint64],
     "flexkv_plan_replay": [
         c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p],
+    "flexkv_plan_replay_mooncake": [
+        c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p, c_size_t, c_int32, c_int64, c_void_p, c_void_p,
+        c_void_p],
     "flexkv_plan_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
     "flexkv_build_info": [c_char_p, c_size_t, _P(c_size_t)],
     "flexkv_config_summary": [c_char_p, c_size_t, c_char_p, c_size_t, _P(c_size_t)],

@@ -50,6 +50,23 @@ class TierPlanner(Handle):
         del keep_t, keep_p, keep_l
         return tuple(list(o) for o in outs) if per_request else None
 
+    def replay_mooncake(self, hash_ids: Any, hash_counts: Any, input_lengths: Any, output_lengths: Any,
+                        block_tokens: int = 512, first_output_id: int = 0,
+                        per_request: bool = False) -> Optional[Tuple[list, list, list]]:
+        """Replays Mooncake requests without a token buffer: request i has the next
+        ``hash_counts[i]`` hash ids, each standing for the tokens ``h * block_tokens + k``;
+        its prompt is cut to ``input_lengths[i]``, and its ``output_lengths[i]`` output tokens are
+        ids no prompt holds, numbered from ``first_output_id`` (the outputs replayed so far)."""
+        keep = [as_c_array(a, 8) for a in (hash_ids, hash_counts, input_lengths, output_lengths)]
+        (_, haddr, hn), (_, caddr, cn), (_, iaddr, i_n), (_, oaddr, on) = keep
+        if not cn == i_n == on:
+            raise InvalidArgumentError(f"{cn} hash counts, {i_n} input lengths, {on} output lengths")
+        outs = [(c_int32 * cn)() for _ in range(3)] if per_request else [None, None, None]
+        _native.check(self._lib.flexkv_plan_replay_mooncake(self._h(), haddr or None, hn, caddr or None, iaddr or None,
+                                                            oaddr or None, cn, block_tokens, first_output_id, *outs))
+        del keep
+        return tuple(list(o) for o in outs) if per_request else None
+
     def stats(self) -> Dict[str, int]:
         """Totals so far: requests, tokens, hit blocks per tier, blocks written per tier, evictions, levels."""
         needed = c_size_t()

@@ -108,6 +108,18 @@ public sealed class TierPlanner
         }
     }
 
+    /// <summary>
+    /// Replays one request: <paramref name="sequence"/> is its prompt and output, the first
+    /// <paramref name="promptTokens"/> the prompt. Returns the blocks loaded from CPU and from
+    /// SSD and the matched blocks not loaded.
+    /// </summary>
+    public void ReplayOne(ReadOnlySpan<long> sequence, int promptTokens, out int cpu, out int ssd, out int lost)
+    {
+        if ((uint)promptTokens > (uint)sequence.Length)
+            throw new FlexKvException(FlexKvStatus.InvalidArgument, $"prompt of {promptTokens} tokens in a sequence of {sequence.Length}");
+        Request(sequence, promptTokens, out cpu, out ssd, out lost);
+    }
+
     private void Request(ReadOnlySpan<long> sequence, int promptTokens, out int cpu, out int ssd, out int lost)
     {
         int bs = _hasher.TokensPerBlock;

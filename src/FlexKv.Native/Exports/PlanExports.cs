@@ -49,6 +49,27 @@ internal static unsafe class PlanExports
         catch (Exception ex) { return LastError.Set(ex); }
     }
 
+    [ThreadStatic] private static MooncakeReplay? t_mooncake; // its token buffer, reused by this thread's calls
+
+    [UnmanagedCallersOnly(EntryPoint = "flexkv_plan_replay_mooncake")]
+    public static int ReplayMooncake(ulong planner, long* hashIds, nuint numHashIds, long* hashCounts, long* inputLengths,
+        long* outputLengths, nuint numRequests, int blockTokens, long firstOutputId, int* cpuBlocks, int* ssdBlocks, int* notLoaded)
+    {
+        try
+        {
+            TierPlanner p = HandleTable.Get<TierPlanner>(planner);
+            var counts = Args.Span(hashCounts, numRequests, "hash_counts");
+            int n = counts.Length;
+            (t_mooncake ??= new MooncakeReplay()).Replay(p, Args.Span(hashIds, numHashIds, "hash_ids"), counts,
+                Args.Span(inputLengths, numRequests, "input_lengths"), Args.Span(outputLengths, numRequests, "output_lengths"),
+                blockTokens, firstOutputId,
+                cpuBlocks == null ? default : new Span<int>(cpuBlocks, n), ssdBlocks == null ? default : new Span<int>(ssdBlocks, n),
+                notLoaded == null ? default : new Span<int>(notLoaded, n));
+            return 0;
+        }
+        catch (Exception ex) { return LastError.Set(ex); }
+    }
+
     [UnmanagedCallersOnly(EntryPoint = "flexkv_plan_stats")]
     public static int Stats(ulong planner, byte* buffer, nuint capacity, nuint* needed)
     {

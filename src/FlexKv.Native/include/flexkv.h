@@ -280,6 +280,19 @@ int flexkv_plan_replay(flexkv_planner_t planner, const int64_t* tokens, size_t n
                        const int64_t* total_lengths, size_t num_sequences, int32_t* cpu_blocks, int32_t* ssd_blocks,
                        int32_t* not_loaded);
 
+/*
+ * Replays Mooncake/FAST'25 requests without a token buffer: request i has the next
+ * hash_counts[i] of hash_ids, input_lengths[i] prompt and output_lengths[i] output tokens. Hash id
+ * h stands for the tokens h * block_tokens + k (k < block_tokens), so shared leading hash ids are
+ * shared prefixes; the prompt is cut to its input length; output token j is -1 - (first_output_id
+ * + j), numbered on across requests (pass the outputs replayed so far), so nothing else holds it.
+ * Outputs as flexkv_plan_replay. Nothing is replayed when an argument is refused.
+ */
+int flexkv_plan_replay_mooncake(flexkv_planner_t planner, const int64_t* hash_ids, size_t num_hash_ids,
+                                const int64_t* hash_counts, const int64_t* input_lengths, const int64_t* output_lengths,
+                                size_t num_requests, int32_t block_tokens, int64_t first_output_id, int32_t* cpu_blocks,
+                                int32_t* ssd_blocks, int32_t* not_loaded);
+
 /* The planner's totals (requests, tokens, hits and writes per tier, evictions, levels) as a
  * NUL-terminated JSON object. */
 int flexkv_plan_stats(flexkv_planner_t planner, char* buffer, size_t capacity, size_t* needed);
