@@ -100,6 +100,7 @@ def test_plot_without_matplotlib_says_so_and_exits_1(chat_path, tmp_path, monkey
     from flexkv.cli.plan import plot
 
     monkeypatch.setattr(plot, "available", lambda: False)
+    monkeypatch.setenv("DOTNET_gcConcurrent", "0")  # plan sets it for its process: restored after the test
     rc = main(["plan", str(chat_path), "--cpu", "100b", "--plot", str(tmp_path / "x.png")])
     out = capsys.readouterr()
     assert rc == 1 and "matplotlib is not installed" in out.err and "hit total" in out.out
