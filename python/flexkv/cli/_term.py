@@ -28,7 +28,7 @@ def paint(text: str, colour: str, stream: IO = sys.stdout) -> str:
 
 
 class Progress:
-    """``with Progress("replaying") as p: p.update(done, total)`` draws one line on stderr,
+    """``with Progress("replaying") as p: p.update(0.45, "65M tokens")`` draws one line on stderr,
     rewritten in place, once the work has taken longer than two seconds; nothing when stderr is
     not a terminal (a pipe or a CI log gets no carriage returns)."""
 
@@ -44,16 +44,14 @@ class Progress:
     def __enter__(self) -> "Progress":
         return self
 
-    def update(self, done: float, total: Optional[float] = None, unit: str = "") -> None:
+    def update(self, fraction: Optional[float] = None, detail: str = "") -> None:
+        """``fraction`` of the work done (None: unknown) and a few words on it."""
         now = time.monotonic()
         if not self.enabled or now - self.start < PROGRESS_AFTER_S or now - self._last < _REFRESH_S:
             return
         self._last = now
-        if total:
-            text = f"{self.label}: {done / total:6.1%} ({_count(done)}/{_count(total)}{unit})"
-        else:
-            text = f"{self.label}: {_count(done)}{unit}"
-        self.stream.write(f"\r{text} {now - self.start:5.0f} s\033[K")
+        done = f" {fraction:6.1%}" if fraction is not None else ""
+        self.stream.write(f"\r{self.label}:{done} {detail} ({now - self.start:.0f} s)\033[K")
         self.stream.flush()
         self._drawn = True
 
@@ -63,7 +61,8 @@ class Progress:
             self.stream.flush()
 
 
-def _count(n: float) -> str:
+def count(n: float) -> str:
+    """A number in k, M or G, for progress lines."""
     for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if n >= div:
             return f"{n / div:.1f}{suffix}"

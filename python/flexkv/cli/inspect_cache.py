@@ -68,7 +68,7 @@ def _verify(cache, s: Dict[str, Any], quiet: bool) -> Dict[str, Any]:
     with Progress("verifying") as p:
         for done in cache.verify(s["slots"], BAD_LIMIT):
             if not quiet:
-                p.update(done[0], s["slots"], " slots")
+                p.update(done[0] / max(s["slots"], 1), f"{done[1]:,} blocks read, {done[2]:,} bad")
     return {"checked_blocks": done[1], "bad_blocks": done[2], "bad_slots": list(done[3])}
 
 

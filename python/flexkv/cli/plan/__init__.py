@@ -17,7 +17,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from .._errors import UsageError
-from .._term import Progress
+from .._term import Progress, count
 from . import model as model_
 from . import traces
 
@@ -72,9 +72,11 @@ def _blocks(kind: str, value: Tuple[Optional[float], Optional[int]], tokens_per_
     if not block_bytes:
         raise UsageError(f"--{kind} in GB needs the KV size: give --model or --model-bytes-per-token "
                          "(or capacities in blocks, e.g. 4000b)")
-    doc = {"tokens_per_block": tokens_per_block, "block_bytes": block_bytes, "cpu_cache_gb": gb if kind == "cpu" else 1.0}
-    if kind == "ssd":
-        doc.update(ssd_cache_gb=gb, ssd_cache_dir="unused")
+    doc = {"tokens_per_block": tokens_per_block, "block_bytes": block_bytes}
+    if kind == "cpu":
+        doc["cpu_cache_gb"] = gb
+    else:  # the CPU size does not matter for the SSD slot count
+        doc.update(num_cpu_blocks=1, ssd_cache_gb=gb, ssd_cache_dir="unused")
     try:
         s = config_summary(doc)
     except Exception as e:
@@ -132,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     with Progress(f"replaying {len(caps)} capacit{'y' if len(caps) == 1 else 'ies'}") as p:
         def on_chunk(info, fraction):
             if not args.json:
-                p.update(fraction * 100, 100, f"% of the trace, {info.prompt_tokens / 1e6:.0f}M prompt tokens")
+                p.update(fraction, f"of the trace, {count(info.prompt_tokens)} prompt tokens")
         outcomes, info = sweep.run(caps, args.tokens_per_block, chunks, on_chunk)
     wall = time.perf_counter() - t0
     span = report.duration_s(info, args.request_rate)
