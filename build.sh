@@ -91,7 +91,7 @@ case "${1:-all}" in
   wheel) wheel ;;
   demo) all; shift; log "demo"; "$PY" examples/demo.py "$@" ;;
   test)
-    all python3-pytest python3-torch python3-matplotlib redis-server redis-tools
+    all python3-pytest python3-torch python3-xxhash python3-prometheus-client python3-matplotlib redis-server redis-tools
     restore tests/FlexKv.Core.Tests/FlexKv.Core.Tests.csproj
     log "xunit"
     dotnet test tests/FlexKv.Core.Tests/FlexKv.Core.Tests.csproj -nologo -v quiet

@@ -31,9 +31,12 @@ from redis_support import RedisServer  # noqa: E402
 import flexkv  # noqa: E402
 
 
+EXTRA: dict = {}  # --secret: every value is sealed and verified with HMAC-SHA256
+
+
 def engine(url: str, block_bytes: int, cpu_blocks: int, kv: np.ndarray, **cfg):
     m = flexkv.KVManager({"num_cpu_blocks": cpu_blocks, "block_bytes": block_bytes, "tokens_per_block": 16,
-                          "remote_url": url, "model_name": "bench",
+                          "remote_url": url, "model_name": "bench", **EXTRA,
                           "remote_lookup_budget_ms": 5000, "remote_timeout_ms": 30000, **cfg})
     m.register_kv_caches([flexkv.KVLayer(kv.ctypes.data, block_bytes, block_bytes)], kv.shape[0])
     return m
@@ -145,7 +148,10 @@ def second_engine_replay(url: str) -> tuple[int, int, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=256, help="MiB moved each way per block size")
+    p.add_argument("--secret", default="", help="set the secret key (keyed seals: HMAC-SHA256)")
     a = p.parse_args()
+    if a.secret:
+        EXTRA["secret"] = a.secret
     out = {}
     for bb, name in ((256 << 10, "256k"), (2 << 20, "2m")):
         n = max(50, (a.mib << 20) // bb)

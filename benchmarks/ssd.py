@@ -48,6 +48,9 @@ def raw_direct(path: str, nbytes: int) -> tuple[float, float]:
     return w, r
 
 
+EXTRA: dict = {}  # --secret: every block is sealed and verified with HMAC-SHA256
+
+
 def engine(cfg, kv, layer):
     m = flexkv.KVManager(cfg)
     m.register_kv_caches([layer], kv.shape[0])
@@ -70,7 +73,7 @@ def tier_write_read(ssd_dir: str, blocks: int) -> tuple[float, float, int]:
     kv[blocks:] = 1  # fault in the destination pages before anything is timed
     layer = flexkv.KVLayer(kv.ctypes.data, BLOCK, BLOCK)
     cfg = {"num_cpu_blocks": blocks, "block_bytes": BLOCK, "ssd_cache_gb": (blocks + 8) * BLOCK / 2**30,
-           "ssd_cache_dir": ssd_dir, "tokens_per_block": 16}
+           "ssd_cache_dir": ssd_dir, "tokens_per_block": 16, **EXTRA}
     reqs = [(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(r * per_req, (r + 1) * per_req)))
             for r in range(blocks // per_req)]
     m = engine(cfg, kv, layer)
@@ -117,7 +120,7 @@ def reopen_ms(ssd_dir: str, n: int) -> float:
     kv = np.ones((per_req, bb), dtype=np.uint8)
     layer = flexkv.KVLayer(kv.ctypes.data, bb, bb)
     cfg = {"num_cpu_blocks": 4 * per_req, "block_bytes": bb, "ssd_cache_gb": (n + 16) * bb / 2**30,
-           "ssd_cache_dir": ssd_dir, "tokens_per_block": 16, "use_hugepage_cpu_buffer": False}
+           "ssd_cache_dir": ssd_dir, "tokens_per_block": 16, "use_hugepage_cpu_buffer": False, **EXTRA}
     m = engine(cfg, kv, layer)
     for r in range(n // per_req):
         assert m.request_finished(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(per_req)))
@@ -140,7 +143,10 @@ def main() -> None:
     p.add_argument("--dir", default=None, help="directory on the SSD to test (default: a temporary one)")
     p.add_argument("--reopen-blocks", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--secret", default="", help="set the secret key (keyed seals: HMAC-SHA256)")
     a = p.parse_args()
+    if a.secret:
+        EXTRA["secret"] = a.secret
     root = tempfile.mkdtemp(prefix="flexkv-bench-ssd-", dir=a.dir)
     try:
         blocks = int(a.gib * (1 << 30)) // BLOCK

@@ -13,6 +13,10 @@ from FlexKv is checked byte for byte against what the model would have computed.
 With --ssd the CPU tier is smaller than the working set, so blocks are also served from the
 SSD tier; then the engine is closed and reopened on the same directory, and the final prompt of
 every conversation is served again: those hits come from the SSD cache that survived.
+
+At the end a few lines from the engine's metrics; with FLEXKV_ENABLE_METRICS=1 (and
+prometheus_client installed) the engine also serves them on http://127.0.0.1:8080/metrics
+(FLEXKV_METRICS_PORT), and the demo shows an excerpt of one scrape, as curl would print it.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 import numpy as np
 
 import flexkv
+from flexkv import metrics
 from flexkv.config import redact_url
 
 LAYERS, BS, HEADS, HEAD = 8, 16, 8, 64  # a small model: 128 KiB per block
@@ -177,6 +183,7 @@ def main() -> int:
         while (m.stats()["ssd_writes_pending"] or m.stats()["remote_writes_pending"]) and time.time() < deadline:
             time.sleep(0.05)
         stats = m.stats()
+        summary, scrape = metrics.summary_lines(m), scrape_excerpt(metrics.engine_label(m))
     wall = time.perf_counter() - t0
     moved = stats["bytes_moved"]
     xfer = totals["load_s"] + totals["save_s"]
@@ -224,8 +231,36 @@ def main() -> int:
         if redis_proc is not None:
             redis_proc.terminate()
             redis_proc.wait(timeout=10)
+    print("metrics (first engine)")
+    for line in summary:
+        print("  " + line)
+    if scrape:
+        print("\n".join(scrape))
     print("demo OK" if ok else "demo FAILED")
     return 0 if ok else 1
+
+
+# The series a scrape excerpt shows: FlexKv's own, then FlexKV's names of the same figures.
+EXCERPT = ("flexkv_queried_tokens_total", "flexkv_matched_tokens_total", "flexkv_blocks_loaded_total",
+           "flexkv_blocks_saved_total", "flexkv_bytes_moved_total", "flexkv_evictions_total", "flexkv_cpu_blocks_used",
+           "flexkv_py_cache_hit_blocks_total",
+           'flexkv_py_transfer_bytes_total{engine="{e}",operation="get",transfer_type="H2D"}',
+           'flexkv_py_transfer_bytes_total{engine="{e}",operation="put",transfer_type="D2H"}')
+
+
+def scrape_excerpt(engine: str) -> list:
+    """A few lines of one scrape of this process's /metrics (None when it serves none)."""
+    where = metrics.address()
+    if where is None:
+        return []
+    url = f"http://{where[0]}:{where[1]}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode("utf-8")
+    wanted = [w.replace("{e}", engine) for w in EXCERPT]
+    lines = [line for line in text.splitlines()
+             if any(line.startswith(w + "{") or line.startswith(w + " ") for w in wanted)
+             and (f'engine="{engine}"' in line)]
+    return [f"$ curl -s {url}   ({len(text.splitlines())} lines; an excerpt)"] + ["  " + x for x in lines]
 
 
 def start_redis():

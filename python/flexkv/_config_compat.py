@@ -62,8 +62,11 @@ _NO_EFFECT_GROUPS = {
         "server_client_mode", "server_launch_mode", "server_recv_port", "instance_num", "instance_id", "enable_mps",
         "master_host", "master_ports", "trt_subprocess_host", "trt_subprocess_ports", "worker_shutdown_timeout_s",
         "transfer_manager_shutdown_timeout_s", "shutdown_wait_s", "vmm_fd_sock_dir"),
-    "FlexKv has no metrics endpoint; its counters reach vLLM's stats": (
-        "enable_metrics", "cpp_metrics_port", "py_metrics_port", "num_log_interval_requests", "enable_monitoring"),
+    "FlexKv serves every series, FlexKV's C++ ones included, on one endpoint (metrics_port)": (
+        "cpp_metrics_port",),
+    "vLLM logs FlexKv's figures every log interval, and Prometheus and Grafana are yours to run "
+    "(deploy/grafana/flexkv.json)": (
+        "num_log_interval_requests", "enable_monitoring"),
     "FlexKv has no request or transfer tracer": (
         "enable_trace", "trace_file_path", "trace_max_file_size_mb", "trace_max_files", "trace_flush_interval_ms",
         "transfer_trace", "enable_transfer_trace"),
@@ -139,7 +142,8 @@ USER_ENV = {
 }
 
 # FlexKV's advanced ("global") variables: read with or without a file, a file key of the same
-# name (FLEXKV_ removed, lower case) wins. All but eviction_policy are NO_EFFECT keys.
+# name (FLEXKV_ removed, lower case) wins. All but eviction_policy, enable_metrics and
+# py_metrics_port are NO_EFFECT keys.
 GLOBAL_ENV = tuple("FLEXKV_" + k.upper() for k in (
     "eviction_policy", "index_accel", "evict_ratio", "evict_start_threshold", "hit_reward_seconds",
     "slru_protected_threshold", "eviction_log_interval_s", "use_ce_transfer_h2d", "use_ce_transfer_d2h",
@@ -164,7 +168,10 @@ GLOBAL_ENV = tuple("FLEXKV_" + k.upper() for k in (
 CONTROL_ENV = ("FLEXKV_CONFIG_PATH", "FLEXKV_LOG_LEVEL", "FLEXKV_LIBRARY_PATH", "FLEXKV_REGISTRATION_TIMEOUT_S",
                "FLEXKV_USE_VLLM_WRAPPER")  # the last is read by the vLLM plugin
 
-KNOWN_ENV = tuple(USER_ENV) + GLOBAL_ENV + CONTROL_ENV
+# The metrics exporter's own variables, read as the global ones are (a file key wins).
+METRICS_ENV = ("FLEXKV_METRICS_PORT", "FLEXKV_METRICS_HOST")
+
+KNOWN_ENV = tuple(USER_ENV) + GLOBAL_ENV + METRICS_ENV + CONTROL_ENV
 
 
 def env_key(name: str) -> str:
@@ -224,6 +231,7 @@ def kv_cache_dtype(v: Any):
 ALIASES: Dict[str, tuple] = {
     "kv_cache_dtype": ("dtype", kv_cache_dtype),
     "kv_dim": ("use_mla", kv_dim_to_use_mla),
+    "py_metrics_port": ("metrics_port", _convert.port),  # FlexKV's Python endpoint is our only one
 }
 
 GATES: Dict[str, Callable[[Any], Any]] = {"enable_ssd": _convert.to_bool, "enable_remote": _convert.to_bool}

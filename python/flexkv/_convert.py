@@ -91,6 +91,14 @@ def non_negative_int(v: Any) -> int:
     return i
 
 
+def port(v: Any) -> int:
+    """A TCP port; 0 asks the system for a free one."""
+    i = _integer(v)
+    if not 0 <= i <= 65535:
+        raise ValueError(f"must be a TCP port (0 to 65535), got {v!r}")
+    return i
+
+
 def string(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError(f"must be a string, got {type(v).__name__}")

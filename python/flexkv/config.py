@@ -89,6 +89,14 @@ SWITCH_KEYS: Dict[str, Callable[[Any], Any]] = {
     "log_level": conv.string,
 }
 
+# The metrics exporter (flexkv.metrics): one per process, started by the first engine whose
+# configuration enables it; never sent to the engine.
+METRICS_KEYS: Dict[str, Callable[[Any], Any]] = {
+    "enable_metrics": conv.to_bool,
+    "metrics_port": conv.port,
+    "metrics_host": conv.string,
+}
+
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "WARN": logging.WARNING,
            "ERROR": logging.ERROR, "CRITICAL": logging.CRITICAL, "OFF": logging.CRITICAL + 10}
 
@@ -203,8 +211,11 @@ def load_config(overrides: Optional[Mapping[str, Any]] = None,
                 names[key] = name_of(key)
 
     # FlexKV's advanced variables apply with or without a file; a file key of the same name wins.
-    put({compat.env_key(n): env[n] for n in compat.GLOBAL_ENV if env.get(n, "") != ""},
-        lambda k: "FLEXKV_" + k.upper())
+    advanced = {compat.env_key(n): env[n] for n in compat.GLOBAL_ENV + compat.METRICS_ENV if env.get(n, "") != ""}
+    if "metrics_port" in advanced and advanced.pop("py_metrics_port", None) not in (None, advanced["metrics_port"]):
+        logger.warning("FlexKv: FLEXKV_METRICS_PORT=%s wins over FLEXKV_PY_METRICS_PORT=%s", env["FLEXKV_METRICS_PORT"],
+                       env["FLEXKV_PY_METRICS_PORT"])
+    put(advanced, lambda k: "FLEXKV_" + k.upper())
     path = env.get("FLEXKV_CONFIG_PATH")
     if path:
         put(compat.flatten(read_config_file(path)))
@@ -237,8 +248,8 @@ def _convert(key: str, conv_fn: Callable[[Any], Any], value: Any, names: Mapping
 
 
 def _known(key: str) -> bool:
-    return any(key in table for table in (ENGINE_KEYS, CONNECTOR_KEYS, SWITCH_KEYS, compat.GATES, compat.OFF_ONLY,
-                                          compat.ALIASES, compat.NO_EFFECT))
+    return any(key in table for table in (ENGINE_KEYS, CONNECTOR_KEYS, SWITCH_KEYS, METRICS_KEYS, compat.GATES,
+                                          compat.OFF_ONLY, compat.ALIASES, compat.NO_EFFECT))
 
 
 def _is_off_switch(key: str, value: Any) -> bool:
@@ -270,6 +281,8 @@ def _normalize(flat: Mapping[str, Any], names: Mapping[str, str]) -> Dict[str, A
         elif key in compat.ALIASES:
             target, fn = compat.ALIASES[key]
             aliased[target] = (key, _convert(key, fn, value, names))
+        elif key in METRICS_KEYS:
+            out[key] = _convert(key, METRICS_KEYS[key], value, names)  # for the exporter; see engine_document
         elif key in CONNECTOR_KEYS:
             _convert(key, CONNECTOR_KEYS[key], value, names)  # validated here, used by the connector
         elif key in SWITCH_KEYS:
@@ -283,7 +296,8 @@ def _normalize(flat: Mapping[str, Any], names: Mapping[str, str]) -> Dict[str, A
                 no_effect.setdefault(compat.NO_EFFECT[key], []).append(names.get(key, key))
         else:
             close = difflib.get_close_matches(key, list(ENGINE_KEYS) + list(compat.NO_EFFECT) + list(compat.OFF_ONLY)
-                                              + list(compat.GATES) + list(compat.ALIASES) + list(CONNECTOR_KEYS), n=1)
+                                              + list(compat.GATES) + list(compat.ALIASES) + list(CONNECTOR_KEYS)
+                                              + list(METRICS_KEYS), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown configuration key '{key}'{hint}; docs/configuration.md lists every key")
     for target, (key, v) in aliased.items():
@@ -328,8 +342,9 @@ def block_bytes_of(config: Mapping[str, Any]) -> Optional[int]:
 
 def engine_document(config: Mapping[str, Any]) -> Dict[str, Any]:
     """The keys the engine receives: ``num_ssd_blocks`` (FlexKV's) becomes ``ssd_cache_gb``, now
-    that the block size is final (it wins over ssd_cache_gb, as num_cpu_blocks does for the CPU)."""
-    doc = dict(config)
+    that the block size is final (it wins over ssd_cache_gb, as num_cpu_blocks does for the CPU);
+    the metrics exporter's keys stay in Python."""
+    doc = {k: v for k, v in config.items() if k not in METRICS_KEYS}  # the exporter's, not the engine's
     blocks = doc.pop("num_ssd_blocks", None)
     if blocks:
         bb = block_bytes_of(doc)

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Sequence, Set
 
 from . import _native
+from ._args import COUNT32, INT32, INT64, UINT64, integer
 from ._buffers import as_c_array, seq_len
 from ._errors import BufferTooSmallError, InvalidArgumentError
 from ._handle import Handle
 from .config import load_config, normalize, to_json
+from .metrics import _engines as _metric_engines
+from .metrics import exporter as _exporter
 
 _RECORD = struct.Struct("<BI")
 RECVING, SENDING = 1, 2
@@ -50,6 +53,18 @@ def _id(request_id: str) -> bytes:
     return request_id.encode("utf-8")
 
 
+def _layers(layers: Sequence[KVLayer]) -> "ctypes.Array":
+    """The layers as ``flexkv_layer_t`` values, each field checked against its C type first."""
+    arr = (_native.Layer * len(layers))()
+    for i, l in enumerate(layers):
+        arr[i] = _native.Layer(integer(f"layer {i}'s base", l.base, UINT64),
+                               integer(f"layer {i}'s block_stride", l.block_stride, INT64),
+                               integer(f"layer {i}'s kv_stride", l.kv_stride, INT64),
+                               integer(f"layer {i}'s span_bytes", l.span_bytes, INT64),
+                               integer(f"layer {i}'s num_kv", l.num_kv, INT32), 0)
+    return arr
+
+
 class KVManager(Handle):
     """A FlexKv engine: CPU tier, block index and copy threads in this process.
 
@@ -75,6 +90,15 @@ class KVManager(Handle):
         self._query_lock = threading.Lock()  # guards the reusable query buffers
         self._entries = (ctypes.c_uint8 * 65536)()
         self._failed = (c_int32 * 4096)()
+        self._metrics_count = c_size_t()
+        # Scrapes of the process's /metrics read this engine until it is closed.
+        _metric_engines.attach(self)
+        _exporter.engine_created(cfg)
+
+    def close(self) -> None:
+        """Releases the engine (and leaves the metrics endpoint); idempotent."""
+        _metric_engines.detach(self)
+        super().close()
 
     # ---- registration -------------------------------------------------------------------
 
@@ -83,14 +107,15 @@ class KVManager(Handle):
         """Registers the KV cache that blocks are copied to and from: host memory of this process,
         GPU memory of CUDA device ``cuda_device`` (layer bases are device pointers), or host
         memory of process ``pid`` (reached with process_vm_readv/writev)."""
-        arr = (_native.Layer * len(layers))()
-        for i, l in enumerate(layers):
-            arr[i] = _native.Layer(l.base, l.block_stride, l.kv_stride, l.span_bytes, l.num_kv, 0)
+        arr = _layers(layers)
+        num_blocks = integer("num_blocks", num_blocks)
         if pid is not None:
+            pid = integer("pid", pid)
             _native.check(self._lib.flexkv_register_process_kv_caches(self._h(), pid, arr, len(layers), num_blocks))
         elif cuda_device is None:
             _native.check(self._lib.flexkv_register_kv_caches(self._h(), arr, len(layers), num_blocks))
         else:
+            cuda_device = integer("cuda_device", cuda_device)
             _native.check(self._lib.flexkv_register_cuda_kv_caches(self._h(), arr, len(layers), num_blocks, cuda_device))
 
     def register_rank(self, rank: int, world_size: int, pid: int, layers: Sequence[KVLayer], num_blocks: int,
@@ -98,9 +123,9 @@ class KVManager(Handle):
         """Registers one tensor-parallel worker's shard: host memory of process ``pid``, or with
         ``cuda_ipc`` (one :class:`flexkv.cuda_ipc.CudaIpcHandle` per layer) the worker's GPU
         memory. Returns True once every rank is registered and the cache is usable."""
-        arr = (_native.Layer * len(layers))()
-        for i, l in enumerate(layers):
-            arr[i] = _native.Layer(l.base, l.block_stride, l.kv_stride, l.span_bytes, l.num_kv, 0)
+        arr = _layers(layers)
+        rank, world_size = integer("rank", rank), integer("world_size", world_size)
+        pid, num_blocks = integer("pid", pid), integer("num_blocks", num_blocks)
         out = c_int32()
         if cuda_ipc is None:
             _native.check(self._lib.flexkv_register_rank_kv_caches(self._h(), rank, world_size, pid, arr, len(layers),
@@ -116,7 +141,7 @@ class KVManager(Handle):
 
     def deregister_rank(self, rank: int) -> None:
         """A worker exited: its rank is missing (nothing is offered or loaded) until it registers again."""
-        _native.check(self._lib.flexkv_deregister_rank(self._h(), rank))
+        _native.check(self._lib.flexkv_deregister_rank(self._h(), integer("rank", rank)))
 
     # ---- vLLM's scheduler calls ---------------------------------------------------------
 
@@ -128,6 +153,7 @@ class KVManager(Handle):
 
         A request asked about again with no new tokens costs no conversion or hashing.
         """
+        num_computed_tokens = integer("num_computed_tokens", num_computed_tokens)
         rid = _id(request_id)
         out = c_int32()
         keep, addr, n = self._new_tokens(rid, self._sent.get(request_id, -1), token_ids)
@@ -148,11 +174,11 @@ class KVManager(Handle):
             return None, None, n
         if sent > 0:
             first = sent // self.tokens_per_block * self.tokens_per_block
-            keep, addr, count = as_c_array(token_ids[first:n], 8)
+            keep, addr, count = as_c_array(token_ids[first:n], 8, "token_ids")
             if self._lib.flexkv_extend_tokens(self._h(), rid, len(rid), addr or None, count, first) == 0:
                 return None, None, n
             # The engine forgot the request (or refused): send everything, it will say why.
-        keep, addr, n = as_c_array(token_ids, 8)
+        keep, addr, n = as_c_array(token_ids, 8, "token_ids")
         return keep, addr, n
 
     def match(self, request_id: str, token_ids: Any, num_computed_tokens: int = 0,
@@ -167,8 +193,9 @@ class KVManager(Handle):
 
     def update_state_after_alloc(self, request_id: str, block_ids: Any, num_external_tokens: int) -> None:
         """Plans the load of the matched blocks into ``block_ids[num_computed/bs:]``."""
+        num_external_tokens = integer("num_external_tokens", num_external_tokens)
         rid = _id(request_id)
-        keep, addr, n = as_c_array(block_ids, 4)
+        keep, addr, n = as_c_array(block_ids, 4, "block_ids")
         _native.check(self._lib.flexkv_update_state_after_alloc(self._h(), rid, len(rid), addr or None, n,
                                                                 num_external_tokens))
         del keep
@@ -184,7 +211,7 @@ class KVManager(Handle):
             keep_t, taddr, tn = None, None, max(sent, 0)
         else:
             keep_t, taddr, tn = self._new_tokens(rid, sent, token_ids)
-        keep_b, baddr, bn = as_c_array(block_ids, 4)
+        keep_b, baddr, bn = as_c_array(block_ids, 4, "block_ids")
         ns = namespace.encode("utf-8") if namespace else None
         _native.check(self._lib.flexkv_request_finished(
             self._h(), rid, len(rid), taddr, tn, baddr or None, bn, 1 if save else 0, ns, len(ns) if ns else 0,
@@ -252,13 +279,20 @@ class KVManager(Handle):
         """Fills ``values`` (a ``ctypes.c_int64`` array) with the metrics snapshot in
         :func:`metrics_names` order, as many as fit; returns how many there are. Cheap enough
         for every scheduler step (no JSON, no allocation in the engine)."""
-        count = c_size_t()
-        _native.check(self._lib.flexkv_metrics_read(self._h(), values, len(values), byref(count)))
+        # One count for every call: it is read every step (≤ 5 µs in benchmarks/scheduler.py), and
+        # concurrent readers (a scrape) write the same number into it.
+        count = self._metrics_count
+        rc = self._lib.flexkv_metrics_read(self._h(), values, len(values), byref(count))
+        if rc:
+            _native.check(rc)
         return count.value
 
     def wait(self, timeout: float = 1.0) -> bool:
         """Blocks until some transfer ended (or the timeout); True if a query would return something."""
         out = c_int32()
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 <= timeout * 1000 <= COUNT32[1]:
+            raise InvalidArgumentError(f"timeout must be a number of seconds from 0 to {COUNT32[1] // 1000}, "
+                                       f"got {timeout!r}")
         _native.check(self._lib.flexkv_wait(self._h(), int(timeout * 1000), byref(out)))
         return bool(out.value)
 
@@ -340,6 +374,8 @@ class PrefixIndex(Handle):
     def __init__(self, tokens_per_block: int = 16, capacity_blocks: int = 1 << 30) -> None:
         lib = _native.lib()
         h = c_uint64()
+        tokens_per_block = integer("tokens_per_block", tokens_per_block)
+        capacity_blocks = integer("capacity_blocks", capacity_blocks, INT64)
         _native.check(lib.flexkv_index_create(tokens_per_block, capacity_blocks, byref(h)))
         self._lib = lib
         self._adopt(h.value, lib.flexkv_index_destroy)
@@ -347,14 +383,16 @@ class PrefixIndex(Handle):
     def match(self, sequence: int, token_ids: Any) -> int:
         """Cached leading tokens of the sequence."""
         out = c_int32()
-        keep, addr, n = as_c_array(token_ids, 8)
+        keep, addr, n = as_c_array(token_ids, 8, "token_ids")
+        sequence = integer("sequence", sequence, INT64)
         _native.check(self._lib.flexkv_index_match(self._h(), sequence, addr or None, n, byref(out)))
         return out.value
 
     def insert(self, sequence: int, token_ids: Any) -> int:
         """Stores the sequence's uncached full blocks and ends it; returns blocks stored."""
         out = c_int32()
-        keep, addr, n = as_c_array(token_ids, 8)
+        keep, addr, n = as_c_array(token_ids, 8, "token_ids")
+        sequence = integer("sequence", sequence, INT64)
         _native.check(self._lib.flexkv_index_insert(self._h(), sequence, addr or None, n, byref(out)))
         return out.value
 

@@ -1,9 +1,8 @@
 using System.Buffers;
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using System.Text;
 using FlexKv.Core.Config;
 using FlexKv.Core.Errors;
+using FlexKv.Core.Hashing;
 using FlexKv.Core.Tiers.Remote;
 using StackExchange.Redis;
 
@@ -12,16 +11,19 @@ namespace FlexKv.Redis;
 /// <summary>
 /// The remote tier on Redis/Valkey (single node or cluster) through StackExchange.Redis. Key =
 /// prefix + fingerprint (hex) + ':' + block key (hex); value = the block's bytes followed by
-/// their XxHash3. Presence checks, reads and writes are pipelined and bounded in time; a server
+/// their 16-byte <see cref="BlockSeal"/> tag, bound to the key and the fingerprint (and keyed
+/// with the secret), so a value copied to another key, or chosen bytes with a hash anyone can
+/// compute, is read as corrupt. Presence checks, reads and writes are pipelined and bounded in time; a server
 /// that is down makes lookups miss and writes drop, and the multiplexer reconnects by itself.
 /// </summary>
-public sealed unsafe class RedisRemoteStore : IRemoteStore
+internal sealed unsafe class RedisRemoteStore : IRemoteStore
 {
     private readonly ConnectionMultiplexer _mux;
     private readonly IDatabase _db;
     private readonly byte[] _prefix;
     private readonly TimeSpan? _ttl;
     private readonly int _timeoutMs;
+    private readonly BlockSeal _seal;
 
     private RedisRemoteStore(EngineOptions o, UInt128 fingerprint)
     {
@@ -29,6 +31,7 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         _timeoutMs = o.RemoteTimeoutMs;
         _ttl = o.RemoteTtlSeconds > 0 ? TimeSpan.FromSeconds(o.RemoteTtlSeconds) : null;
         _prefix = Encoding.UTF8.GetBytes($"{o.RemotePrefix}{fingerprint:x32}:");
+        _seal = new BlockSeal(fingerprint, o.Secret);
         ConnectionFailureType failure = ConnectionFailureType.None;
         string? failureMessage = null;
         // The connect log is kept only for this constructor (SE.Redis would otherwise hold it).
@@ -93,13 +96,11 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         var rented = new byte[keys.Length][];
         for (int i = 0; i < keys.Length; i++)
         {
-            byte[] v = ArrayPool<byte>.Shared.Rent(bytes + 8);
-            var src = new ReadOnlySpan<byte>((void*)buffers[i], bytes);
-            src.CopyTo(v);
-            BinaryPrimitives.WriteUInt64LittleEndian(v.AsSpan(bytes), XxHash3.HashToUInt64(src));
+            byte[] v = ArrayPool<byte>.Shared.Rent(bytes + BlockSeal.TagBytes);
+            Seal(keys[i], buffers[i], bytes, v);
             rented[i] = v;
-            tasks[i] = _ttl is { } ttl ? _db.StringSetAsync(Key(keys[i]), new ReadOnlyMemory<byte>(v, 0, bytes + 8), ttl)
-                : _db.StringSetAsync(Key(keys[i]), new ReadOnlyMemory<byte>(v, 0, bytes + 8));
+            var value = new ReadOnlyMemory<byte>(v, 0, bytes + BlockSeal.TagBytes);
+            tasks[i] = _ttl is { } ttl ? _db.StringSetAsync(Key(keys[i]), value, ttl) : _db.StringSetAsync(Key(keys[i]), value);
         }
         Wait(tasks);
         for (int i = 0; i < keys.Length; i++)
@@ -125,20 +126,26 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         {
             if (!tasks[i].IsCompletedSuccessfully) { results[i] = RemoteReadResult.Unavailable; continue; }
             using Lease<byte>? lease = tasks[i].Result;
-            results[i] = Verify(lease, buffers[i], bytes);
+            results[i] = Verify(keys[i], lease, buffers[i], bytes);
         }
+    }
+
+    // value = bytes ‖ tag of (fingerprint, key, bytes)
+    private void Seal(UInt128 key, nint buffer, int bytes, byte[] value)
+    {
+        var src = new ReadOnlySpan<byte>((void*)buffer, bytes);
+        src.CopyTo(value);
+        _seal.Seal(key, src, value.AsSpan(bytes, BlockSeal.TagBytes));
     }
 
     // One large value at a time: synchronous calls, no task per request.
     private bool PutOne(UInt128 key, nint buffer, int bytes)
     {
-        byte[] v = ArrayPool<byte>.Shared.Rent(bytes + 8);
+        byte[] v = ArrayPool<byte>.Shared.Rent(bytes + BlockSeal.TagBytes);
         try
         {
-            var src = new ReadOnlySpan<byte>((void*)buffer, bytes);
-            src.CopyTo(v);
-            BinaryPrimitives.WriteUInt64LittleEndian(v.AsSpan(bytes), XxHash3.HashToUInt64(src));
-            var value = new ReadOnlyMemory<byte>(v, 0, bytes + 8);
+            Seal(key, buffer, bytes, v);
+            var value = new ReadOnlyMemory<byte>(v, 0, bytes + BlockSeal.TagBytes);
             return _ttl is { } ttl ? _db.StringSet(Key(key), value, ttl) : _db.StringSet(Key(key), value);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
@@ -156,7 +163,7 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         try
         {
             using Lease<byte>? lease = _db.StringGetLease(Key(key));
-            return Verify(lease, buffer, bytes);
+            return Verify(key, lease, buffer, bytes);
         }
         catch (Exception e) when (e is RedisException or TimeoutException)
         {
@@ -164,11 +171,12 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
         }
     }
 
-    private static RemoteReadResult Verify(Lease<byte>? lease, nint buffer, int bytes)
+    // A value stored under another key (or by a writer without the secret) fails the seal: corrupt, never a hit.
+    private RemoteReadResult Verify(UInt128 key, Lease<byte>? lease, nint buffer, int bytes)
     {
         if (lease is null) return RemoteReadResult.Missing;
         ReadOnlySpan<byte> v = lease.Span;
-        if (v.Length != bytes + 8 || XxHash3.HashToUInt64(v[..bytes]) != BinaryPrimitives.ReadUInt64LittleEndian(v[bytes..]))
+        if (v.Length != bytes + BlockSeal.TagBytes || !_seal.Verify(key, v[..bytes], v[bytes..]))
             return RemoteReadResult.Corrupt;
         v[..bytes].CopyTo(new Span<byte>((void*)buffer, bytes));
         return RemoteReadResult.Ok;
@@ -236,5 +244,9 @@ public sealed unsafe class RedisRemoteStore : IRemoteStore
     }
 
     /// <summary>Closes the connections.</summary>
-    public void Dispose() => _mux.Dispose();
+    public void Dispose()
+    {
+        _mux.Dispose();
+        _seal.Dispose();
+    }
 }

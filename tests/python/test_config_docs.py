@@ -10,8 +10,8 @@ from flexkv import config
 
 def test_every_key_and_variable_is_documented():
     doc = (REPO / "docs" / "configuration.md").read_text(encoding="utf-8")
-    names = (list(config.ENGINE_KEYS) + list(config.CONNECTOR_KEYS) + list(config.SWITCH_KEYS) + list(compat.GATES)
-             + list(compat.OFF_ONLY) + list(compat.ALIASES) + list(compat.NO_EFFECT) + list(compat.SECTIONS)
+    names = (list(config.ENGINE_KEYS) + list(config.CONNECTOR_KEYS) + list(config.SWITCH_KEYS)
+             + list(config.METRICS_KEYS) + list(compat.GATES) + list(compat.OFF_ONLY) + list(compat.ALIASES) + list(compat.NO_EFFECT) + list(compat.SECTIONS)
              + list(compat.KNOWN_ENV) + ["ENABLE_FLEXKV"])
     missing = [n for n in names if f"`{n}`" not in doc]
     assert missing == []

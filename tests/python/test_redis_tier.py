@@ -193,6 +193,68 @@ def test_corrupted_value_is_a_load_error_then_recomputed(redis):
         a.close(), b.close()
 
 
+def _resp_set(port: int, key: str, value: bytes) -> None:
+    """SET with a binary value over a raw RESP connection (redis-cli arguments are text)."""
+    import socket
+
+    parts = [b"SET", key.encode(), value]
+    msg = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(msg)
+        assert s.recv(16).startswith(b"+OK")
+
+
+def test_a_value_copied_under_another_key_is_corrupt_not_a_hit(redis):
+    a = Engine(redis.url)
+    try:
+        a.save("r", toks(2), [0, 1], value0=10)
+        first = sorted(redis.cli("--scan", "--pattern", "flexkv:*").split())
+        a.save("s", toks(2, 5000), [2, 3], value0=20)
+        second = sorted(set(redis.cli("--scan", "--pattern", "flexkv:*").split()) - set(first))
+        assert len(first) == len(second) == 2
+        for src, dst in zip(first, second):  # s's keys now hold r's values, checks included
+            assert redis.cli("COPY", src, dst, "REPLACE") == "1"
+    finally:
+        a.close()
+    b = Engine(redis.url)
+    try:
+        n, failed = b.load("q", toks(2, 5000), [10, 11])
+        assert n == 2 * BS and failed == {10, 11}
+        assert b.m.stats()["remote_reads_corrupt"] == 2 and b.m.stats()["remote_blocks_read"] == 0
+    finally:
+        b.close()
+
+
+@pytest.mark.parametrize("secret", ["", "a-deployment-secret"])
+def test_chosen_bytes_with_a_recomputed_unkeyed_check_are_served_only_without_a_secret(redis, secret):
+    # What anyone who can write to Redis can compute: the unkeyed check of bytes of their choice
+    # (the fingerprint and the block key are in the key's name). Without a secret it passes, as
+    # docs/security.md says (this also shows the forgery is well made); with one it must not.
+    xxhash = pytest.importorskip("xxhash")
+    cfg = {"secret": secret} if secret else {}
+    a = Engine(redis.url, **cfg)
+    try:
+        a.save("r", toks(1), [0], value0=10)
+    finally:
+        a.close()
+    (name,) = redis.cli("--scan", "--pattern", "flexkv:*").split()
+    _, fp_hex, key_hex = name.rsplit(":", 2)
+    chosen = bytes([99]) * BB
+    tag = xxhash.xxh3_128_intdigest(int(fp_hex, 16).to_bytes(16, "little") + int(key_hex, 16).to_bytes(16, "little") + chosen)
+    _resp_set(redis.port, name, chosen + tag.to_bytes(16, "little"))
+    b = Engine(redis.url, **cfg)
+    try:
+        n, failed = b.load("q", toks(1), [5])
+        assert n == BS
+        if secret:
+            assert failed == {5} and b.m.stats()["remote_reads_corrupt"] == 1
+            assert b.block(5) != chosen
+        else:
+            assert failed == set() and b.block(5) == chosen
+    finally:
+        b.close()
+
+
 def test_keys_evicted_by_maxmemory_are_misses():
     with RedisServer(maxmemory="3mb", maxmemory_policy="allkeys-lru") as r:
         a, b = Engine(r.url), Engine(r.url)

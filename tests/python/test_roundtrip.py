@@ -131,7 +131,7 @@ def test_a_grown_request_sends_only_its_new_tokens(kv_cache, make_engine, monkey
     import flexkv.manager as mgr
 
     real = mgr.as_c_array
-    monkeypatch.setattr(mgr, "as_c_array", lambda v, size: (sizes.append(len(v)) or real(v, size)))
+    monkeypatch.setattr(mgr, "as_c_array", lambda v, size, *name: (sizes.append(len(v)) or real(v, size, *name)))
     assert m.request_finished("a", full, list(range(5)), save=True)
     assert 64 not in sizes and max(sizes or [0]) <= 67 - 32  # only tokens from the last full block on
     m.launch_tasks()

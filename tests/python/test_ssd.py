@@ -1,4 +1,5 @@
-"""SSD tier end to end: restart across processes, kill -9 during heavy writes, configuration."""
+"""SSD tier end to end: restart across processes, kill -9 during heavy writes and at random
+moments, warnings logged, configuration."""
 
 from __future__ import annotations
 
@@ -161,3 +162,94 @@ def test_truncated_cache_file_never_serves_bytes(tmp_path):
         assert failed == served  # every block the journal promised fails its checksum
     assert m.stats()["ssd_checksum_failures"] > 0
     m.close()
+
+
+def test_a_cache_not_reused_is_logged_with_the_reason(tmp_path, caplog):
+    import logging
+
+    cfg = {"num_cpu_blocks": 8, "block_bytes": 4096, "tokens_per_block": BS, "ssd_cache_gb": 0.001,
+           "ssd_cache_dir": str(tmp_path), "use_hugepage_cpu_buffer": False, "model_name": "a"}
+    flexkv.KVManager(cfg).close()
+    with caplog.at_level(logging.WARNING, logger="flexkv"):
+        with flexkv.KVManager({**cfg, "model_name": "b"}) as m:
+            assert any("was not reused (cache fingerprint differs" in w for w in m.stats()["warnings"])
+    assert any("was not reused (cache fingerprint differs" in r.getMessage() for r in caplog.records)
+
+
+# A writer that never stops: request r's 4 blocks (pseudo-random bytes seeded by r and the block)
+# are saved through a 96-slot SSD tier, so slots are reused, blocks evicted and the journal
+# compacted all the time. numpy, not torch: each start must be quick.
+KILL_CHILD = textwrap.dedent("""
+    import sys, numpy as np, flexkv
+    BS, BB, SLOTS = 16, 4096, 96
+    ssd_dir, r = sys.argv[1], int(sys.argv[2])
+    kv = np.zeros((64, BB), dtype=np.uint8)
+    m = flexkv.KVManager({"num_cpu_blocks": 32, "block_bytes": BB, "tokens_per_block": BS, "ssd_cache_gb": SLOTS * BB / 2**30,
+                          "ssd_cache_dir": ssd_dir, "use_hugepage_cpu_buffer": False})
+    m.register_kv_caches([flexkv.KVLayer(kv.ctypes.data, BB, BB)], 64)
+    print("ready", flush=True)
+    while True:
+        ids = [4 * (r % 8) + i for i in range(4)]
+        for i, b in enumerate(ids):
+            kv[b] = np.random.default_rng(r * 4 + i).integers(0, 256, BB, dtype=np.uint8)
+        m.put(f"r{r}", [r * 100000 + j for j in range(4 * BS + 1)], ids)
+        print(r, flush=True)
+        r += 1
+""")
+
+
+def test_kill_9_at_random_moments_never_serves_a_wrong_byte(tmp_path):
+    import random
+
+    import numpy as np
+
+    rng = random.Random(20240607)
+    bb, slots = 4096, 96
+    totals = {"kills": 0, "restored": 0, "served": 0, "failed": 0, "wrong_bytes": 0}
+    next_r, started = 0, time.monotonic()
+    for it in range(10):
+        p = subprocess.Popen([sys.executable, "-c", KILL_CHILD, str(tmp_path), str(next_r)], stdout=subprocess.PIPE, text=True)
+        if rng.random() < 0.3:
+            time.sleep(rng.uniform(0.0, 0.4))  # while it starts: journal replay and rewrite, file allocation
+        else:
+            assert p.stdout.readline().strip() == "ready"
+            time.sleep(rng.uniform(0.05, 1.0))  # while it writes: blocks, journal appends, compactions
+        p.send_signal(signal.SIGKILL)
+        out = p.stdout.read()
+        p.wait(timeout=30)
+        assert p.returncode == -signal.SIGKILL
+        done = [int(x) for x in out.split() if x.isdigit()]
+        last = max(done, default=next_r - 1) + 1  # request `last` may have been in flight
+        kv = np.zeros((64, bb), dtype=np.uint8)
+        m = flexkv.KVManager({"num_cpu_blocks": 32, "block_bytes": bb, "tokens_per_block": BS,
+                              "ssd_cache_gb": slots * bb / 2**30, "ssd_cache_dir": str(tmp_path),
+                              "use_hugepage_cpu_buffer": False})
+        m.register_kv_caches([flexkv.KVLayer(kv.ctypes.data, bb, bb)], 64)
+        restored = m.stats()["ssd_restored_blocks"]
+        served = failed = wrong = 0
+        for r in range(last + 1):
+            toks = [r * 100000 + j for j in range(4 * BS + 1)]
+            n = m.get_num_new_matched_tokens(f"q{r}", toks, 0)
+            dst = [40 + i for i in range(n // BS)]
+            kv[40:44] = 0
+            m.update_state_after_alloc(f"q{r}", dst, n)
+            bad = set()
+            if n:
+                m.launch_tasks()
+                bad = m.wait_finished(f"q{r}", "recving", 10)
+            m.request_finished(f"q{r}", None, (), save=False)
+            for i, b in enumerate(dst):
+                if b in bad:
+                    failed += 1
+                    continue
+                served += 1
+                wrong += int((kv[b] != np.random.default_rng(r * 4 + i).integers(0, 256, bb, dtype=np.uint8)).sum())
+        m.close()
+        print(f"kill {it}: {len(done)} requests saved, {restored} blocks restored, {served} served, "
+              f"{failed} refused, {wrong} wrong bytes")
+        assert wrong == 0, f"kill {it}: {wrong} wrong bytes served"
+        totals = {k: v + d for (k, v), d in zip(totals.items(), (1, restored, served, failed, wrong))}
+        next_r = last + 1
+    print("totals:", totals, f"in {time.monotonic() - started:.1f} s")
+    assert totals["kills"] == 10 and totals["wrong_bytes"] == 0
+    assert totals["served"] > 0  # the kills left blocks to check

@@ -7,7 +7,7 @@ namespace FlexKv.Core.Config;
 /// Names follow FlexKV's (<c>cpu_cache_gb</c>, <c>tokens_per_block</c>, …) so a FlexKV user's
 /// file maps over unchanged; the Python package fills it from files, env vars and vLLM.
 /// </summary>
-public sealed class EngineOptions
+internal sealed class EngineOptions
 {
     /// <summary>Default block size in tokens (vLLM's default on CUDA).</summary>
     public const int DefaultTokensPerBlock = 16;

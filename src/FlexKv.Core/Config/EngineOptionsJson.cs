@@ -11,7 +11,7 @@ namespace FlexKv.Core.Config;
 internal sealed partial class EngineOptionsJsonContext : JsonSerializerContext;
 
 /// <summary>Parses and validates the configuration document.</summary>
-public static class EngineOptionsJson
+internal static class EngineOptionsJson
 {
     /// <summary>Parses UTF-8 JSON into validated options; every problem is an <see cref="FlexKvStatus.InvalidConfig"/> error.</summary>
     public static EngineOptions Parse(ReadOnlySpan<byte> utf8Json)

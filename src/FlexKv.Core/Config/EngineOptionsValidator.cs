@@ -3,7 +3,7 @@ using FlexKv.Core.Errors;
 namespace FlexKv.Core.Config;
 
 /// <summary>Checks an <see cref="EngineOptions"/> once, before anything is allocated.</summary>
-public static class EngineOptionsValidator
+internal static class EngineOptionsValidator
 {
     /// <summary>Largest block size in tokens (vLLM's block sizes are 16 to 256).</summary>
     public const int MaxTokensPerBlock = 4096;

@@ -7,7 +7,7 @@ namespace FlexKv.Core.Config;
 /// message: the password of <c>redis://user:password@host</c> URLs and known secret values.
 /// The Python package does the same (<c>flexkv.config.redact_url</c>); both follow one rule.
 /// </summary>
-public static class Redaction
+internal static class Redaction
 {
     /// <summary>What a masked password is replaced with.</summary>
     public const string Mask = "***";

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace FlexKv.Core.Engine;
 
 /// <summary>A snapshot of the engine's counters (serialised as the stats JSON).</summary>
-public sealed class EngineStats
+internal sealed class EngineStats
 {
     /// <summary>Match calls.</summary>
     [JsonPropertyName("match_calls")] public long MatchCalls { get; set; }

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Engine;
 
 /// <summary>Kinds of entries in a finished-task report (values are part of the C ABI).</summary>
-public enum FinishedKind : byte
+internal enum FinishedKind : byte
 {
     /// <summary>The request's load ended (vLLM's finished_recving).</summary>
     Recving = 1,

@@ -3,7 +3,7 @@ using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Engine;
 
-public sealed partial class KvEngine
+internal sealed partial class KvEngine
 {
     /// <summary>
     /// vLLM's <c>query_finished_task</c>: hands out the requests whose loads (Recving) and saves
@@ -18,7 +18,7 @@ public sealed partial class KvEngine
             ThrowIfShutDown();
             _transfer.Pump();
             ApplyCompletions();
-            DisposeRetiredIfIdle();
+            _devices.DisposeRetiredIfIdle();
             return _report.TryDrain(entries, failedBlocks, out entryBytes, out failedCount);
         }
     }
@@ -31,7 +31,7 @@ public sealed partial class KvEngine
             ThrowIfShutDown();
             _transfer.Pump();
             ApplyCompletions();
-            DisposeRetiredIfIdle();
+            _devices.DisposeRetiredIfIdle();
             return _report.Take();
         }
     }
@@ -60,10 +60,10 @@ public sealed partial class KvEngine
                     ThrowHelper.Throw(FlexKvStatus.Internal, $"reset: {_inFlight.Count} transfers did not stop within {CancelWaitMs} ms");
                 _transfer.WaitForCompletion(_transfer.CompletionCount, 10);
             }
-            foreach (RequestState s in _requests.Values)
+            foreach (RequestState s in _requests.All)
             {
-                ReleaseMatch(s);
-                DropLookup(s);
+                _planner.ReleaseMatch(s);
+                _tiers.DropLookup(s);
                 s.RemoteAskedUpTo = 0; // the store may hold what the cleared index forgot
             }
             _clearPending = true;
@@ -71,38 +71,48 @@ public sealed partial class KvEngine
         }
     }
 
-    // Copies and SSD reads end within milliseconds; remote reads wait on the store.
+    // Copies and local reads end within milliseconds; reads from a shared store wait on it.
     private bool AnyInFlightBesidesRemoteReads()
     {
         foreach (TransferTask t in _inFlight)
-            if (!(t.RemoteReadsTotal > 0 && Volatile.Read(ref t.PendingRemoteReads) > 0)) return true;
+            if (!_tiers.StagingFromAStoreThatMayStall(t)) return true;
         return false;
     }
 
     // The index is cleared only when no transfer can still write into or read from a CPU slot.
     private void TryClearNow()
     {
-        ApplyRemoteCompletions();
-        if (_inFlight.Count > 0 || _remoteWritesPending > 0) return;
+        _tiers.ApplyCompletions(Warnings);
+        if (_inFlight.Count > 0 || _tiers.WritesPendingToAStoreThatMayStall()) return;
+        if (!_tiers.WaitLocalWrites(CancelWaitMs, Warnings))
+            ThrowHelper.Throw(FlexKvStatus.Internal, $"reset: {_tiers.WritesPending} tier writes did not finish within {CancelWaitMs} ms");
         _clearPending = false;
-        WaitSsdWrites();
         _index.Clear();
-        if (_ssd is not null)
-        {
-            _ssd.Enqueue(new Tiers.Ssd.SsdOp(Tiers.Ssd.SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
-            _ssdFull = false;
-        }
-        if (_remote is not null && _options.RemoteDropOnReset) _remote.RequestDeleteAll(CancelWaitMs);
+        _tiers.Clear();
     }
 
-    // Applies what the copy threads finished: pins released, written blocks made ready (or
-    // dropped), requests reported. Runs on the caller's thread under the lock.
+    // Applies what the copy and tier threads finished: pins released, written blocks made ready
+    // (or dropped), requests reported. Runs on the caller's thread under the lock.
     private void ApplyCompletions()
     {
-        ApplySsdCompletions();
-        ApplyRemoteCompletions();
+        _tiers.ApplyCompletions(Warnings);
         while (_transfer.Completed.TryDequeue(out TransferTask? task)) ApplyCompletion(task);
         if (_clearPending) TryClearNow();
+    }
+
+    // On a tier's writer thread: written blocks release their CPU pins at once when the engine
+    // lock is free (more CPU slots can be evicted), else at the next engine call.
+    private void TryApplyTierWritesNow()
+    {
+        if (!Monitor.TryEnter(_sync)) return;
+        try
+        {
+            if (!_shutDown) _tiers.ApplyCompletions(Warnings);
+        }
+        finally
+        {
+            Monitor.Exit(_sync);
+        }
     }
 
     private void ApplyCompletion(TransferTask task)
@@ -110,7 +120,7 @@ public sealed partial class KvEngine
         _inFlight.Remove(task);
         task.State = task.IsCancelled ? TransferState.Cancelled
             : task.FailedCount > 0 ? TransferState.Failed : TransferState.Done;
-        Complete(task);
+        _completion.Complete(task);
     }
 
     // Called on a copy thread when a task ends: applied at once if the engine lock is free (the
@@ -138,48 +148,5 @@ public sealed partial class KvEngine
         {
             Monitor.Exit(_sync);
         }
-    }
-
-    private void Complete(TransferTask task)
-    {
-        bool cancelled = task.State == TransferState.Cancelled;
-        RequestState? s = Find(task.RequestId);
-        if (task.Kind == TransferKind.Get)
-        {
-            // A task cancelled before launch never read its SSD blocks.
-            bool launched = task.WasLaunched;
-            for (int i = 0; i < task.Count; i++)
-            {
-                if (task.SsdSlots[i] >= 0 || task.FromRemote[i] != 0) CompleteStagedLoad(task, i, launched);
-                _index.Unpin(task.Nodes[i]);
-                if (cancelled) continue;
-                if (task.Failed[i] != 0)
-                {
-                    _report.AddFailed(task.DeviceBlocks[i]);
-                    _stats.BlocksFailed++;
-                }
-                else _stats.BlocksLoaded++;
-            }
-            _report.Add(FinishedKind.Recving, task.RequestId);
-            if (s is not null) s.Get = null;
-        }
-        else
-        {
-            for (int i = 0; i < task.Count; i++)
-            {
-                bool ok = !cancelled && task.Failed[i] == 0;
-                _index.CompleteWrite(task.Nodes[i], ok);
-                if (ok) _stats.BlocksSaved++;
-            }
-            WriteThrough(task);
-            if (s is not null)
-            {
-                if (s.Hold) _report.Add(FinishedKind.Sending, task.RequestId);
-                s.Put = null;
-            }
-        }
-        _stats.TasksFinished++;
-        if (s is not null && s.Finished && s.Get is null && s.Put is null) Forget(s);
-        _taskPool.Return(task);
     }
 }

@@ -4,7 +4,7 @@ using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Engine;
 
-public sealed partial class KvEngine
+internal sealed partial class KvEngine
 {
     /// <summary>
     /// vLLM's <c>request_finished</c>. With <paramref name="save"/>, plans a put of the full
@@ -29,40 +29,35 @@ public sealed partial class KvEngine
             // Validate before any state changes, so a rejected call leaves the request as it was.
             int saveBlocks = Math.Min(Math.Max(numTokens - 1, 0) / TokensPerBlock, blockIds.Length);
             if (save) _transfer.Transport?.Layout.CheckBlockIds(blockIds[..saveBlocks]);
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null)
             {
-                if (_recentlyFinishedBySpan.Contains(requestId))
+                if (_requests.RecentlyFinished(requestId))
                     ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
                 if (tokens.IsEmpty && numTokens > 0) ThrowHelper.UnknownRequest(requestId.ToString());
-                s = Add(requestId, utf8Namespace);
+                s = _requests.Add(requestId, _hasher.SeedFor(utf8Namespace));
             }
             else if (s.Finished)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
 
-            if (!tokens.IsEmpty)
-            {
-                if (tokens.Length < s.Sequence.TokensSeen)
-                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                        $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
-                s.Sequence.Extend(_hasher, tokens);
-            }
-            else if (numTokens > s.Sequence.TokensSeen)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+            Extend(s, requestId, tokens, numTokens);
 
-            ReleaseMatch(s);
-            DropLookup(s);
+            _planner.ReleaseMatch(s);
+            _tiers.DropLookup(s);
             bool loading = s.Get is not null;
             if (loading) CancelTask(s.Get!);
             // Set after the cancel: a planned load completes inside CancelTask, and a finished
             // request would be forgotten there and then once more below.
             s.Finished = true;
             // A request whose load never ended computed nothing, so there is nothing to save.
-            if (save && !loading && _transfer.Transport is not null && numTokens > 0 && !_clearPending)
-                PlanPut(s, saveBlocks, blockIds);
+            if (save && !loading && _transfer.Transport is not null && numTokens > 0 && !_clearPending &&
+                _planner.PlanPut(s, saveBlocks, blockIds) is { } put)
+            {
+                s.Put = put;
+                _planned.Add(put);
+            }
             s.Hold = s.Put is not null;
-            if (s.Get is null && s.Put is null) Forget(s);
+            if (s.Get is null && s.Put is null) _requests.Forget(s);
             return s.Hold;
         }
     }
@@ -77,58 +72,14 @@ public sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
-            ReleaseMatch(s);
+            _planner.ReleaseMatch(s);
             if (s.Get is not null) CancelTask(s.Get);
             if (s.Put is not null) CancelTask(s.Put);
             s.NumComputedTokens = 0;
             s.ComputedBlocks = 0;
         }
-    }
-
-    private void PlanPut(RequestState s, int blocks, ReadOnlySpan<int> blockIds)
-    {
-        if (blocks <= 0) return;
-        ReadOnlySpan<UInt128> keys = s.Sequence.Keys[..blocks];
-        long clock = _index.Tick();
-        TransferTask? task = null;
-        int parent = -1;
-        int last = -1;
-        for (int i = 0; i < blocks; i++)
-        {
-            int id = _index.Lookup(keys[i], parent);
-            if (id >= 0)
-            {
-                _index.Touch(id, clock);
-                last = id;
-                // Ready or being written somewhere: nothing to do. In no tier (its write failed): redo it.
-                if (_index.StateOf(id) == BlockState.Empty && _index.SsdStateOf(id) == SsdState.None)
-                {
-                    if (!_index.TryRewrite(id, clock)) { _stats.BlocksDropped += blocks - i; break; }
-                    (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
-                }
-                parent = id;
-                continue;
-            }
-            id = _index.InsertWriting(keys[i], parent, clock);
-            if (id < 0) { _stats.BlocksDropped += blocks - i; break; }
-            (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
-            parent = id;
-            last = id;
-        }
-        _index.TouchDone(last);
-        if (task is null) return;
-        s.Put = task;
-        _planned.Add(task);
-    }
-
-    private TransferTask NewPut(RequestState s)
-    {
-        TransferTask task = _taskPool.Get();
-        task.Kind = TransferKind.Put;
-        task.RequestId = s.Id;
-        return task;
     }
 
     // A planned task is finished as cancelled right away; a launched one is flagged and waited
@@ -140,7 +91,7 @@ public sealed partial class KvEngine
         {
             _planned.Remove(task);
             task.State = TransferState.Cancelled;
-            Complete(task);
+            _completion.Complete(task);
             return;
         }
         if (!TransferEngine.WaitNotExecuting(task, CancelWaitMs))

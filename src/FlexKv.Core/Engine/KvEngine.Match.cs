@@ -1,10 +1,12 @@
 using FlexKv.Core.Errors;
+using FlexKv.Core.Tiers;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Engine;
 
-public sealed partial class KvEngine
+internal sealed partial class KvEngine
 {
+
     /// <summary>
     /// vLLM's <c>get_num_new_matched_tokens</c>: how many tokens beyond
     /// <paramref name="numComputedTokens"/> (vLLM's own hit, block-aligned) can be loaded now.
@@ -12,7 +14,7 @@ public sealed partial class KvEngine
     /// are pinned until the request's load ends; asking again replaces the previous answer and its
     /// pins. <paramref name="tokens"/> may be empty when the engine already saw at least
     /// <paramref name="numTokens"/> tokens of this request (no re-hashing, no re-sending).
-    /// Returns <see cref="MatchPending"/> (-1) while the remote store is being asked about the
+    /// Returns <see cref="TierSet.MatchPending"/> (-1) while the remote store is being asked about the
     /// blocks after the local hit: the caller asks again later (vLLM: the lookup returns None and
     /// the request is retried next step); the local blocks stay pinned meanwhile.
     /// </summary>
@@ -30,28 +32,19 @@ public sealed partial class KvEngine
         {
             ThrowIfShutDown();
             ApplyCompletions();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null)
             {
                 if (tokens.IsEmpty && numTokens > 0)
                     ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"request '{requestId}' is new: its token ids are required");
-                s = Add(requestId, utf8Namespace);
+                s = _requests.Add(requestId, _hasher.SeedFor(utf8Namespace));
             }
             else if (s.Finished)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
             else if (s.Get is not null)
                 ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' has a load in flight; it cannot be matched again until the load ends");
 
-            if (!tokens.IsEmpty)
-            {
-                if (tokens.Length < s.Sequence.TokensSeen)
-                    ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                        $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
-                s.Sequence.Extend(_hasher, tokens);
-            }
-            else if (numTokens > s.Sequence.TokensSeen)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+            Extend(s, requestId, tokens, numTokens);
 
             s.GetPlanned = false;
             _stats.MatchCalls++;
@@ -61,18 +54,18 @@ public sealed partial class KvEngine
             // Without a registered cache nothing can be loaded, so nothing is offered.
             if (_transfer.Transport is null || blocks <= computedBlocks || _clearPending)
             {
-                ReleaseMatch(s);
+                _planner.ReleaseMatch(s);
                 s.NumComputedTokens = numComputedTokens;
                 s.ComputedBlocks = computedBlocks;
                 return 0;
             }
-            int matchedBlocks = Match(s, blocks, computedBlocks);
+            int matchedBlocks = _planner.Match(s, blocks, computedBlocks, _options.RemoteLookupBudgetMs);
             s.NumComputedTokens = numComputedTokens;
-            if (matchedBlocks == MatchPending)
+            if (matchedBlocks == TierSet.MatchPending)
             {
                 _stats.MatchCalls--; // the answer comes with a later call; count the lookup once
                 _stats.QueriedTokens -= (long)blocks * TokensPerBlock;
-                return MatchPending;
+                return TierSet.MatchPending;
             }
             int newTokens = matchedBlocks * TokensPerBlock;
             _stats.MatchedTokens += newTokens;
@@ -92,7 +85,7 @@ public sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
             if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
             int boundary = s.Sequence.Blocks * TokensPerBlock;
@@ -121,12 +114,12 @@ public sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = Find(requestId);
+            RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
             if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
             if (numExternalTokens == 0)
             {
-                if (!s.GetPlanned) ReleaseMatch(s);
+                if (!s.GetPlanned) _planner.ReleaseMatch(s);
                 return;
             }
             if (s.GetPlanned) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already has a load planned");
@@ -146,84 +139,29 @@ public sealed partial class KvEngine
             task.Kind = TransferKind.Get;
             task.RequestId = s.Id;
             long clock = _index.Tick();
-            for (int i = 0; i < blocks; i++) AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
+            for (int i = 0; i < blocks; i++) _tiers.AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
             // The task takes over the pins of the blocks it loads; the rest are released.
             for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
             s.PinnedCount = 0;
-            ReleaseStaging(s);
+            _planner.ReleaseStaging(s);
             s.Get = task;
             s.GetPlanned = true;
             _planned.Add(task);
         }
     }
 
-    // Matches blocks [computedBlocks, blocks) and pins them. A request asked about again (vLLM
-    // retries waiting requests every step) keeps its pinned run: pinned blocks cannot have been
-    // evicted, so only the blocks after it are looked up.
-    private int Match(RequestState s, int blocks, int computedBlocks)
+    // A request's tokens only grow: new ones are hashed; none given means the engine has them all.
+    private void Extend(RequestState s, ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens)
     {
-        s.EnsureMatchCapacity(blocks);
-        long clock = _index.Tick();
-        int start;
-        if (s.PinnedCount > 0 && s.ComputedBlocks == computedBlocks && s.ComputedBlocks + s.PinnedCount <= blocks)
+        if (!tokens.IsEmpty)
         {
-            start = computedBlocks + s.PinnedCount;
-            for (int i = computedBlocks; i < start; i++) _index.Touch(s.MatchNodes[i], clock);
+            if (tokens.Length < s.Sequence.TokensSeen)
+                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                    $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
+            s.Sequence.Extend(_hasher, tokens);
         }
-        else
-        {
-            ReleaseMatch(s);
-            s.ComputedBlocks = computedBlocks;
-            start = 0;
-        }
-        int local = start + _index.MatchReady(s.Sequence.Keys[start..blocks], s.MatchNodes.AsSpan(start), clock);
-        for (int i = Math.Max(start, computedBlocks); i < local; i++) _index.Pin(s.MatchNodes[i]);
-        int matched = MatchRemote(s, local, blocks, computedBlocks); // pinned as they are inserted
-        if (matched == MatchPending)
-        {
-            s.PinnedCount = Math.Max(0, local - computedBlocks); // kept for the next ask, which polls the answer
-            return MatchPending;
-        }
-        matched = FitStaging(s, computedBlocks, matched);
-        s.PinnedCount = Math.Max(0, matched - computedBlocks);
-        return s.PinnedCount;
-    }
-
-    // Blocks only on SSD or in the remote store are loaded through CPU slots; offer no more of
-    // them than the CPU tier can free now, less what other requests' matches were promised, so
-    // a match never promises a load that would fail for lack of room.
-    private int FitStaging(RequestState s, int computedBlocks, int matched)
-    {
-        _stagingPromised -= s.Staging;
-        s.Staging = 0;
-        if (_ssd is null && _remote is null) return matched;
-        long available = (long)_index.Capacity - _index.PinnedCpuSlots - _stagingPromised;
-        int staged = 0;
-        for (int i = computedBlocks; i < matched; i++)
-        {
-            if (_index.StateOf(s.MatchNodes[i]) == Index.BlockState.Ready) continue;
-            if (++staged <= available) continue;
-            for (int j = i; j < matched; j++) _index.Unpin(s.MatchNodes[j]);
-            matched = i;
-            staged--;
-            break;
-        }
-        s.Staging = staged;
-        _stagingPromised += staged;
-        return matched;
-    }
-
-    private void ReleaseMatch(RequestState s)
-    {
-        for (int i = 0; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
-        s.PinnedCount = 0;
-        ReleaseStaging(s);
-    }
-
-    // The match's promise of CPU slots ends: the load took real slots, or the match went away.
-    private void ReleaseStaging(RequestState s)
-    {
-        _stagingPromised -= s.Staging;
-        s.Staging = 0;
+        else if (numTokens > s.Sequence.TokensSeen)
+            ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
+                $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
     }
 }

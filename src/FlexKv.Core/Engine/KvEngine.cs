@@ -1,5 +1,7 @@
 using System.Text.Json;
 using FlexKv.Core.Config;
+using FlexKv.Core.Devices.Cuda;
+using FlexKv.Core.Devices;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
@@ -10,14 +12,19 @@ using Microsoft.Extensions.ObjectPool;
 namespace FlexKv.Core.Engine;
 
 /// <summary>
-/// The scheduler-side engine: one object per vLLM scheduler. Its methods mirror the connector
+/// The scheduler-side engine: one object per vLLM scheduler. Its methods are vLLM's connector
 /// calls (match, update after alloc, request finished, launch, query finished, cancel, reset)
-/// and return in microseconds; bytes move on the transfer threads. Every public method takes
-/// one lock, so the engine is safe to call from any thread, and the index is only touched under it.
+/// and return in microseconds; bytes move on the transfer threads and the tiers' threads.
+/// Where a block comes from and goes to is the tiers' business (<see cref="TierSet"/>), how the
+/// engine reaches vLLM's KV cache the devices' (<see cref="DeviceRegistry"/>).
+///
+/// Threads (docs/architecture.md has the whole map): every public method takes the engine lock,
+/// so the engine is safe to call from any thread, and the index, the request table and the
+/// tasks' planning state are only touched under it. Copy threads and tier threads complete
+/// tasks through <see cref="TryCompleteNow"/> only when the lock is free, and never wait for it.
 /// </summary>
-public sealed unsafe partial class KvEngine : IDisposable
+internal sealed unsafe partial class KvEngine : IDisposable
 {
-    private const int RecentlyFinishedLimit = 65_536;
     private const int CancelWaitMs = 10_000;
 
     private readonly object _sync = new();
@@ -26,46 +33,55 @@ public sealed unsafe partial class KvEngine : IDisposable
     private readonly CpuTier _cpu;
     private readonly BlockIndex _index;
     private readonly TransferEngine _transfer;
-    private readonly Dictionary<string, RequestState> _requests = new();
-    private readonly Dictionary<string, RequestState>.AlternateLookup<ReadOnlySpan<char>> _requestsBySpan;
-    private readonly HashSet<string> _recentlyFinished = new();
-    private readonly HashSet<string>.AlternateLookup<ReadOnlySpan<char>> _recentlyFinishedBySpan;
-    private readonly Queue<string> _recentlyFinishedOrder = new();
-    private readonly Stack<RequestState> _spareStates = new();
+    private readonly TierSet _tiers;
+    private readonly DeviceRegistry _devices;
+    private readonly BlockPlanner _planner;
+    private readonly TaskCompletion _completion;
+    private readonly RequestTable _requests;
     private readonly ObjectPool<TransferTask> _taskPool = new DefaultObjectPool<TransferTask>(new TransferTask.PoolPolicy(), 1024);
     private readonly List<TransferTask> _planned = new();
     private readonly HashSet<TransferTask> _inFlight = new();
-    private bool _clearPending;    // reset: nothing is offered or saved until the index is cleared
-    private long _stagingPromised; // CPU slots promised to current matches for blocks on SSD or remote only
     private readonly FinishedReport _report = new();
-    private readonly EngineStats _stats = new();
-    private readonly EngineStats _metricsStats = new(); // ReadMetrics' scratch, under _metricsSync
-    private readonly object _metricsSync = new();
+    private readonly EngineStats _stats = new(); // the counters the contract calls increment
+    private readonly EngineCounters _counters;
+    private bool _clearPending; // reset: nothing is offered or saved until the index is cleared
     private bool _shutDown;
 
-    private KvEngine(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null,
+    private KvEngine(EngineOptions options, IEnumerable<Func<TierContext, ILowerTier?>> tiers,
+        Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null,
         Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null)
     {
-        _wrapSsdDevice = wrapSsdDevice;
-        _remoteFactory = remoteFactory;
         _options = options;
         Fingerprint = CacheFingerprint.From(options);
         _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
         _cpu = new CpuTier(options);
-        _index = new BlockIndex(_cpu.Slots);
+        _index = new BlockIndex(_cpu.Slots) { Owner = _sync };
+        _requests = new RequestTable(_sync);
         _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.SlotStride);
-        _requestsBySpan = _requests.GetAlternateLookup<ReadOnlySpan<char>>();
-        _recentlyFinishedBySpan = _recentlyFinished.GetAlternateLookup<ReadOnlySpan<char>>();
         _transfer.CompleteEagerly = TryCompleteNow;
+        _devices = new DeviceRegistry(_sync, _transfer, _cpu, options, Warnings, () => _inFlight.Count > 0 || _planned.Count > 0,
+            ThrowIfShutDown);
+        ILowerTier[] opened = [];
         try
         {
-            OpenSsd();
-            OpenRemote();
+            opened = TierSet.Open(tiers, new TierContext
+            {
+                Options = options, Fingerprint = Fingerprint.Value, BlockBytes = _cpu.BlockBytes, CpuBase = _cpu.SlotAddress(0),
+                CpuStride = _cpu.SlotStride, Warnings = Warnings, ReadsDone = task => _tiers!.AfterStage(task),
+                WritesDone = TryApplyTierWritesNow, WrapSsdDevice = wrapSsdDevice, RemoteStoreFactory = remoteFactory,
+            });
+            lock (_sync) // restoring a tier fills the index, which only changes under the lock
+                _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking, _sync);
+            _tiers.Commit();
+            _planner = new BlockPlanner(_index, _tiers, _stats, _taskPool);
+            _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool);
+            _counters = new EngineCounters(_stats, _transfer, _index, _cpu, _requests, _planned, _inFlight, _tiers);
         }
         catch
         {
             _transfer.Stop(CancelWaitMs);
-            _ssd?.Stop(CancelWaitMs);
+            foreach (ILowerTier t in opened)
+                if (t.Stop(CancelWaitMs)) t.Abandon();
             _cpu.Dispose();
             throw;
         }
@@ -75,19 +91,27 @@ public sealed unsafe partial class KvEngine : IDisposable
     public static KvEngine Create(EngineOptions options)
     {
         EngineOptionsValidator.Validate(options);
-        return new KvEngine(options);
+        return new KvEngine(options, TierRegistry.Default);
     }
 
     /// <summary>Creates an engine whose SSD device is wrapped (fault injection in tests).</summary>
     internal static KvEngine Create(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice> wrapSsdDevice)
     {
         EngineOptionsValidator.Validate(options);
-        return new KvEngine(options, wrapSsdDevice);
+        return new KvEngine(options, TierRegistry.Default, wrapSsdDevice);
+    }
+
+    /// <summary>Creates an engine with the lower tiers <paramref name="tiers"/> opens (tests stack their own).</summary>
+    internal static KvEngine Create(EngineOptions options, IEnumerable<Func<TierContext, ILowerTier?>> tiers,
+        Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null)
+    {
+        EngineOptionsValidator.Validate(options);
+        return new KvEngine(options, tiers, null, remoteFactory);
     }
 
     /// <summary>Creates an engine from a UTF-8 JSON configuration document; <paramref name="remoteFactory"/> builds the remote store when one is configured.</summary>
     public static KvEngine Create(ReadOnlySpan<byte> utf8Json, Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null) =>
-        new(EngineOptionsJson.Parse(utf8Json), null, remoteFactory);
+        new(EngineOptionsJson.Parse(utf8Json), TierRegistry.Default, null, remoteFactory);
 
     /// <summary>The engine's options.</summary>
     public EngineOptions Options => _options;
@@ -104,6 +128,44 @@ public sealed unsafe partial class KvEngine : IDisposable
     /// <summary>Whether a KV cache is registered.</summary>
     public bool IsRegistered => _transfer.Transport is not null;
 
+    /// <summary>Messages about degraded operation (e.g. no O_DIRECT, disk full), for the caller to log.</summary>
+    public List<string> Warnings { get; } = new();
+
+    /// <summary>For tests: the keys a token sequence hashes to, and the node and tier copies of a key.</summary>
+    internal (BlockHasher Hasher, BlockIndex Index, TierSet Tiers) Internals => (_hasher, _index, _tiers);
+
+    /// <summary>Why the SSD content of a previous run was not reused (null when it was, or no SSD tier).</summary>
+    public string? SsdDiscardReason => _tiers.Find<Tiers.Ssd.SsdTier>()?.DiscardReason;
+
+    // ---- registration (the devices) -----------------------------------------------------------
+
+    /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
+    public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) => _devices.RegisterKvCaches(layers, numDeviceBlocks);
+
+    /// <summary>Registers a KV cache in GPU memory of this process on CUDA device <paramref name="deviceOrdinal"/>.</summary>
+    public void RegisterCudaKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks, int deviceOrdinal) =>
+        _devices.RegisterCudaKvCaches(layers, numDeviceBlocks, deviceOrdinal);
+
+    /// <summary>Registers a KV cache in host memory of process <paramref name="pid"/> (process_vm_readv/writev).</summary>
+    public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
+        _devices.RegisterProcessKvCaches(pid, layers, numDeviceBlocks);
+
+    /// <summary>Registers one tensor-parallel rank's shard in host memory of its process; true once every rank is in.</summary>
+    public bool RegisterRankKvCaches(int rank, int worldSize, int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
+        _devices.RegisterRankKvCaches(rank, worldSize, pid, layers, numDeviceBlocks);
+
+    /// <summary>Registers one tensor-parallel rank's shard in GPU memory of its process (CUDA IPC); true once every rank is in.</summary>
+    public bool RegisterRankCudaKvCaches(int rank, int worldSize, ReadOnlySpan<CudaIpcDesc> handles, ReadOnlySpan<KvLayerDesc> layers,
+        int numDeviceBlocks) => _devices.RegisterRankCudaKvCaches(rank, worldSize, handles, layers, numDeviceBlocks);
+
+    /// <summary>A worker exited: nothing is offered or loaded until its rank registers again.</summary>
+    public void DeregisterRank(int rank) => _devices.DeregisterRank(rank);
+
+    /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
+    public void RegisterTransport(IDeviceTransport transport) => _devices.RegisterTransport(transport);
+
+    // ---- launch, wait, stats, shutdown ----------------------------------------------------------
+
     /// <summary>Launches every planned task; returns how many were launched.</summary>
     public int LaunchTasks()
     {
@@ -111,14 +173,13 @@ public sealed unsafe partial class KvEngine : IDisposable
         {
             ThrowIfShutDown();
             ApplyCompletions();
-            DisposeRetiredIfIdle();
+            _devices.DisposeRetiredIfIdle();
             int n = _planned.Count;
             foreach (TransferTask t in _planned)
             {
                 _inFlight.Add(t);
                 t.WasLaunched = true;
-                if (t.SsdReadsTotal > 0) _ssd!.SubmitReads(t);
-                else if (t.RemoteReadsTotal > 0) _remote!.SubmitReads(t);
+                if (t.Kind == TransferKind.Get) _tiers.Launch(t); // staged reads first, if any
                 else _transfer.Submit(t);
             }
             _planned.Clear();
@@ -154,7 +215,7 @@ public sealed unsafe partial class KvEngine : IDisposable
         {
             ThrowIfShutDown();
             ApplyCompletions();
-            return SnapshotStats();
+            return _counters.Snapshot(Warnings);
         }
     }
 
@@ -163,52 +224,18 @@ public sealed unsafe partial class KvEngine : IDisposable
 
     /// <summary>
     /// The numeric counters in <see cref="Metrics.StatsMetrics"/> order, written into
-    /// <paramref name="values"/> (as many as fit); returns how many there are. A scheduler
-    /// reads this every step, so it allocates nothing and does not take the engine lock (a copy
-    /// thread may hold it for a while completing a large transfer): each value is read as it
-    /// is now, which is all a counter snapshot needs. Completions not applied yet count from
-    /// the read after the next query.
+    /// <paramref name="values"/> (as many as fit); returns how many there are. Cheap enough for
+    /// every scheduler step: no allocation, and not the engine lock (see <see cref="EngineCounters.Read"/>).
     /// </summary>
     public int ReadMetrics(Span<long> values)
     {
-        lock (_metricsSync)
-        {
-            ThrowIfShutDown();
-            _metricsStats.CopyCountersFrom(_stats);
-            RefreshStats(_metricsStats);
-            return Metrics.StatsMetrics.Fill(_metricsStats, values);
-        }
-    }
-
-    private EngineStats SnapshotStats()
-    {
-        RefreshStats(_stats);
-        _stats.Warnings = Warnings;
-        return _stats.Clone();
-    }
-
-    /// <summary>Writes the levels and the counters kept by other components into <paramref name="s"/>.</summary>
-    private void RefreshStats(EngineStats s)
-    {
-        s.BytesMoved = _transfer.BytesMoved;
-        s.Evictions = _index.Evictions;
-        s.CpuBlocksUsed = _index.UsedSlots;
-        s.CpuBlocksTotal = _index.Capacity;
-        s.BlockBytes = _cpu.BlockBytes;
-        s.CpuReservedBytes = _cpu.ReservedBytes;
-        s.PinnedBlocks = _index.TotalPins;
-        s.PinnedCpuBlocks = _index.PinnedCpuSlots;
-        s.ActiveRequests = _requests.Count;
-        s.TasksPlanned = _planned.Count;
-        s.TasksInFlight = _inFlight.Count;
-        s.Registered = _transfer.Transport is not null;
-        SnapshotSsdStats(s);
-        SnapshotRemoteStats(s);
+        ThrowIfShutDown();
+        return _counters.Read(values);
     }
 
     /// <summary>
-    /// Stops the engine: cancels pending work, joins the copy threads and frees the CPU pool.
-    /// Idempotent. If a copy thread does not stop in time the pool is leaked rather than freed
+    /// Stops the engine: cancels pending work, joins the copy and tier threads and frees the CPU
+    /// pool. Idempotent. If a thread does not stop in time the pool is leaked rather than freed
     /// under it.
     /// </summary>
     public void Shutdown()
@@ -220,11 +247,10 @@ public sealed unsafe partial class KvEngine : IDisposable
             foreach (TransferTask t in _planned) t.Cancel();
             foreach (TransferTask t in _inFlight) t.Cancel();
             bool stopped = _transfer.Stop(CancelWaitMs);
-            if (_ssd is not null) stopped &= _ssd.Stop(CancelWaitMs);
-            if (_remote is not null) stopped &= _remote.Stop(CancelWaitMs);
+            stopped &= _tiers.Stop(CancelWaitMs);
             if (stopped)
             {
-                DisposeTransports(); // e.g. close CUDA streams and IPC mappings, unpin the CPU pool
+                _devices.DisposeTransports(); // e.g. close CUDA streams and IPC mappings, unpin the CPU pool
                 _cpu.Dispose();
             }
         }
@@ -236,29 +262,5 @@ public sealed unsafe partial class KvEngine : IDisposable
     private void ThrowIfShutDown()
     {
         if (_shutDown) ThrowHelper.ShutDown();
-    }
-
-    private RequestState? Find(ReadOnlySpan<char> id) => _requestsBySpan.TryGetValue(id, out var s) ? s : null;
-
-    private RequestState Add(ReadOnlySpan<char> id, ReadOnlySpan<byte> utf8Namespace)
-    {
-        var s = _spareStates.Count > 0 ? _spareStates.Pop() : new RequestState();
-        s.Id = id.ToString();
-        s.Sequence.Begin(_hasher.SeedFor(utf8Namespace));
-        _requests.Add(s.Id, s);
-        _recentlyFinishedBySpan.Remove(id);
-        return s;
-    }
-
-    private void Forget(RequestState s)
-    {
-        _requests.Remove(s.Id);
-        if (_recentlyFinished.Add(s.Id))
-        {
-            _recentlyFinishedOrder.Enqueue(s.Id);
-            if (_recentlyFinishedOrder.Count > RecentlyFinishedLimit) _recentlyFinished.Remove(_recentlyFinishedOrder.Dequeue());
-        }
-        s.Reset();
-        _spareStates.Push(s);
     }
 }

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Errors;
 
 /// <summary>An engine error carrying the status code that crosses the C ABI.</summary>
-public class FlexKvException : Exception
+internal class FlexKvException : Exception
 {
     /// <summary>Creates an exception with a status and a message meant for the user.</summary>
     public FlexKvException(FlexKvStatus status, string message) : base(message) => Status = status;

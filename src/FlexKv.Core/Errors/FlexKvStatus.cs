@@ -4,7 +4,7 @@ namespace FlexKv.Core.Errors;
 /// Status codes shared by the C# engine, the C ABI (<c>include/flexkv.h</c>) and the Python
 /// package. 0 is success, negative values are errors; the numbers are part of the ABI.
 /// </summary>
-public enum FlexKvStatus
+internal enum FlexKvStatus
 {
     /// <summary>The call succeeded.</summary>
     Ok = 0,

@@ -9,7 +9,7 @@ namespace FlexKv.Core.Hashing;
 /// Chained 128-bit block keys: <c>key_i = XxHash128(key_{i-1} ‖ tokens of block i)</c>, tokens as
 /// little-endian int64, <c>key_{-1}</c> = the namespace seed. Equal prefixes give equal keys.
 /// </summary>
-public sealed class BlockHasher
+internal sealed class BlockHasher
 {
     private const int KeyBytes = 16;
     private readonly UInt128 _rootSeed;

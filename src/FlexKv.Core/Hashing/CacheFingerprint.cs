@@ -9,7 +9,7 @@ namespace FlexKv.Core.Hashing;
 /// block bytes and an optional secret. It seeds every block key, so caches that differ in any
 /// of these never share a key; persistent tiers store it and check it on open.
 /// </summary>
-public sealed class CacheFingerprint
+internal sealed class CacheFingerprint
 {
     private CacheFingerprint(string text)
     {

@@ -8,7 +8,7 @@ namespace FlexKv.Core.Hashing;
 /// blocks that are new. Key storage comes from the shared array pool and returns on
 /// <see cref="Reset"/>.
 /// </summary>
-public sealed class HashedSequence
+internal sealed class HashedSequence
 {
     private UInt128[] _keys = [];
 

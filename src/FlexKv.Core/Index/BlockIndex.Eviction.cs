@@ -1,6 +1,6 @@
 namespace FlexKv.Core.Index;
 
-public sealed partial class BlockIndex
+internal sealed partial class BlockIndex
 {
     private bool TryAllocateSlot(int protect, out int slot)
     {
@@ -13,9 +13,10 @@ public sealed partial class BlockIndex
     /// Evicts the CPU copy of the least recently used CPU leaf other than <paramref name="protect"/>;
     /// a block left with no copy and no children leaves the index.
     /// </summary>
-    public bool TryEvictOne(int protect) => TryEvict(_policy, protect, ssd: false);
+    public bool TryEvictOne(int protect) => TryEvict(_policy, protect, null);
 
-    private bool TryEvict(IEvictionPolicy policy, int protect, bool ssd)
+    // tier null: the CPU tier.
+    private bool TryEvict(IEvictionPolicy policy, int protect, TierCopies? tier)
     {
         bool kept = false;
         uint keptGen = 0;
@@ -24,18 +25,18 @@ public sealed partial class BlockIndex
         while (policy.TryTake(out int id, out uint gen, out long lastUse))
         {
             ref BlockNode n = ref _nodes[id];
-            bool candidate = ssd ? IsSsdEvictable(in n) : IsEvictable(in n);
+            bool candidate = tier is null ? IsEvictable(in n) : IsTierEvictable(id, tier);
             if (n.Generation != gen || n.LastUse != lastUse || !candidate) continue; // stale
             if (id == protect) { kept = true; keptGen = gen; keptUse = lastUse; continue; }
-            if (ssd)
-            {
-                SsdEvictions++;
-                DropSsdCopy(id);
-            }
-            else
+            if (tier is null)
             {
                 Evictions++;
                 DropCpuCopy(id);
+            }
+            else
+            {
+                tier.Evictions++;
+                DropTierCopyOf(id, tier);
             }
             if (IsRemovable(in _nodes[id])) Remove(id);
             evicted = true;
@@ -45,19 +46,23 @@ public sealed partial class BlockIndex
         return evicted;
     }
 
-    private static bool IsReadable(in BlockNode n) => n.State == BlockState.Ready || n.Ssd == SsdState.Ready || n.Remote;
+    private static bool IsReadable(in BlockNode n) => n.State == BlockState.Ready || n.Ready != 0;
 
     // A CPU copy may go when no child needs it as a CPU parent, or when the block stays
-    // readable from SSD: with an SSD tier the CPU is a cache over it, so even the inner blocks of
-    // a chain whose tail is busy can make room.
-    private static bool IsEvictable(in BlockNode n) =>
-        n.State == BlockState.Ready && n.Pins == 0 && (n.CpuChildren == 0 || n.Ssd == SsdState.Ready);
+    // readable from an owned tier: the CPU is then a cache over that tier, so even the inner
+    // blocks of a chain whose tail is busy can make room.
+    private bool IsEvictable(in BlockNode n) =>
+        n.State == BlockState.Ready && n.Pins == 0 && (n.CpuChildren == 0 || (n.Ready & _ownedMask) != 0);
 
-    private static bool IsSsdEvictable(in BlockNode n) =>
-        n.Ssd == SsdState.Ready && n.SsdChildren == 0 && n.Pins == 0;
+    private bool IsTierEvictable(int id, TierCopies t)
+    {
+        ref readonly BlockNode n = ref _nodes[id];
+        return (n.Ready & t.Bit) != 0 && t.Children[id] == 0 && n.Pins == 0;
+    }
 
-    private static bool IsRemovable(in BlockNode n) =>
-        n.State == BlockState.Empty && n.Ssd == SsdState.None && n.Children == 0 && n.Pins == 0;
+    // A hint tier's copy does not keep a node: only the CPU and owned tiers hold bytes here.
+    private bool IsRemovable(in BlockNode n) =>
+        n.State == BlockState.Empty && ((n.Ready | n.Writing) & _ownedMask) == 0 && n.Children == 0 && n.Pins == 0;
 
     private void OfferIfEvictable(int id)
     {
@@ -67,10 +72,12 @@ public sealed partial class BlockIndex
             _policy.OnCandidate(id, n.Generation, n.LastUse);
             if (_policy.Count > 4 * _map.Count + 4096) RebuildCandidates();
         }
-        if (IsSsdEvictable(in n))
+        if ((n.Ready & _ownedMask) == 0) return;
+        foreach (TierCopies t in _tiers)
         {
-            _ssdPolicy.OnCandidate(id, n.Generation, n.LastUse);
-            if (_ssdPolicy.Count > 4 * _map.Count + 4096) RebuildCandidates();
+            if (!t.Owned || !IsTierEvictable(id, t)) continue;
+            t.Policy.OnCandidate(id, n.Generation, n.LastUse);
+            if (t.Policy.Count > 4 * _map.Count + 4096) RebuildCandidates();
         }
     }
 
@@ -79,13 +86,14 @@ public sealed partial class BlockIndex
     private void RebuildCandidates()
     {
         _policy.Clear();
-        _ssdPolicy.Clear();
+        foreach (TierCopies t in _tiers) t.Policy.Clear();
         for (int i = 0; i < _highWater; i++)
         {
             ref BlockNode n = ref _nodes[i];
             if (n.State == BlockState.Free) continue;
             if (IsEvictable(in n)) _policy.OnCandidate(i, n.Generation, n.LastUse);
-            if (IsSsdEvictable(in n)) _ssdPolicy.OnCandidate(i, n.Generation, n.LastUse);
+            foreach (TierCopies t in _tiers)
+                if (t.Owned && IsTierEvictable(i, t)) t.Policy.OnCandidate(i, n.Generation, n.LastUse);
         }
     }
 
@@ -103,6 +111,24 @@ public sealed partial class BlockIndex
         if (n.Parent >= 0 && --_nodes[n.Parent].CpuChildren == 0) OfferIfEvictable(n.Parent);
     }
 
+    // A lower tier's copy goes (its slot freed and reported); the parent may become a leaf there.
+    private void DropTierCopyOf(int id, TierCopies t)
+    {
+        ref BlockNode n = ref _nodes[id];
+        bool had = ((n.Ready | n.Writing) & t.Bit) != 0;
+        n.Ready &= (byte)~t.Bit;
+        n.Writing &= (byte)~t.Bit;
+        if (!t.Owned || !had) return;
+        int slot = t.Slot[id];
+        t.Slot[id] = -1;
+        if (slot >= 0)
+        {
+            t.Slots!.Free(slot);
+            t.SlotFreed?.Invoke(slot);
+        }
+        if (n.Parent >= 0 && --t.Children[n.Parent] == 0) OfferIfEvictable(n.Parent);
+    }
+
     // Removes a node with no copy and no children; a parent left childless becomes a candidate,
     // or goes too when it has no copy either (it only existed to hold its children).
     private void Remove(int id)
@@ -113,10 +139,9 @@ public sealed partial class BlockIndex
             int parent = n.Parent;
             _map.Remove(n.Key);
             n.Slot = -1;
-            n.SsdSlot = -1;
             n.State = BlockState.Free;
-            n.Ssd = SsdState.None;
-            n.Remote = false;
+            n.Ready = 0;
+            n.Writing = 0;
             n.Generation++;
             n.Parent = -1;
             _freeNodes[_freeNodeCount++] = id;
@@ -137,6 +162,7 @@ public sealed partial class BlockIndex
             int size = _nodes.Length * 2;
             Array.Resize(ref _nodes, size);
             Array.Resize(ref _freeNodes, size);
+            foreach (TierCopies t in _tiers) t.Grow(size);
         }
         return _highWater++;
     }

@@ -3,23 +3,25 @@ using System.Runtime.CompilerServices;
 namespace FlexKv.Core.Index;
 
 /// <summary>
-/// The block index over all tiers: per block key, its node (CPU slot and state, SSD slot and
-/// state, pins, recency) in a prefix tree kept implicitly through parent links and child counts.
+/// The block index over all tiers: per block key, its node (CPU slot and state, which lower
+/// tiers hold it, pins, recency) in a prefix tree kept implicitly through parent links and child
+/// counts. Lower tiers (see <see cref="TierCopies"/>) are added by number, hot to cold.
 ///
-/// Invariants: a node's parent is always present (prefix-closed). Each tier evicts on its own
-/// and only its leaves (blocks with no child in that tier), never pinned or writing ones; a node
-/// with no copy left in any tier and no children leaves the index. A match walks keys from the
-/// first block and stops at the first block that is ready in no tier. Nodes live by value in one
-/// array addressed by int ids with a free list, so steady-state use allocates nothing. Not
-/// thread-safe: the owner serialises calls.
+/// Invariants: a node's parent is always present (prefix-closed), except for a run found in a
+/// hint tier after vLLM's own hit. Each tier evicts on its own and only its leaves (blocks with
+/// no child in that tier), never pinned or writing ones; a node with no copy left in the CPU or
+/// an owned tier and no children leaves the index. A match walks keys from the first block and
+/// stops at the first block that is ready in no tier. Nodes live by value in one array addressed
+/// by int ids with a free list, so steady-state use allocates nothing. Not thread-safe: the
+/// engine lock serialises calls.
 /// </summary>
-public sealed partial class BlockIndex
+internal sealed partial class BlockIndex
 {
     private readonly Dictionary<UInt128, int> _map;
     private readonly SlotPool _slots;
     private readonly IEvictionPolicy _policy;
-    private readonly IEvictionPolicy _ssdPolicy = new LruEvictionPolicy();
-    private SlotPool? _ssdSlots;
+    private TierCopies[] _tiers = [];
+    private byte _ownedMask; // bits of the tiers that keep their copies (slots, prefix-closed)
     private BlockNode[] _nodes;
     private int[] _freeNodes;
     private int _freeNodeCount;
@@ -48,6 +50,12 @@ public sealed partial class BlockIndex
         for (int i = 0; i < count; i++) _map.Add(~(UInt128)(uint)i, i);
         _map.Clear();
     }
+
+    /// <summary>The lock every change must hold (the engine's); null for an index owned by one caller (a replay).</summary>
+    internal object? Owner { get; set; }
+
+    [System.Diagnostics.Conditional("DEBUG")]
+    private void AssertOwned() => Engine.LockOwner.Holds(Owner, "the block index");
 
     /// <summary>Blocks present in any state.</summary>
     public int Count => _map.Count;
@@ -138,8 +146,8 @@ public sealed partial class BlockIndex
     {
         ref BlockNode n = ref _nodes[node];
         n.LastUse = clock;
-        if (n.CpuChildren != 0 && n.Ssd == SsdState.None) return; // an inner block of a CPU chain: the common case
-        if (IsEvictable(in n) || IsSsdEvictable(in n)) OfferIfEvictable(node);
+        if (n.CpuChildren != 0 && (n.Ready & _ownedMask) == 0) return; // an inner block of a CPU chain: the common case
+        OfferIfEvictable(node);
     }
 
     /// <summary>Offers the last node of a walk to the eviction policy if it is an evictable leaf.</summary>
@@ -156,6 +164,7 @@ public sealed partial class BlockIndex
 
     private void AddPin(int node)
     {
+        AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.Pins == 0 && n.Slot >= 0) PinnedCpuSlots++;
         n.Pins++;
@@ -165,6 +174,7 @@ public sealed partial class BlockIndex
     /// <summary>Removes a pin; an unpinned leaf becomes evictable again.</summary>
     public void Unpin(int node)
     {
+        AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.Pins <= 0) throw new InvalidOperationException($"block node {node} unpinned more often than pinned");
         n.Pins--;
@@ -184,6 +194,7 @@ public sealed partial class BlockIndex
     /// </summary>
     public int InsertWriting(UInt128 key, int parent, long clock)
     {
+        AssertOwned();
         if (!TryAllocateSlot(parent, out int slot)) return -1;
         int id = NewNode();
         ref BlockNode n = ref _nodes[id];
@@ -191,17 +202,17 @@ public sealed partial class BlockIndex
         n.Parent = parent;
         n.Children = 0;
         n.CpuChildren = 0;
-        n.SsdChildren = 0;
         n.ChildHint = -1;
         n.Slot = slot;
-        n.SsdSlot = -1;
-        n.Ssd = SsdState.None;
+        n.Ready = 0;
+        n.Writing = 0;
         n.Pins = 1;
         n.LastUse = clock;
         n.State = BlockState.Writing;
         TotalPins++;
         PinnedCpuSlots++;
         _map.Add(key, id);
+        foreach (TierCopies t in _tiers) t.Slot[id] = -1;
         if (parent >= 0)
         {
             _nodes[parent].Children++;
@@ -241,6 +252,7 @@ public sealed partial class BlockIndex
     /// <summary>Ends a write: ready on success; on failure the slot is freed and the block is dropped.</summary>
     public void CompleteWrite(int node, bool ok)
     {
+        AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Writing) throw new InvalidOperationException($"block node {node} is {n.State}, not Writing");
         if (ok) n.State = BlockState.Ready;
@@ -251,14 +263,14 @@ public sealed partial class BlockIndex
     /// <summary>Drops every block and frees every slot. The caller guarantees no pins remain.</summary>
     public void Clear()
     {
+        AssertOwned();
         _map.Clear();
         Array.Clear(_nodes, 0, _highWater);
+        foreach (TierCopies t in _tiers) t.Clear(_highWater);
         _highWater = 0;
         _freeNodeCount = 0;
         _slots.Reset();
-        _ssdSlots?.Reset();
         _policy.Clear();
-        _ssdPolicy.Clear();
         TotalPins = 0;
         PinnedCpuSlots = 0;
     }

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Index;
 
 /// <summary>Lifecycle of one index entry.</summary>
-public enum BlockState : byte
+internal enum BlockState : byte
 {
     /// <summary>The node slot is unused.</summary>
     Free = 0,

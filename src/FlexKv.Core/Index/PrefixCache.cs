@@ -11,7 +11,7 @@ namespace FlexKv.Core.Index;
 /// role). Sequences are named by the caller so a match followed by an insert of the same, longer
 /// sequence hashes each block once and re-walks none of the matched run. Not thread-safe.
 /// </summary>
-public sealed class PrefixCache
+internal sealed class PrefixCache
 {
     private readonly BlockHasher _hasher;
     private readonly BlockIndex _index;

@@ -6,7 +6,7 @@ namespace FlexKv.Core.Index;
 /// actually used, so a huge capacity (an index-only cache) costs nothing up front. Not
 /// thread-safe: the index's owner serialises calls.
 /// </summary>
-public sealed class SlotPool
+internal sealed class SlotPool
 {
     private int[] _free = new int[64];
     private int _freeCount;

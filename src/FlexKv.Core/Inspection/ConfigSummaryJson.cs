@@ -11,7 +11,7 @@ namespace FlexKv.Core.Inspection;
 /// what <c>flexkv check</c> compares with the machine. Nothing secret is written (the remote
 /// URL is redacted, the secret only said to be set).
 /// </summary>
-public static class ConfigSummaryJson
+internal static class ConfigSummaryJson
 {
     private const long RegionAlignment = 2L << 20; // NativeRegion maps whole 2 MiB
 

@@ -7,7 +7,7 @@ using FlexKv.Core.Tiers.Ssd;
 namespace FlexKv.Core.Inspection;
 
 /// <summary>An <see cref="SsdInspector"/>'s findings as one JSON object (what <c>flexkv inspect</c> prints).</summary>
-public static class SsdInspectionJson
+internal static class SsdInspectionJson
 {
     private const int HeaderBytes = 64, RecordBytes = 64; // the journal's record size, to count records
 

@@ -3,7 +3,6 @@ using FlexKv.Core.Errors;
 using FlexKv.Core.Hashing;
 using FlexKv.Core.Memory;
 using FlexKv.Core.Tiers.Ssd;
-using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Inspection;
 
@@ -11,21 +10,21 @@ namespace FlexKv.Core.Inspection;
 /// What an SSD cache directory holds, found without changing it: the journal is copied to a
 /// private temporary directory and replayed there by <see cref="SsdJournal"/> itself (which
 /// rewrites what it opens), so the cache's journal, data files and lock are only read; blocks
-/// are checked by <see cref="SsdTier"/>'s own reader over a read-only view of the data files.
-/// Only <see cref="Repair"/> writes: it takes the directories the way an engine does (so never
-/// while one runs) and journals the given slots as empty. A running engine may change the cache
+/// are read through a read-only view of the data files and checked against their seals with
+/// <see cref="BlockSeal"/>, as the SSD tier's reader checks them. Only <see cref="Repair"/>
+/// writes: it takes the directories the way an engine does (so never while one runs) and
+/// rewrites the journal without the given slots. A running engine may change the cache
 /// meanwhile: what is reported is the journal as it was when the inspector was created.
 /// </summary>
-public sealed unsafe class SsdInspector : IDisposable
+internal sealed unsafe class SsdInspector : IDisposable
 {
     private const int VerifyBatch = 256;
     private const string JournalName = "flexkv-journal.bin";
     private readonly string? _tempDir;
     private readonly byte[]? _copy; // the journal's bytes as read
     private readonly SsdJournal? _journal; // over the private copy
-    private readonly SemaphoreSlim _readsDone = new(0);
-    private readonly TransferTask _task = new();
-    private SsdTier? _tier;
+    private ReadOnlyBlockDevice? _device;
+    private BlockSeal? _seal;
     private NativeRegion? _buffer;
 
     /// <summary>Reads the cache in <paramref name="directories"/> (';'-separated, as <c>ssd_cache_dir</c>),
@@ -37,7 +36,7 @@ public sealed unsafe class SsdInspector : IDisposable
         JournalPath = Path.Combine(Paths[0], JournalName);
         if (options is not null) Options = options;
         byte[]? journal = ReadUnlocked(JournalPath, out string? why);
-        Header = journal is null ? null : SsdJournalHeader.TryRead(journal, out why);
+        Header = journal is null ? null : SsdJournalHeader.TryRead(journal, out why, SlotsInFiles);
         Problem = why;
         if (Header is not { } h) return;
         JournalBytes = journal!.Length;
@@ -46,7 +45,7 @@ public sealed unsafe class SsdInspector : IDisposable
         {
             _copy = journal;
             if (options is not null) ConfigDiscardReason = WouldDiscard(options);
-            _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Slots);
+            _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Stripes, h.Slots);
             Problem = _journal.DiscardReason;
         }
         catch
@@ -78,7 +77,7 @@ public sealed unsafe class SsdInspector : IDisposable
     public long JournalBytes { get; }
 
     /// <summary>Records dropped because the journal's tail was torn (a crash or kill during a write).</summary>
-    public int TornRecords => _journal?.DroppedRecords ?? 0;
+    public long TornRecords => _journal?.DroppedRecords ?? 0;
 
     /// <summary>The block each slot holds (null: free).</summary>
     public ReadOnlySpan<SsdRecord?> Slots => _journal is null ? default : _journal.Slots;
@@ -89,20 +88,34 @@ public sealed unsafe class SsdInspector : IDisposable
         if (!(o.SsdCacheGb > 0)) return "the configuration has no SSD tier (ssd_cache_gb is 0)";
         if (!o.SsdPersist) return "ssd_persist is false: an engine starts with an empty SSD cache";
         long bb = EngineOptionsValidator.ResolveBlockBytes(o);
-        using var j = new SsdJournal(CopyJournal(), CacheFingerprint.From(o).Value, bb, SlotsFor(o));
+        int stripes = o.SsdCacheDir.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Length;
+        using var j = new SsdJournal(CopyJournal(), CacheFingerprint.From(o).Value, bb, Math.Max(stripes, 1), SlotsFor(o));
         return j.DiscardReason;
     }
 
-    /// <summary>SSD slots an engine with these options has (KvEngine.OpenSsd's arithmetic).</summary>
+    /// <summary>SSD slots an engine with these options has (<see cref="SsdSpace.Plan"/>'s arithmetic, without its space check).</summary>
     public static int SlotsFor(EngineOptions o)
     {
         long extent = ExtentOf(EngineOptionsValidator.ResolveBlockBytes(o));
-        return (int)Math.Min((long)(o.SsdCacheGb * (1L << 30)) / extent, int.MaxValue);
+        return (int)Math.Min(Math.Floor(o.SsdCacheGb * (1L << 30) / extent), int.MaxValue);
     }
 
     /// <summary>Bytes an SSD slot takes for blocks of <paramref name="blockBytes"/> bytes.</summary>
-    public static long ExtentOf(long blockBytes) =>
-        (blockBytes + DirectFileDevice.Alignment - 1) / DirectFileDevice.Alignment * DirectFileDevice.Alignment;
+    public static long ExtentOf(long blockBytes) => SsdSpace.ExtentOf(blockBytes);
+
+    // The journal does not record the slot count: the data files, preallocated to the engine's
+    // size, give it (slot s is in file s % n at (s / n) * extent). A missing file counts 0.
+    private int SlotsInFiles(int stripes, long blockBytes)
+    {
+        long extent = ExtentOf(blockBytes), most = 0;
+        for (int d = 0; d < Paths.Length; d++)
+        {
+            try { most = Math.Max(most, new FileInfo(Path.Combine(Paths[d], SsdSpace.BlocksFile)).Length / extent); }
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+        return (int)Math.Min(most * stripes, int.MaxValue);
+    }
 
     // The journal as read once, written to the private directory for SsdJournal to replay (and
     // rewrite) there; written again for each replay, since a replay rewrites the file.
@@ -148,49 +161,43 @@ public sealed unsafe class SsdInspector : IDisposable
 
     /// <summary>
     /// Re-reads every block held in slots [<paramref name="firstSlot"/>, firstSlot + count) and checks
-    /// it as a load from SSD would; writes the slots that fail into <paramref name="bad"/> (as many
-    /// as fit) and returns how many failed. <paramref name="checkedBlocks"/> is how many were read.
+    /// it as a load from SSD does (the block's seal for its key, under the configuration's secret
+    /// when one was given); writes the slots that fail into <paramref name="bad"/> (as many as fit)
+    /// and returns how many failed. <paramref name="checkedBlocks"/> is how many were read.
     /// </summary>
     public int Verify(int firstSlot, int count, Span<int> bad, out int checkedBlocks)
     {
         checkedBlocks = 0;
         if (_journal is null || Problem is not null) throw new FlexKvException(FlexKvStatus.InvalidState, $"nothing to verify: {Problem}");
-        SsdTier tier = Tier();
-        ReadOnlySpan<SsdRecord?> slots = _journal.Slots;
-        int end = (int)Math.Min((long)firstSlot + Math.Max(count, 0), slots.Length), failed = 0;
+        SsdJournalHeader h = Header!.Value;
+        _device ??= new ReadOnlyBlockDevice(Paths, h.Slots, h.BlockBytes);
+        _seal ??= new BlockSeal(h.Fingerprint, Options?.Secret);
+        long stride = _device.ExtentBytes;
+        _buffer ??= new NativeRegion(stride * VerifyBatch, hugePages: false);
+        Span<int> slots = stackalloc int[VerifyBatch];
+        Span<nint> buffers = stackalloc nint[VerifyBatch];
+        Span<int> errors = stackalloc int[VerifyBatch];
+        for (int k = 0; k < VerifyBatch; k++) buffers[k] = (nint)(_buffer.Base + k * stride);
+        ReadOnlySpan<SsdRecord?> table = _journal.Slots;
+        int end = (int)Math.Min((long)firstSlot + Math.Max(count, 0), table.Length), failed = 0;
         for (int s = Math.Max(firstSlot, 0); s < end;)
         {
-            _task.Reset();
-            for (; s < end && _task.Count < VerifyBatch; s++)
+            int n = 0;
+            for (; s < end && n < VerifyBatch; s++)
+                if (table[s] is not null) slots[n++] = s;
+            if (n == 0) break;
+            _device.Read(slots[..n], buffers[..n], h.BlockBytes, errors[..n]);
+            for (int k = 0; k < n; k++)
             {
-                if (slots[s] is null) continue;
-                _task.Add(_task.Count, _task.Count, -1);
-                _task.FromSsd(s);
-            }
-            if (_task.Count == 0) break;
-            tier.SubmitReads(_task);
-            _readsDone.Wait();
-            for (int i = 0; i < _task.Count; i++)
-            {
-                if (_task.Failed[i] == 0) continue;
-                if (failed < bad.Length) bad[failed] = _task.SsdSlots[i];
+                SsdRecord r = table[slots[k]]!.Value;
+                bool ok = errors[k] == 0 && _seal.Verify(r.Key, new ReadOnlySpan<byte>((void*)buffers[k], (int)h.BlockBytes), r.Seal);
+                if (ok) continue;
+                if (failed < bad.Length) bad[failed] = slots[k];
                 failed++;
             }
-            checkedBlocks += _task.Count;
+            checkedBlocks += n;
         }
         return failed;
-    }
-
-    private SsdTier Tier()
-    {
-        if (_tier is not null) return _tier;
-        SsdJournalHeader h = Header!.Value;
-        var device = new ReadOnlyBlockDevice(Paths, h.Slots, h.BlockBytes);
-        long stride = device.ExtentBytes;
-        _buffer = new NativeRegion(stride * VerifyBatch, hugePages: false);
-        // The tier owns the journal copy and the device from here on (its Stop disposes them).
-        _tier = new SsdTier(device, _journal!, null, _buffer.Base, stride, h.BlockBytes, _ => { _readsDone.Release(); return true; });
-        return _tier;
     }
 
     /// <summary>
@@ -203,25 +210,27 @@ public sealed unsafe class SsdInspector : IDisposable
     {
         if (Header is not { } h || Problem is not null) throw new FlexKvException(FlexKvStatus.InvalidState, $"nothing to repair: {Problem}");
         using var dirs = new SsdDirectories(string.Join(';', Paths));
-        using var journal = new SsdJournal(JournalPath, h.Fingerprint, h.BlockBytes, h.Slots);
+        using var journal = new SsdJournal(JournalPath, h.Fingerprint, h.BlockBytes, h.Stripes, h.Slots);
+        if (journal.DiscardReason is { } why) throw new FlexKvException(FlexKvStatus.InvalidState, $"nothing to repair: {why}");
         int removed = 0;
         foreach (int s in slots)
         {
             if ((uint)s >= (uint)journal.Slots.Length || journal.Slots[s] is null) continue;
-            journal.AppendRemove(s);
             journal.Slots[s] = null;
             removed++;
         }
-        journal.Flush();
+        journal.Start(); // rewritten as the table now holds it (a copy renamed over the journal, as compaction does)
         return removed;
     }
 
     /// <summary>Stops the reader, frees the buffer and removes the private copy.</summary>
     public void Dispose()
     {
-        if (_tier is not null) _tier.Stop(10_000);
-        else _journal?.Dispose();
-        _tier = null;
+        _journal?.Dispose();
+        _device?.Dispose();
+        _device = null;
+        _seal?.Dispose();
+        _seal = null;
         _buffer?.Dispose();
         _buffer = null;
         if (_tempDir is not null)

@@ -1,26 +1,32 @@
 using System.Buffers.Binary;
+using FlexKv.Core.Tiers.Ssd;
 
 namespace FlexKv.Core.Inspection;
 
 /// <summary>
-/// The geometry a journal's header records: magic, cache fingerprint, block bytes, slots. The
-/// layout is <see cref="Tiers.Ssd.SsdJournal"/>'s (its Rewrite writes it); it is read here only
-/// because the journal offers no read-only open to ask it, and nothing else of the format is
-/// repeated: the records are read by <see cref="Tiers.Ssd.SsdJournal"/> itself.
+/// What a journal's header records (<see cref="SsdJournalFormat"/>: magic, cache fingerprint,
+/// block bytes, stripe count), read here because an inspection has no configuration to compare
+/// the header with: the journal itself only answers "does it fit this cache". Slots are not in
+/// the header; <see cref="Slots"/> comes from the data files' sizes.
 /// </summary>
-public readonly record struct SsdJournalHeader(UInt128 Fingerprint, long BlockBytes, int Slots)
+internal readonly record struct SsdJournalHeader(UInt128 Fingerprint, long BlockBytes, int Stripes, int Slots)
 {
-    private const ulong Magic = 0x314A_564B_5845_4C46; // "FLEXKVJ1", as SsdJournal writes it
-    private const int HeaderBytes = 64;
-
     /// <summary>The header at the start of <paramref name="journal"/> (the file's bytes); null with <paramref name="why"/> when there is none.</summary>
-    public static SsdJournalHeader? TryRead(ReadOnlySpan<byte> journal, out string? why)
+    public static SsdJournalHeader? TryRead(ReadOnlySpan<byte> journal, out string? why, Func<int, long, int> slotsOf)
     {
         why = null;
-        if (journal.Length < HeaderBytes) { why = "the journal header is missing (the file is shorter than 64 bytes)"; return null; }
-        ReadOnlySpan<byte> h = journal[..HeaderBytes];
-        if (BinaryPrimitives.ReadUInt64LittleEndian(h) != Magic) { why = "not a FlexKv journal of this version (magic differs)"; return null; }
+        if (journal.Length >= 8 && BinaryPrimitives.ReadUInt64LittleEndian(journal) == SsdJournalFormat.OlderMagic)
+        {
+            why = "the journal is of an older FlexKv version (an engine of this version starts the cache empty)";
+            return null;
+        }
+        if (journal.Length < SsdJournalFormat.HeaderBytes) { why = "the journal header is missing (the file is shorter than 64 bytes)"; return null; }
+        ReadOnlySpan<byte> h = journal[..SsdJournalFormat.HeaderBytes];
+        if (BinaryPrimitives.ReadUInt64LittleEndian(h) != SsdJournalFormat.Magic) { why = "not a FlexKv journal (magic differs)"; return null; }
         var fingerprint = new UInt128(BinaryPrimitives.ReadUInt64LittleEndian(h[16..]), BinaryPrimitives.ReadUInt64LittleEndian(h[8..]));
-        return new SsdJournalHeader(fingerprint, BinaryPrimitives.ReadInt64LittleEndian(h[24..]), BinaryPrimitives.ReadInt32LittleEndian(h[32..]));
+        long blockBytes = BinaryPrimitives.ReadInt64LittleEndian(h[24..]);
+        int stripes = BinaryPrimitives.ReadInt32LittleEndian(h[32..]);
+        if (blockBytes < 1 || stripes < 1) { why = $"the journal header is damaged (block bytes {blockBytes}, {stripes} directories)"; return null; }
+        return new SsdJournalHeader(fingerprint, blockBytes, stripes, slotsOf(stripes, blockBytes));
     }
 }

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Memory;
 
 /// <summary>What the machine can give: MemAvailable from /proc/meminfo.</summary>
-public static class MemoryInfo
+internal static class MemoryInfo
 {
     /// <summary>Available memory in bytes, or null where /proc/meminfo cannot be read.</summary>
     public static long? AvailableBytes()

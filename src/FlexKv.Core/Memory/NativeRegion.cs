@@ -8,7 +8,7 @@ namespace FlexKv.Core.Memory;
 /// so a big pool costs nothing until blocks are written; with the huge-page hint the kernel backs
 /// it with 2 MiB pages where transparent huge pages are enabled.
 /// </summary>
-public sealed unsafe class NativeRegion : IDisposable
+internal sealed unsafe class NativeRegion : IDisposable
 {
     private static long s_totalBytes;
     private nint _base;

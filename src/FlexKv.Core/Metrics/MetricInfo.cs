@@ -1,4 +1,4 @@
 namespace FlexKv.Core.Metrics;
 
 /// <summary>One entry of the metrics snapshot: its name (a stats key), kind and one-line meaning.</summary>
-public readonly record struct MetricInfo(string Name, MetricKind Kind, string Help);
+internal readonly record struct MetricInfo(string Name, MetricKind Kind, string Help);

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Metrics;
 
 /// <summary>How a metric's value reads: a count since start (a Prometheus counter) or a level now (a gauge).</summary>
-public enum MetricKind
+internal enum MetricKind
 {
     /// <summary>Only grows; a reader takes differences between snapshots.</summary>
     Counter,

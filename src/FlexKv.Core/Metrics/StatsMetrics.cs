@@ -9,7 +9,7 @@ namespace FlexKv.Core.Metrics;
 /// Appending keeps readers that cached the names valid; reordering does not (the names export
 /// says what each position is).
 /// </summary>
-public static class StatsMetrics
+internal static class StatsMetrics
 {
     private static readonly (MetricInfo Info, Func<EngineStats, long> Read)[] s_table =
     [

@@ -10,7 +10,7 @@ namespace FlexKv.Core.Planning;
 /// length; output token j of the trace is <c>-1 - (firstOutputId + j)</c>, counted on across
 /// requests and calls, so no prompt and no other output ever holds it.
 /// </summary>
-public sealed class MooncakeReplay
+internal sealed class MooncakeReplay
 {
     private long[] _sequence = new long[1 << 16];
 

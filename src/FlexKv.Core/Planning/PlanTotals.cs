@@ -6,7 +6,7 @@ namespace FlexKv.Core.Planning;
 /// (staged through a CPU slot), or nowhere (no CPU slot could be freed for the staging, so vLLM
 /// recomputes them: the engine reports them as failed loads).
 /// </summary>
-public sealed class PlanTotals
+internal sealed class PlanTotals
 {
     /// <summary>Requests replayed.</summary>
     public long Requests { get; internal set; }

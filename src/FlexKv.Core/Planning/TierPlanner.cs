@@ -18,7 +18,7 @@ namespace FlexKv.Core.Planning;
 /// writes in slot order, as <c>SsdTier</c> does. Memory grows with the distinct blocks kept,
 /// never with the trace. Not thread-safe.
 /// </summary>
-public sealed class TierPlanner
+internal sealed class TierPlanner
 {
     /// <summary>Operations the SSD writer takes per batch (<c>SsdTier</c>'s batch).</summary>
     public const int WriterBatch = 64;
@@ -27,6 +27,7 @@ public sealed class TierPlanner
     private readonly BlockHasher _hasher;
     private readonly BlockIndex _index;
     private readonly bool _hasSsd;
+    private const int SsdTier = 0; // the planner's only lower tier
     private UInt128[] _keys = new UInt128[1024];
     private int[] _nodes = new int[1024];
     private byte[] _from = new byte[1024];
@@ -56,8 +57,8 @@ public sealed class TierPlanner
         _hasSsd = ssdBlocks > 0;
         if (_hasSsd)
         {
-            _index.AttachSsd(new SlotPool((int)ssdBlocks));
-            _index.SsdSlotFreed = QueueRemoval;
+            _index.AddTier(new SlotPool((int)ssdBlocks));
+            _index.OnTierSlotFreed(SsdTier, QueueRemoval);
         }
     }
 
@@ -66,6 +67,15 @@ public sealed class TierPlanner
 
     /// <summary>The index (levels and evictions).</summary>
     public BlockIndex Index => _index;
+
+    /// <summary>SSD slots in use (0 without an SSD tier).</summary>
+    public int SsdUsedSlots => _hasSsd ? _index.TierUsedSlots(SsdTier) : 0;
+
+    /// <summary>SSD slots in total (0 without an SSD tier).</summary>
+    public int SsdCapacity => _hasSsd ? _index.TierCapacity(SsdTier) : 0;
+
+    /// <summary>Blocks evicted from the SSD tier.</summary>
+    public long SsdEvictions => _hasSsd ? _index.TierEvictions(SsdTier) : 0;
 
     /// <summary>What the replays so far counted.</summary>
     public PlanTotals Totals { get; } = new();
@@ -174,7 +184,7 @@ public sealed class TierPlanner
         {
             int node = _nodes[i];
             if (_index.StateOf(node) == BlockState.Ready) { _from[i] = FromCpu; cpu++; }
-            else if (_index.SsdStateOf(node) == SsdState.Ready && _index.TryPromote(node, clock, out _)) { _from[i] = FromSsd; ssd++; }
+            else if (_index.TierCopyOf(node, SsdTier) == TierCopy.Ready && _index.TryPromote(node, clock, out _)) { _from[i] = FromSsd; ssd++; }
             else { _from[i] = NotLoaded; lost++; }
         }
         for (int i = 0; i < matched; i++)
@@ -202,7 +212,7 @@ public sealed class TierPlanner
                 _index.Touch(id, clock);
                 last = id;
                 // In no tier (kept only for its children): written again.
-                if (_index.StateOf(id) == BlockState.Empty && _index.SsdStateOf(id) == SsdState.None)
+                if (_index.StateOf(id) == BlockState.Empty && _index.FirstReadableTier(id) < 0)
                 {
                     if (!_index.TryRewrite(id, clock)) { Totals.DroppedBlocks += blocks - i; break; }
                     _put[count++] = id;
@@ -229,7 +239,7 @@ public sealed class TierPlanner
         for (int k = 0; k < count; k++)
         {
             int node = _put[k];
-            if (_index.StateOf(node) != BlockState.Ready || !_index.TryBeginSsdWrite(node, out int slot)) continue;
+            if (_index.StateOf(node) != BlockState.Ready || !_index.TryBeginTierWrite(node, SsdTier, out int slot)) continue;
             QueueOp(slot, node);
         }
         // The writer takes up to WriterBatch queued operations (removals of evicted slots
@@ -244,7 +254,7 @@ public sealed class TierPlanner
                 _batchNodes[w++] = _opNodes[k];
             }
             _batchSlots.AsSpan(0, w).Sort(_batchNodes.AsSpan(0, w));
-            for (int k = 0; k < w; k++) _index.CompleteSsdWrite(_batchNodes[k], ok: true);
+            for (int k = 0; k < w; k++) _index.CompleteTierWrite(_batchNodes[k], SsdTier, ok: true);
             Totals.SsdWrittenBlocks += w;
         }
         _ops = 0;

@@ -3,7 +3,7 @@ using FlexKv.Core.Errors;
 namespace FlexKv.Core.Transfer;
 
 /// <summary>A validated set of registered layers and the number of device blocks they hold.</summary>
-public sealed class KvLayout
+internal sealed class KvLayout
 {
     private KvLayout(KvLayerDesc[] layers, int numDeviceBlocks, long blockBytes)
     {

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using FlexKv.Core.Devices;
 
 namespace FlexKv.Core.Transfer;
 

@@ -3,7 +3,7 @@ using Microsoft.Extensions.ObjectPool;
 namespace FlexKv.Core.Transfer;
 
 /// <summary>What a task does.</summary>
-public enum TransferKind : byte
+internal enum TransferKind : byte
 {
     /// <summary>CPU → registered cache (a load for vLLM).</summary>
     Get,
@@ -12,7 +12,7 @@ public enum TransferKind : byte
 }
 
 /// <summary>Task lifecycle: planned → launched → done | failed | cancelled.</summary>
-public enum TransferState : byte
+internal enum TransferState : byte
 {
     /// <summary>Planned, waiting for launch.</summary>
     Planned,
@@ -27,10 +27,12 @@ public enum TransferState : byte
 }
 
 /// <summary>
-/// One request's get or put: a list of (device block, CPU slot, index node) triples. Pooled and
-/// reused; its arrays only grow, so steady-state planning allocates nothing.
+/// One request's get or put: a list of (device block, CPU slot, index node) triples. A get's
+/// block may first be read from a lower tier into its CPU slot (staging): <see cref="Source"/>
+/// says from which, and the tiers read in order (hot to cold) before the copy threads run.
+/// Pooled and reused; its arrays only grow, so steady-state planning allocates nothing.
 /// </summary>
-public sealed class TransferTask
+internal sealed class TransferTask
 {
     private int _cancelled;
     internal int PendingChunks;
@@ -49,18 +51,20 @@ public sealed class TransferTask
     /// <summary>Number of blocks.</summary>
     public int Count { get; private set; }
 
-    internal int PendingSsdReads;
-    internal int PendingRemoteReads;
-    internal int RemoteReadsTotal;
-    internal UInt128[] RemoteKeys = new UInt128[64]; // key of block i when FromRemote[i] != 0
-    internal byte[] FromRemote = new byte[64];
     internal bool WasLaunched;
-    internal int SsdReadsTotal;
-    internal int[] SsdSlots = new int[64];  // -1: the block is read from its CPU slot
+    /// <summary>Bit t: some block is staged from lower tier t.</summary>
+    internal int StageMask;
+    /// <summary>The tier staging now (-1: none yet); its reads still outstanding.</summary>
+    internal int Stage = -1;
+    internal int PendingReads;
     internal int[] DeviceBlocks = new int[64];
     internal int[] CpuSlots = new int[64];
     internal int[] Nodes = new int[64];
-    internal byte[] Failed = new byte[64];
+    /// <summary>Per block: 0 = already in its CPU slot, t + 1 = read from lower tier t first.</summary>
+    internal byte[] Source = new byte[64];
+    internal int[] SourceSlot = new int[64];   // the tier's slot (owned tiers), else -1
+    internal UInt128[] Keys = new UInt128[64]; // the block's key: a staged read verifies its bytes for it
+    internal byte[] Failed = new byte[64];     // a BlockFailure per block
 
     /// <summary>Whether cancellation was requested.</summary>
     public bool IsCancelled => Volatile.Read(ref _cancelled) != 0;
@@ -73,9 +77,9 @@ public sealed class TransferTask
         {
             int n = Count * 2;
             Array.Resize(ref DeviceBlocks, n);
-            Array.Resize(ref SsdSlots, n);
-            Array.Resize(ref RemoteKeys, n);
-            Array.Resize(ref FromRemote, n);
+            Array.Resize(ref Source, n);
+            Array.Resize(ref SourceSlot, n);
+            Array.Resize(ref Keys, n);
             Array.Resize(ref CpuSlots, n);
             Array.Resize(ref Nodes, n);
             Array.Resize(ref Failed, n);
@@ -83,34 +87,36 @@ public sealed class TransferTask
         DeviceBlocks[Count] = deviceBlock;
         CpuSlots[Count] = cpuSlot;
         Nodes[Count] = node;
-        SsdSlots[Count] = -1;
-        FromRemote[Count] = 0;
+        Source[Count] = 0;
+        SourceSlot[Count] = -1;
         Failed[Count] = 0;
         Count++;
     }
 
-    /// <summary>Marks the last added block as read from SSD slot <paramref name="ssdSlot"/> first.</summary>
-    internal void FromSsd(int ssdSlot)
+    /// <summary>Marks the last added block (key <paramref name="key"/>) as read from lower tier <paramref name="tier"/> (its slot <paramref name="slot"/>) first.</summary>
+    internal void FromTier(int tier, int slot, UInt128 key)
     {
-        SsdSlots[Count - 1] = ssdSlot;
-        SsdReadsTotal++;
+        Source[Count - 1] = (byte)(tier + 1);
+        SourceSlot[Count - 1] = slot;
+        Keys[Count - 1] = key;
+        StageMask |= 1 << tier;
     }
 
-    /// <summary>Marks the last added block as read from the remote store first.</summary>
-    internal void FromRemoteStore(UInt128 key)
+    /// <summary>Records why block <paramref name="i"/> failed (the first reason stays).</summary>
+    internal void Fail(int i, BlockFailure why)
     {
-        RemoteKeys[Count - 1] = key;
-        FromRemote[Count - 1] = 1;
-        RemoteReadsTotal++;
+        if (Failed[i] == 0) Failed[i] = (byte)why;
     }
+
+    /// <summary>Whether the task is staging from a tier whose reads may wait on another machine.</summary>
+    internal bool StagingFrom(int tier) => Stage == tier && Volatile.Read(ref PendingReads) > 0;
 
     internal void Reset()
     {
         Count = 0;
-        RemoteReadsTotal = 0;
-        PendingRemoteReads = 0;
-        SsdReadsTotal = 0;
-        PendingSsdReads = 0;
+        StageMask = 0;
+        Stage = -1;
+        PendingReads = 0;
         WasLaunched = false;
         _cancelled = 0;
         PendingChunks = 0;

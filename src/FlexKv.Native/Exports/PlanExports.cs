@@ -101,10 +101,10 @@ internal static unsafe class PlanExports
             w.WriteNumber("ssd_written_blocks", t.SsdWrittenBlocks);
             w.WriteNumber("cpu_blocks_used", p.Index.UsedSlots);
             w.WriteNumber("cpu_blocks_total", p.Index.Capacity);
-            w.WriteNumber("ssd_blocks_used", p.Index.SsdUsedSlots);
-            w.WriteNumber("ssd_blocks_total", p.Index.SsdCapacity);
+            w.WriteNumber("ssd_blocks_used", p.SsdUsedSlots);
+            w.WriteNumber("ssd_blocks_total", p.SsdCapacity);
             w.WriteNumber("cpu_evictions", p.Index.Evictions);
-            w.WriteNumber("ssd_evictions", p.Index.SsdEvictions);
+            w.WriteNumber("ssd_evictions", p.SsdEvictions);
             w.WriteNumber("index_blocks", p.Index.Count);
             w.WriteEndObject();
         }

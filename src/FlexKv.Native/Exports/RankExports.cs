@@ -1,5 +1,5 @@
 using System.Runtime.InteropServices;
-using FlexKv.Core.Cuda;
+using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Engine;
 using FlexKv.Core.Transfer;
 using FlexKv.Native.Marshalling;

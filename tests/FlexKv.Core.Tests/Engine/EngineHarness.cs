@@ -16,12 +16,17 @@ internal sealed class EngineHarness : IDisposable
 
     public EngineHarness(int cpuBlocks = 64, int deviceBlocks = 32, bool register = true, int spanBytes = 64, string extraConfig = "",
         Func<FlexKv.Core.Tiers.Ssd.IBlockDevice, FlexKv.Core.Tiers.Ssd.IBlockDevice>? wrapSsd = null,
-        FlexKv.Core.Tiers.Remote.IRemoteStore? remote = null)
+        FlexKv.Core.Tiers.Remote.IRemoteStore? remote = null, IEnumerable<Func<FlexKv.Core.Tiers.TierContext, FlexKv.Core.Tiers.ILowerTier?>>? tiers = null)
     {
         Device = new DeviceKvCache(deviceBlocks, spanBytes);
         string json = $"{{\"num_cpu_blocks\":{cpuBlocks},\"block_bytes\":{Device.BlockBytes},\"tokens_per_block\":{Bs}," +
                       $"\"transfer_threads\":2,\"use_hugepage_cpu_buffer\":false{extraConfig}}}";
-        if (remote is not null)
+        if (tiers is not null)
+        {
+            if (remote is not null) json = json.Insert(json.Length - 1, ",\"remote_url\":\"redis://fake:1\"");
+            Engine = KvEngine.Create(FlexKv.Core.Config.EngineOptionsJson.Parse(json), tiers, remote is null ? null : (_, _) => remote);
+        }
+        else if (remote is not null)
         {
             json = json.Insert(json.Length - 1, ",\"remote_url\":\"redis://fake:1\"");
             Engine = KvEngine.Create(Encoding.UTF8.GetBytes(json), (_, _) => remote);

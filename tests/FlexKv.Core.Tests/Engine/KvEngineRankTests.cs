@@ -1,4 +1,4 @@
-using FlexKv.Core.Cuda;
+using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Engine;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Tests.Fakes;

@@ -3,6 +3,7 @@ using FlexKv.Core.Engine;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Transfer;
 using static FlexKv.Core.Tests.Engine.EngineHarness;
+using FlexKv.Core.Devices;
 
 namespace FlexKv.Core.Tests.Engine;
 

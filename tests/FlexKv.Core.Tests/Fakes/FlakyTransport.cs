@@ -1,4 +1,5 @@
 using FlexKv.Core.Transfer;
+using FlexKv.Core.Devices;
 
 namespace FlexKv.Core.Tests.Fakes;
 

@@ -8,6 +8,8 @@ internal sealed unsafe class InMemoryRemoteStore : IRemoteStore
 {
     public ConcurrentDictionary<UInt128, byte[]> Values { get; } = new();
     public volatile bool Down;
+    /// <summary>While set, reads answer "unavailable" (a store that stops answering reads only).</summary>
+    public volatile bool FailGets;
     public int Deletes;
 
     public bool IsConnected => !Down;
@@ -51,7 +53,7 @@ internal sealed unsafe class InMemoryRemoteStore : IRemoteStore
         ReadsAnswer.Wait(TimeSpan.FromSeconds(30));
         for (int i = 0; i < keys.Length; i++)
         {
-            if (Down) { results[i] = RemoteReadResult.Unavailable; continue; }
+            if (Down || FailGets) { results[i] = RemoteReadResult.Unavailable; continue; }
             if (!Values.TryGetValue(keys[i], out byte[]? v)) { results[i] = RemoteReadResult.Missing; continue; }
             if (v.Length != bytes) { results[i] = RemoteReadResult.Corrupt; continue; }
             v.CopyTo(new Span<byte>((void*)buffers[i], bytes));

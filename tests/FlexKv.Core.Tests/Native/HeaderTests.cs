@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Transfer;
 using FlexKv.Native.Exports;
+using FlexKv.Core.Devices;
 
 namespace FlexKv.Core.Tests.Native;
 
@@ -84,9 +85,9 @@ public partial class HeaderTests
     public void CudaIpcStruct_HasTheCLayout()
     {
         // uint8 handle[64], uint64 offset, char pci_bus_id[32]
-        Assert.Equal(104, Unsafe.SizeOf<Core.Cuda.CudaIpcDesc>());
-        Assert.Equal(64, (int)Marshal.OffsetOf<Core.Cuda.CudaIpcDesc>(nameof(Core.Cuda.CudaIpcDesc.Offset)));
-        Assert.Equal(72, (int)Marshal.OffsetOf<Core.Cuda.CudaIpcDesc>(nameof(Core.Cuda.CudaIpcDesc.PciBusId)));
+        Assert.Equal(104, Unsafe.SizeOf<Core.Devices.Cuda.CudaIpcDesc>());
+        Assert.Equal(64, (int)Marshal.OffsetOf<Core.Devices.Cuda.CudaIpcDesc>(nameof(Core.Devices.Cuda.CudaIpcDesc.Offset)));
+        Assert.Equal(72, (int)Marshal.OffsetOf<Core.Devices.Cuda.CudaIpcDesc>(nameof(Core.Devices.Cuda.CudaIpcDesc.PciBusId)));
         Assert.Contains("uint8_t handle[64];", s_header);
         Assert.Contains("char pci_bus_id[32];", s_header);
     }

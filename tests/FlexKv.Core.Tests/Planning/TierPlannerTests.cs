@@ -84,7 +84,7 @@ public class TierPlannerTests
 
         Assert.Equal(cpu, cpu2);
         Assert.Equal(ssd, ssd2);
-        Assert.True(ssd.Sum() > 0 && whole.Index.SsdEvictions > 0 && whole.Index.Evictions > 0);
+        Assert.True(ssd.Sum() > 0 && whole.SsdEvictions > 0 && whole.Index.Evictions > 0);
         Assert.Equal(whole.Totals.SsdWrittenBlocks, chunked.Totals.SsdWrittenBlocks);
     }
 

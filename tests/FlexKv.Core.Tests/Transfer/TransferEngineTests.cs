@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using FlexKv.Core.Tests.Fakes;
 using FlexKv.Core.Transfer;
+using FlexKv.Core.Devices;
 
 namespace FlexKv.Core.Tests.Transfer;
 

@@ -1,47 +1,30 @@
 """The registration socket's protocol, with a recording stand-in for the engine: duplicates,
-stale ranks of dead workers, disconnects and closing, without spawning workers."""
+stale ranks of dead workers, disconnects and closing. Registrations come from this process
+(the scheduler's own) or from small child processes (registration_child.py), since the server
+believes a registration only from the process it names."""
 
 from __future__ import annotations
 
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
 import flexkv
-from flexkv.integration.vllm._registration import PROTOCOL, RegistrationClient, RegistrationServer
+from flexkv.integration.vllm._registration import RegistrationClient, RegistrationServer
 
+from .registration_support import LAYER, ChildWorker, RecordingEngine, message, register
 from .waiting import wait_for
 
-LAYER = flexkv.KVLayer(0x1000, 256, 128, 128, 2)
+KV_LAYER = flexkv.KVLayer(*LAYER)  # anonymous memory of this process
 
 
-class RecordingEngine:
-    def __init__(self, world: int) -> None:
-        self.world, self.ranks, self.calls = world, {}, []
-
-    def register_rank(self, rank, world, pid, layers, num_blocks, cuda_ipc=None):
-        self.calls.append(("register", rank, pid))
-        self.ranks[rank] = pid
-        return len(self.ranks) == self.world
-
-    def deregister_rank(self, rank):
-        self.calls.append(("deregister", rank))
-        del self.ranks[rank]
-
-
-def raw_register(path: str, rank: int, pid: int) -> tuple[socket.socket, dict]:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.connect(path)
-    msg = {"protocol": PROTOCOL, "rank": rank, "world_size": 2, "pid": pid, "num_blocks": 8, "memory": "host",
-           "layers": [[LAYER.base, LAYER.block_stride, LAYER.span_bytes, LAYER.kv_stride, LAYER.num_kv]]}
-    s.sendall((json.dumps(msg) + "\n").encode())
-    return s, json.loads(s.makefile("rb").readline())
+def raw_register(path: str, rank: int) -> tuple[socket.socket, dict]:
+    """Registers ``rank`` from this process (the scheduler's own, which may register)."""
+    return register(path, rank)
 
 
 @pytest.fixture
@@ -52,41 +35,37 @@ def server(tmp_path):
     srv.close()
 
 
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
-
-
 def test_a_live_rank_is_not_taken_over_but_a_dead_holders_rank_is(server):
     srv, engine = server
     me = os.getpid()
-    a, reply = raw_register(srv.path, 0, me)
+    a, reply = raw_register(srv.path, 0)
     assert reply["ok"] and not reply["complete"]
-    b, reply = raw_register(srv.path, 0, os.getppid())  # same rank while its (live) holder runs
+    twin = ChildWorker(srv.path, 0)  # same rank while its (live) holder runs
+    reply = twin.reply
+    twin.exit()
     assert not reply["ok"] and reply["taken"] and "already registered" in reply["error"]
-    b.close()
-    b, reply = raw_register(srv.path, 0, me)  # the holder itself registering again replaces itself
+    b, reply = raw_register(srv.path, 0)  # the holder itself registering again replaces itself
     assert reply["ok"] and engine.ranks == {0: me}
     a.close()  # its first connection closing later does not drop the new registration
     time.sleep(0.2)
     assert srv.holder(0) == me and ("deregister", 0) not in engine.calls
-    # Rank 1's first holder died before its connection was seen closing: its successor replaces it.
-    gone, reply = raw_register(srv.path, 1, dead_pid())
-    assert reply["ok"] and srv.ready.is_set()
-    c, reply = raw_register(srv.path, 1, me)
+    # Rank 1's first holder died before its connection was seen closing (a child of its own
+    # still holds it): its successor replaces it.
+    gone = ChildWorker(srv.path, 1, orphan_holder=True)
+    assert gone.reply["ok"] and srv.ready.is_set()
+    c, reply = raw_register(srv.path, 1)
     assert reply["ok"] and srv.ready.is_set() and engine.ranks == {0: me, 1: me}
-    gone.close()  # the dead holder's connection closes late: the successor keeps the rank
+    gone.exit()  # the dead holder's connection closes late: the successor keeps the rank
     time.sleep(0.2)
     assert engine.ranks == {0: me, 1: me} and srv.ready.is_set()
-    for s in (a, b, c):
+    for s in (b, c):
         s.close()
 
 
 def test_a_closed_connection_deregisters_its_rank(server):
     srv, engine = server
-    a, _ = raw_register(srv.path, 0, os.getpid())
-    b, _ = raw_register(srv.path, 1, os.getpid())
+    a, _ = raw_register(srv.path, 0)
+    b, _ = raw_register(srv.path, 1)
     assert srv.ready.is_set()
     b.close()
     assert wait_for(lambda: ("deregister", 1) in engine.calls)
@@ -101,9 +80,9 @@ def test_bad_messages_are_answered_and_the_server_keeps_serving(server):
     s.sendall(b"not json\n")
     assert json.loads(s.makefile("rb").readline())["ok"] is False
     s.close()
-    _, reply = raw_register(srv.path, 5, os.getpid())
+    _, reply = raw_register(srv.path, 5)
     assert not reply["ok"] and "outside 0..1" in reply["error"]
-    a, reply = raw_register(srv.path, 0, os.getpid())
+    a, reply = raw_register(srv.path, 0)
     assert reply["ok"]
     a.close()
 
@@ -111,7 +90,7 @@ def test_bad_messages_are_answered_and_the_server_keeps_serving(server):
 def test_close_ends_the_servers_threads_and_the_client_waits_for_a_scheduler(tmp_path):
     path = str(tmp_path / "late.sock")
     before = threading.active_count()
-    client = RegistrationClient(path, 0, 2, [LAYER], 8)  # no scheduler yet: it keeps trying
+    client = RegistrationClient(path, 0, 2, [KV_LAYER], 8)  # no scheduler yet: it keeps trying
     time.sleep(0.3)
     assert not client.done.is_set()
     engine = RecordingEngine(2)
@@ -126,11 +105,10 @@ def test_close_ends_the_servers_threads_and_the_client_waits_for_a_scheduler(tmp
 
 def test_waiting_ends_at_once_when_every_missing_rank_was_refused(server):
     srv, engine = server
-    a, _ = raw_register(srv.path, 0, os.getpid())
+    a, _ = raw_register(srv.path, 0)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(srv.path)
-    s.sendall((json.dumps({"protocol": PROTOCOL, "rank": 1, "world_size": 4, "pid": 1, "num_blocks": 8,
-                           "layers": []}) + "\n").encode())
+    s.sendall((json.dumps(message(1, world=4, layers=[])) + "\n").encode())
     assert json.loads(s.makefile("rb").readline())["ok"] is False
     start = time.monotonic()
     with pytest.raises(flexkv.InvalidStateError, match=r"rank\(s\) 1 was refused: rank 1 says the world size is 4"):

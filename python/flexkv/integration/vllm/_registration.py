@@ -7,9 +7,17 @@ as the scheduler listens. The scheduler listens on a socket named after the engi
 ``$XDG_RUNTIME_DIR``, else the temp dir; mode 0600) and waits, with a timeout, for every rank.
 
 Each worker sends one JSON line (rank, world size, pid, the layout of its KV cache shard and,
-for GPU memory, CUDA IPC handles) and gets one JSON line back. The connection stays open while
-the worker lives: a second worker claiming a live rank is refused, and a worker that exits is
-deregistered (nothing is offered or loaded until its rank registers again).
+for GPU memory, CUDA IPC handles; see ``_registration_message``) and gets one JSON line back.
+The connection stays open while the worker lives: a second worker claiming a live rank is
+refused, and a worker that exits is deregistered (nothing is offered or loaded until its rank
+registers again).
+
+Anything on this machine running as the same user can connect, so a line is untrusted until
+checked: it must come from the process it names, a descendant of the scheduler's (``_peer``);
+every field is checked (``_registration_message``); host memory must be anonymous or shared
+writable memory of that process (``_process_memory``). One thread serves every connection
+(a selector): a connection costs no thread, a line is read only up to its size limit, and a
+connection that sends no line within the read timeout is answered and closed.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import selectors
 import socket
 import tempfile
 import threading
@@ -25,12 +34,18 @@ from typing import Dict, List, Optional
 
 from ... import _errors
 from ...cuda_ipc import CudaIpcHandle
-from ...manager import KVLayer
-from . import _log
+from . import _log, _peer, _process_memory
+from ._registration_message import MAX_LAYERS, MAX_LINE, PROTOCOL, Registration, decode, line_limit, pid_of
+from ._registration_message import rank_of, validate
 
-PROTOCOL = 1
+__all__ = ["PROTOCOL", "MAX_LAYERS", "MAX_LINE", "line_limit", "RegistrationServer", "RegistrationClient",
+           "RankTaken", "socket_path", "timeout_from"]
+
 DEFAULT_TIMEOUT_S = 120.0  # FlexKV's client socket timeout
 DUPLICATE_RETRY_S = 0.5  # first wait of a worker whose rank is still held (a predecessor exiting); doubles to 4 s
+READ_TIMEOUT_S = 10.0  # a worker sends its line as soon as it connects; one that sends nothing is dropped
+MAX_PENDING = 64  # connections that have not sent their line yet; more are told to retry
+_CHUNK = 65536
 
 
 def socket_path(engine_id: str, override: Optional[str] = None, dp_rank: Optional[int] = None) -> str:
@@ -58,15 +73,33 @@ def timeout_from(extra: dict, env=None) -> float:
     return value
 
 
-class RegistrationServer:
-    """The scheduler side: registers each rank with ``manager`` (``register_rank``/``deregister_rank``)."""
+class _Pending:
+    """A connection that has not sent its line yet."""
 
-    def __init__(self, path: str, world_size: int, manager) -> None:
+    __slots__ = ("data", "deadline")
+
+    def __init__(self, deadline: float) -> None:
+        self.data, self.deadline = bytearray(), deadline
+
+
+class RegistrationServer:
+    """The scheduler side: registers each rank with ``manager`` (``register_rank``/``deregister_rank``).
+
+    ``scheduler_pid``: the process whose descendants may register (this one by default);
+    ``read_timeout_s``: how long a connection may take to send its line; ``max_pending``: how
+    many connections may be waiting to send it at once."""
+
+    def __init__(self, path: str, world_size: int, manager, *, scheduler_pid: Optional[int] = None,
+                 read_timeout_s: float = READ_TIMEOUT_S, max_pending: int = MAX_PENDING) -> None:
         self.path, self.world_size, self._manager = path, world_size, manager
-        self._lock = threading.Lock()   # one registration at a time: the duplicate check and the registration are atomic
+        self._scheduler_pid = os.getpid() if scheduler_pid is None else scheduler_pid
+        self._read_timeout_s, self._max_pending = read_timeout_s, max_pending
+        self._lock = threading.Lock()   # guards _live, _refused and the engine's registration calls
         self._live: Dict[int, tuple] = {}  # rank -> (pid, connection) of its registered worker
-        self._conns: set = set()          # open worker connections, closed by close()
         self._refused: Dict[int, str] = {}  # rank -> why its last registration was refused
+        self._pending: Dict[socket.socket, _Pending] = {}  # only the serving thread touches these two
+        self._registered: Dict[socket.socket, int] = {}  # connection -> its rank
+        self._noise = _log.Throttle()  # refusals of connections that are not (yet) known workers
         self.ready = threading.Event()
         if os.path.exists(path):
             os.unlink(path)  # a stale socket of a previous engine with the same id
@@ -81,9 +114,16 @@ class RegistrationServer:
                 "kv_connector_extra_config to a path in a writable directory, under 108 bytes") from e
         finally:
             os.umask(old)
-        self._sock.listen(world_size * 2)
+        self._sock.listen(max(world_size * 2, 128))
+        self._sock.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()  # close() wakes the serving thread through it
+        self._wake_r.setblocking(False)
+        self._sel = selectors.DefaultSelector()
+        self._sel.register(self._sock, selectors.EVENT_READ, self._on_connect)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, None)
         self._closed = False
-        threading.Thread(target=self._accept, name="flexkv-registration", daemon=True).start()
+        self._thread = threading.Thread(target=self._serve, name="flexkv-registration", daemon=True)
+        self._thread.start()
 
     def holder(self, rank: int) -> Optional[int]:
         """The pid of the worker registered for ``rank``, if any."""
@@ -116,68 +156,162 @@ class RegistrationServer:
                     f"FlexKv: rank(s) {missing} of {self.world_size} did not register their KV cache within "
                     f"{timeout_s:.0f} s on {self.path}; until they do, nothing is loaded from or saved to the cache")
 
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), name="flexkv-registration-rank", daemon=True).start()
+    # ---- the serving thread -------------------------------------------------------------
 
-    def _serve(self, conn: socket.socket) -> None:
-        with self._lock:
-            self._conns.add(conn)
+    def _serve(self) -> None:
         try:
-            with conn, conn.makefile("rwb") as f:
-                msg: dict = {}
-                try:
-                    msg = json.loads(f.readline() or b"{}")
-                    rank = self._register(msg, conn)
-                except Exception as e:  # a bad registration is answered and logged, never raised here
-                    _log.logger.log(logging.WARNING if isinstance(e, RankTaken) else logging.ERROR,
-                                    "FlexKv: refused a worker's registration: %s", e)
-                    if isinstance(msg, dict) and isinstance(msg.get("rank"), int) and not isinstance(e, RankTaken):
-                        with self._lock:  # a refused duplicate is retried by its worker: not a final answer
-                            self._refused[msg["rank"]] = str(e)
-                    _answer(f, {"ok": False, "error": str(e), "taken": isinstance(e, RankTaken)})
-                    return
-                try:
-                    _answer(f, {"ok": True, "complete": self.ready.is_set()})
-                    f.read()  # blocks until the worker's end closes: it exited
-                except (OSError, ValueError):
-                    pass  # the worker went away mid-answer: it exited all the same
-                finally:
-                    self._deregister(rank, conn)
+            while not self._closed:
+                now = time.monotonic()
+                wait = min((p.deadline for p in self._pending.values()), default=now + 3600) - now
+                for key, _ in self._sel.select(max(0.0, wait)):
+                    if key.data is None:
+                        continue  # woken by close()
+                    try:
+                        key.data(key.fileobj)
+                    except Exception as e:  # a defect here must not stop the registration of every rank
+                        _log.logger.error("FlexKv: dropped a registration connection after an unexpected error: %s", e)
+                        if key.fileobj is not self._sock:
+                            self._drop(key.fileobj)
+                self._expire()
         finally:
-            with self._lock:
-                self._conns.discard(conn)
+            self._close_all()
 
-    def _register(self, msg: dict, conn: socket.socket) -> int:
-        if msg.get("protocol") != PROTOCOL:
-            raise _errors.InvalidArgumentError(f"registration protocol {msg.get('protocol')}, expected {PROTOCOL}")
-        rank, world, pid = int(msg["rank"]), int(msg["world_size"]), int(msg["pid"])
-        if world != self.world_size:
-            raise _errors.InvalidArgumentError(f"rank {rank} says the world size is {world}, the scheduler {self.world_size}")
-        if not 0 <= rank < world:
-            raise _errors.InvalidArgumentError(f"rank {rank} is outside 0..{world - 1}")
-        layers = [KVLayer(*l) for l in msg["layers"]]
-        ipc = [CudaIpcHandle.from_json(h) for h in msg["cuda_ipc"]] if msg.get("memory") == "cuda" else None
+    def _on_connect(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # out of descriptors, say: those waiting are served meanwhile
+                self._noise.log(logging.WARNING, "FlexKv: the registration socket could not accept a connection: %s", e)
+                time.sleep(0.05)  # the listener stays readable: without a pause this loop would spin
+                return
+            conn.setblocking(False)
+            if len(self._pending) >= self._max_pending:
+                self._noise.log(logging.WARNING, "FlexKv: refused a registration connection: %d others are waiting",
+                                len(self._pending))
+                _answer(conn, {"ok": False, "retry": True, "taken": False,
+                               "error": f"too many connections ({len(self._pending)}) are waiting to register; "
+                                        "try again"})
+                conn.close()
+                continue
+            self._pending[conn] = _Pending(time.monotonic() + self._read_timeout_s)
+            self._sel.register(conn, selectors.EVENT_READ, self._on_line_data)
+
+    def _on_line_data(self, conn: socket.socket) -> None:
+        pending = self._pending[conn]
+        try:
+            chunk = conn.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        end = chunk.find(b"\n")
+        if chunk and end < 0 and len(pending.data) + len(chunk) <= MAX_LINE:
+            pending.data += chunk
+            return
+        line = bytes(pending.data) + (chunk[:end] if end >= 0 else chunk)
+        self._forget(conn)
+        if len(line) > MAX_LINE:
+            self._refuse_noise(conn, f"the registration is longer than {MAX_LINE} bytes (the most {MAX_LAYERS} "
+                                     "layers need)")
+        elif not line and not chunk:
+            conn.close()  # gone without a word: nothing to answer
+        else:
+            self._handle(conn, line)  # a line, or what came before the client ended its side
+
+    def _on_registered_data(self, conn: socket.socket) -> None:
+        try:
+            if conn.recv(_CHUNK):
+                return  # a registered worker has nothing more to say: ignored
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            pass
+        rank = self._registered.pop(conn)
+        self._sel.unregister(conn)
+        conn.close()
+        self._deregister(rank, conn)  # the worker exited
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for conn in [c for c, p in self._pending.items() if p.deadline <= now]:
+            self._forget(conn)
+            self._refuse_noise(conn, f"sent no registration within {self._read_timeout_s:g} s")
+
+    def _forget(self, conn: socket.socket) -> None:
+        del self._pending[conn]
+        self._sel.unregister(conn)
+
+    def _drop(self, conn) -> None:
+        """Closes a connection in whatever state, deregistering its rank if it had one."""
+        if conn in self._pending:
+            self._forget(conn)
+        elif conn in self._registered:
+            rank = self._registered.pop(conn)
+            self._sel.unregister(conn)
+            self._deregister(rank, conn)
+        conn.close()
+
+    def _refuse_noise(self, conn: socket.socket, why: str) -> None:
+        self._noise.log(logging.WARNING, "FlexKv: refused a registration: %s", why)
+        _answer(conn, {"ok": False, "error": why, "taken": False})
+        conn.close()
+
+    def _handle(self, conn: socket.socket, line: bytes) -> None:
+        """Checks and registers one line; the connection is kept while its worker lives."""
+        try:
+            msg = decode(line)
+            _peer.check(conn, pid_of(msg), self._scheduler_pid)
+        except _errors.FlexKVError as e:
+            self._refuse_noise(conn, str(e))  # not known to be one of our workers: says nothing about a rank
+            return
+        try:
+            reg = validate(msg, self.world_size, len(line))
+            if reg.cuda_ipc is None:  # device pointers of CUDA memory are not in /proc/PID/maps
+                from ._worker import extent
+
+                _process_memory.check_ranges(reg.pid, [(f"layer {i}", *extent(l, reg.num_blocks))
+                                                       for i, l in enumerate(reg.layers)])
+            complete = self._register(reg, conn)
+        except Exception as e:  # a worker's registration refused: answered and logged, never raised here
+            taken = isinstance(e, RankTaken)
+            why = str(e) if isinstance(e, _errors.FlexKVError) else f"the engine could not register the shard ({e})"
+            _log.logger.log(logging.WARNING if taken else logging.ERROR, "FlexKv: refused a worker's registration: %s",
+                            why)
+            rank = rank_of(msg, self.world_size)
+            if rank is not None and not taken:
+                with self._lock:  # a refused duplicate is retried by its worker: not a final answer
+                    self._refused[rank] = why
+            _answer(conn, {"ok": False, "error": why, "taken": taken})
+            conn.close()
+            return
+        if not _answer(conn, {"ok": True, "complete": complete}):
+            self._deregister(reg.rank, conn)  # gone before it heard the answer: it exited all the same
+            conn.close()
+            return
+        self._registered[conn] = reg.rank
+        self._sel.register(conn, selectors.EVENT_READ, self._on_registered_data)
+        _log.logger.info("FlexKv: rank %d (pid %d) registered its KV cache shard; %s", reg.rank, reg.pid,
+                         "all ranks are in" if complete else f"waiting for ranks {self.missing()}")
+
+    def _register(self, reg: Registration, conn: socket.socket) -> bool:
         with self._lock:
-            old = self._live.get(rank, (None, None))[0]
-            if old is not None and old != pid and _alive(old):
+            old = self._live.get(reg.rank, (None, None))[0]
+            if old is not None and old != reg.pid and _alive(old):
                 raise RankTaken(
-                    f"rank {rank} is already registered by the worker with pid {old}, which is still "
-                    f"running; pid {pid} claims the same rank (check each worker's tensor-parallel rank)")
+                    f"rank {reg.rank} is already registered by the worker with pid {old}, which is still "
+                    f"running; pid {reg.pid} claims the same rank (check each worker's tensor-parallel rank)")
             # A dead holder whose connection has not been seen closing yet (or the same process
             # registering again): the newcomer replaces it.
-            complete = self._manager.register_rank(rank, world, pid, layers, int(msg["num_blocks"]), cuda_ipc=ipc)
-            self._live[rank] = (pid, conn)
-            self._refused.pop(rank, None)
+            complete = self._manager.register_rank(reg.rank, reg.world_size, reg.pid, reg.layers, reg.num_blocks,
+                                                   cuda_ipc=reg.cuda_ipc)
+            self._live[reg.rank] = (reg.pid, conn)
+            self._refused.pop(reg.rank, None)
             if complete:
                 self.ready.set()
-        _log.logger.info("FlexKv: rank %d (pid %d) registered its KV cache shard; %s", rank, pid,
-                         "all ranks are in" if complete else f"waiting for ranks {self.missing()}")
-        return rank
+            return bool(complete)
 
     def _deregister(self, rank: int, conn: socket.socket) -> None:
         with self._lock:
@@ -195,17 +329,30 @@ class RegistrationServer:
             _log.logger.warning("FlexKv: the worker of rank %d (pid %d) disconnected; the cache is unused until it "
                                 "registers again", rank, pid)
 
-    def close(self) -> None:
-        """Stops listening and drops the workers' connections (their threads then end)."""
-        self._closed = True
-        with self._lock:
-            conns = list(self._conns)
-        for c in [self._sock, *conns]:
+    def _close_all(self) -> None:
+        for conn in list(self._pending) + list(self._registered):
+            self._drop(conn)
+        for s in (self._sock, self._wake_r):
             try:
-                c.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in accept() or read()
-            except OSError:
+                self._sel.unregister(s)
+            except (KeyError, ValueError):
                 pass
-            c.close()
+            s.close()
+        self._sel.close()
+
+    def close(self) -> None:
+        """Stops listening, drops the workers' connections (deregistering their ranks) and ends
+        the serving thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+        if threading.current_thread() is not self._thread:
+            self._thread.join(30)
+        self._wake_w.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
 
@@ -214,12 +361,14 @@ class RankTaken(_errors.InvalidArgumentError):
     """A live worker holds the rank; the refused worker retries, as its predecessor may be exiting."""
 
 
-def _answer(f, reply: dict) -> None:
+def _answer(conn: socket.socket, reply: dict) -> bool:
+    """Sends one line (a few hundred bytes: it fits the empty socket buffer of a fresh
+    connection, so a non-blocking send never waits); False if the worker is gone."""
     try:
-        f.write((json.dumps(reply) + "\n").encode())
-        f.flush()
-    except (OSError, ValueError):
-        pass  # the worker is gone; its end of the story is the closed connection
+        data = (json.dumps(reply) + "\n").encode()
+        return conn.send(data) == len(data)
+    except OSError:
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -282,11 +431,7 @@ class RegistrationClient:
             s = self._connect()
             if s is None:
                 break
-            try:
-                s.sendall(self._message)
-                reply = json.loads(s.makefile("rb").readline() or b'{"ok": false, "error": "the scheduler closed the connection"}')
-            except (OSError, ValueError) as e:
-                reply = {"ok": False, "error": f"the registration failed: {e}"}
+            reply = self._exchange(s)
             if reply.get("ok"):
                 with self._lock:
                     if not self._closed:
@@ -298,8 +443,9 @@ class RegistrationClient:
                 break
             s.close()
             # A rank still held may belong to a predecessor that is exiting (a dying GPU worker
-            # can take a while): retry for as long as the scheduler waits for ranks by default.
-            if reply.get("taken") and time.monotonic() - start < self._warn_after_s and not self._closed:
+            # can take a while), and a scheduler flooded with connections asks to come back:
+            # retry for as long as the scheduler waits for ranks by default.
+            if (reply.get("taken") or reply.get("retry")) and time.monotonic() - start < self._warn_after_s and not self._closed:
                 time.sleep(delay)
                 delay = min(delay * 2, 4.0)
                 continue
@@ -307,6 +453,27 @@ class RegistrationClient:
             _log.logger.error("%s", self.error)
             break
         self.done.set()
+
+    def _exchange(self, s: socket.socket) -> dict:
+        """Sends the line and reads the answer. A scheduler may answer (a refusal, "retry") and
+        close before it read the whole line: sending then fails, but its answer is there to read."""
+        sent_error: Optional[OSError] = None
+        try:
+            s.sendall(self._message)
+        except OSError as e:
+            sent_error = e
+        try:
+            line = s.makefile("rb").readline()
+        except OSError as e:
+            line, sent_error = b"", sent_error or e
+        if not line:
+            why = f"the registration failed: {sent_error}" if sent_error else "the scheduler closed the connection"
+            return {"ok": False, "error": why}
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            reply = None
+        return reply if isinstance(reply, dict) else {"ok": False, "error": "the scheduler's answer is not JSON"}
 
     def close(self) -> None:
         with self._lock:

@@ -8,6 +8,10 @@ log interval up (``FlexKVStats.aggregate``) and feeds Prometheus. So each step c
 of the engine's int64 metrics snapshot into a reused buffer and one compare with the last one;
 only a step in which something happened builds a dict.
 
+Keys are the entries' keys (``name``, or ``name{k=v,...}`` for an entry with labels, see
+flexkv.metrics._series); histogram entries (bucket counts, sums, counts) only grow, so they are
+reported as counters are.
+
 Owned by the scheduler thread.
 """
 
@@ -18,6 +22,7 @@ from operator import itemgetter
 from typing import Dict, Optional, Tuple
 
 from ...manager import KVManager, metrics_names
+from ...metrics._series import MONOTONIC_KINDS, key_of
 
 
 class StepStats:
@@ -26,9 +31,10 @@ class StepStats:
         info = metrics_names()
         self._cur = (ctypes.c_int64 * len(info))()
         self._view = memoryview(self._cur).cast("B").cast("q")  # tolist() without per-item ctypes access
-        self._counters = [(i, m["name"]) for i, m in enumerate(info) if m["kind"] == "counter"]
-        gauge_idx = [i for i, m in enumerate(info) if m["kind"] != "counter"]
-        self._gauge_names = [info[i]["name"] for i in gauge_idx]
+        keys = [key_of(m["name"], m.get("labels")) for m in info]
+        self._counters = [(i, keys[i]) for i, m in enumerate(info) if m["kind"] in MONOTONIC_KINDS]
+        gauge_idx = [i for i, m in enumerate(info) if m["kind"] not in MONOTONIC_KINDS]
+        self._gauge_names = [keys[i] for i in gauge_idx]
         self._gauges = itemgetter(*gauge_idx) if len(gauge_idx) > 1 else (lambda v: (v[gauge_idx[0]],))
         self._last = bytes(ctypes.sizeof(self._cur))
         self._prev = [0] * len(info)  # all zero: the first change reports totals

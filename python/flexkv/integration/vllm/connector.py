@@ -94,5 +94,12 @@ class FlexKVConnectorV1(KVConnectorBase_V1):
 
         return FlexKVStats(data=dict(data or {})) if FlexKVStats is not None else None
 
+    @classmethod
+    def build_prom_metrics(cls, vllm_config, metric_types, labelnames, per_engine_labelvalues):
+        """FlexKv's series on vLLM's /metrics (``vllm:flexkv_<name>``, vLLM's labels first); see _prom.py."""
+        from ._prom import build
+
+        return build(vllm_config, metric_types, labelnames, per_engine_labelvalues)
+
     def shutdown(self):
         return self._impl.shutdown()

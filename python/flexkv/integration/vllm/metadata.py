@@ -21,6 +21,11 @@ class FlexKVConnectorMetadata(KVConnectorMetadata):
     load_errors: FrozenSet[int] = frozenset()
 
 
+# Counters of things that went wrong (a load recomputed, a save or write lost, an I/O error),
+# summed into the log line's flexkv_failures; the series themselves tell which.
+FAILURE_COUNTERS = ("blocks_failed", "blocks_dropped", "ssd_checksum_failures", "ssd_write_errors",
+                    "ssd_read_errors", "remote_reads_corrupt", "remote_reads_unavailable", "remote_writes_dropped")
+
 try:
     from vllm.distributed.kv_transfer.kv_connector.v1.metrics import KVConnectorStats
 except ImportError:  # vLLM < 0.11 has no connector stats
@@ -61,16 +66,26 @@ if KVConnectorStats is not None:
             return self
 
         def reduce(self) -> Dict[str, Any]:
+            """The interval's figures for vLLM's "KV Transfer metrics" log line: hit ratio, how
+            fast blocks moved each way (GB/s over the interval's wall time), failures."""
             c, g = self.data.get("counters", {}), self.data.get("gauges", {})
             queried, matched = c.get("queried_tokens", 0), c.get("matched_tokens", 0)
             secs = self.data.get("elapsed_us", 0) / 1e6
+            bb = g.get("block_bytes", 0)
+
+            def gbps(n_bytes: int) -> float:
+                return round(n_bytes / secs / 1e9, 3) if secs > 0 else 0.0
+
             return {
                 "flexkv_hit_ratio": round(matched / queried, 4) if queried else 0.0,
                 "flexkv_matched_tokens": matched,
                 "flexkv_blocks_loaded": c.get("blocks_loaded", 0),
                 "flexkv_blocks_saved": c.get("blocks_saved", 0),
+                "flexkv_load_gbps": gbps(c.get("blocks_loaded", 0) * bb),
+                "flexkv_save_gbps": gbps(c.get("blocks_saved", 0) * bb),
+                "flexkv_gbps": gbps(c.get("bytes_moved", 0)),
                 "flexkv_blocks_failed": c.get("blocks_failed", 0),
-                "flexkv_gbps": round(c.get("bytes_moved", 0) / secs / 1e9, 3) if secs > 0 else 0.0,
+                "flexkv_failures": sum(c.get(k, 0) for k in FAILURE_COUNTERS),
                 "flexkv_cpu_blocks_used": g.get("cpu_blocks_used", 0),
             }
 

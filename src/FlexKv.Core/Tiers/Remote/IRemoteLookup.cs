@@ -5,7 +5,7 @@ namespace FlexKv.Core.Tiers.Remote;
 /// (never waits on it) from later lookups of the same request, so a slow or frozen store costs
 /// a scheduler step nothing. Implementations are safe to poll from any thread.
 /// </summary>
-public interface IRemoteLookup
+internal interface IRemoteLookup
 {
     /// <summary>Whether <see cref="Present"/> is final: every key up to the first missing one was answered.</summary>
     bool IsCompleted { get; }
@@ -15,7 +15,7 @@ public interface IRemoteLookup
 }
 
 /// <summary>The answer of a store that knows at once (in-memory stores, a store that is down).</summary>
-public sealed class CompletedLookup(int present) : IRemoteLookup
+internal sealed class CompletedLookup(int present) : IRemoteLookup
 {
     /// <summary>No key is held.</summary>
     public static readonly CompletedLookup None = new(0);

@@ -1,7 +1,7 @@
 namespace FlexKv.Core.Tiers.Remote;
 
 /// <summary>Outcome of reading one block from the remote store.</summary>
-public enum RemoteReadResult
+internal enum RemoteReadResult
 {
     /// <summary>Read and checksum-verified.</summary>
     Ok = 0,
@@ -19,7 +19,7 @@ public enum RemoteReadResult
 /// Every call is bounded in time and reports failures per block; none throws for a network
 /// problem. The implementation lives outside Core (FlexKv.Redis) and is passed in at create.
 /// </summary>
-public unsafe interface IRemoteStore : IDisposable
+internal unsafe interface IRemoteStore : IDisposable
 {
     /// <summary>Whether the store is reachable now (it reconnects in the background).</summary>
     bool IsConnected { get; }

@@ -1,99 +1,85 @@
 using System.Collections.Concurrent;
+using FlexKv.Core.Config;
+using FlexKv.Core.Engine;
+using FlexKv.Core.Errors;
+using FlexKv.Core.Index;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Tiers.Remote;
 
-/// <summary>A block to write to the remote store, and the write's outcome.</summary>
-internal readonly record struct RemoteWrite(int Node, int CpuSlot, UInt128 Key);
-
 /// <summary>
-/// The remote tier's moving parts: a writer thread (CPU → store write-through, dropped when the
-/// store is down or the queue holds remote_max_inflight_mb) and a reader thread (store → CPU
-/// staging for loads), fed by bounded queues that wake them directly. The index stays with the
-/// engine: finished writes come back on <see cref="CompletedWrites"/>.
+/// The remote tier: a store many engines share (Redis/Valkey), a hint tier — its copies are
+/// what a lookup found, and other engines may evict them. A writer thread does CPU → store
+/// write-through (dropped when the store is down or the queue holds remote_max_inflight_mb); a
+/// reader thread stages store → CPU for loads. Being down is no error: the store reconnects in
+/// the background, and until then lookups miss and writes are dropped.
 /// </summary>
-internal sealed unsafe class RemoteTier : IDisposable
+internal sealed unsafe class RemoteTier : ILowerTier
 {
     private const int MaxBatch = 32;
     // Requests in flight per batch: Redis (7.0) and StackExchange.Redis handle pipelined large
     // values badly (measured here: 2 MiB GETs 0.2 GB/s pipelined vs 0.6-0.9 one at a time), so a
     // batch carries at most 1 MiB; small blocks still pipeline.
     private const long BatchBytes = 1L << 20;
-    private readonly int _batch;
+    private static readonly TierWrite DeleteAllMarker = new(-1, -1, -1, 0, 0, false);
+    private readonly TierContext _ctx;
     private readonly IRemoteStore _store;
-    private readonly byte* _cpuBase;
-    private readonly long _cpuStride;
     private readonly int _blockBytes;
-    private readonly BlockingCollection<RemoteWrite> _writes;
-    private readonly BlockingCollection<(TransferTask Task, int Index)> _reads = new(new ConcurrentQueue<(TransferTask, int)>(), 1 << 16);
-    private readonly Thread _writer;
-    private readonly Thread _reader;
-    private readonly Func<TransferTask, bool> _readsDone;
+    private readonly int _batch;
+    private readonly BatchWorker<TierWrite> _writer;
+    private readonly StagedReader _reader;
+    private int _deleteAllRequested;
     private long _written, _read, _missing, _corrupt, _unavailable, _dropped, _writeTicks, _readTicks;
 
-    public RemoteTier(IRemoteStore store, byte* cpuBase, long cpuStride, int blockBytes, int maxQueuedBlocks,
-        Func<TransferTask, bool> readsDone)
+    private RemoteTier(TierContext ctx, IRemoteStore store, int maxQueuedBlocks)
     {
+        _ctx = ctx;
         _store = store;
-        _cpuBase = cpuBase;
-        _cpuStride = cpuStride;
-        _blockBytes = blockBytes;
-        _readsDone = readsDone;
-        _batch = (int)Math.Clamp(BatchBytes / Math.Max(1, blockBytes), 1, MaxBatch);
-        _writes = new BlockingCollection<RemoteWrite>(new ConcurrentQueue<RemoteWrite>(), Math.Max(1, maxQueuedBlocks));
-        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "flexkv-remote-write" };
-        _reader = new Thread(ReadLoop) { IsBackground = true, Name = "flexkv-remote-read" };
-        _writer.Start();
-        _reader.Start();
+        _blockBytes = (int)ctx.BlockBytes;
+        _batch = (int)Math.Clamp(BatchBytes / Math.Max(1, _blockBytes), 1, MaxBatch);
+        _writer = new BatchWorker<TierWrite>("flexkv-remote-write", maxQueuedBlocks, _batch, RunWrites, FailWrites, ctx.WritesDone);
+        _reader = new StagedReader("flexkv-remote-read", _batch, RunReads, ctx.ReadsDone, BlockFailure.Unavailable);
     }
+
+    /// <summary>Connects the tier when remote_url (or FlexKV's redis_port) is set.</summary>
+    public static ILowerTier? Open(TierContext ctx)
+    {
+        string url = EngineOptionsValidator.ResolveRemoteUrl(ctx.Options);
+        if (url.Length == 0) return null;
+        if (ctx.RemoteStoreFactory is null)
+            ThrowHelper.Throw(FlexKvStatus.NotSupported, "configuration key 'remote_url': this build of the engine has no remote tier");
+        IRemoteStore store = ctx.RemoteStoreFactory(ctx.Options, ctx.Fingerprint);
+        if (!store.IsConnected) ctx.Warnings.Add($"the remote store ({store.Description}) is not reachable yet; retrying in the background");
+        long queued = Math.Max(1, (long)ctx.Options.RemoteMaxInflightMb * (1 << 20) / ctx.BlockBytes);
+        return new RemoteTier(ctx, store, (int)Math.Min(queued, 1 << 20));
+    }
+
+    public string Name => "remote";
+
+    public SlotPool? Slots => null;
+
+    public bool ReadsMayStall => true;
+
+    public LookupState? Lookups { get; } = new();
+
+    public bool IsAvailable => _store.IsConnected;
 
     public IRemoteStore Store => _store;
 
-    /// <summary>Requests the tier keeps in flight per batch (its pipelining depth).</summary>
-    public int PipelineDepth => _batch;
+    public ConcurrentQueue<TierWriteDone> CompletedWrites { get; } = new();
 
-    public ConcurrentQueue<RemoteWrite> CompletedWrites { get; } = new();
+    public ConcurrentQueue<string> Warnings { get; } = new();
 
-    public Action? WritesDone { get; set; }
+    public void Attach(BlockIndex index, int tier) { }
 
-    public long BlocksWritten => Interlocked.Read(ref _written);
-    public long BlocksRead => Interlocked.Read(ref _read);
-    public long ReadsMissing => Interlocked.Read(ref _missing);
-    public long ReadsCorrupt => Interlocked.Read(ref _corrupt);
-    public long ReadsUnavailable => Interlocked.Read(ref _unavailable);
-    public long WritesDropped => Interlocked.Read(ref _dropped);
+    public void Commit() { }
 
-    /// <summary>Milliseconds spent inside the store's write calls.</summary>
-    public double StoreWriteMs => Interlocked.Read(ref _writeTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
-
-    /// <summary>Milliseconds spent inside the store's read calls.</summary>
-    public double StoreReadMs => Interlocked.Read(ref _readTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
-
-    /// <summary>
-    /// Deletes every key of this engine in the store from the writer thread, after the writes
-    /// queued before it (a store that does not answer must not hold the caller of reset).
-    /// </summary>
-    public void RequestDeleteAll(int budgetMs)
-    {
-        _deleteAllBudgetMs = budgetMs;
-        Volatile.Write(ref _deleteAllRequested, 1);
-        _writes.TryAdd(DeleteAllMarker); // wakes the writer; when the queue is full it sees the flag after the next batch
-    }
-
-    private static readonly RemoteWrite DeleteAllMarker = new(-1, -1, 0);
-    private int _deleteAllRequested, _deleteAllBudgetMs;
-
-    private void DeleteAllIfRequested()
-    {
-        if (Interlocked.Exchange(ref _deleteAllRequested, 0) == 0) return;
-        try { if (_store.IsConnected) _store.DeleteAll(_deleteAllBudgetMs); }
-        catch (Exception) { } // best effort: the keys expire or are overwritten
-    }
+    public IRemoteLookup BeginLookup(ReadOnlySpan<UInt128> keys) => _store.BeginCountPresent(keys);
 
     /// <summary>Queues a write unless the store is down or the queue is full (then it is dropped).</summary>
-    public bool TryEnqueueWrite(in RemoteWrite w)
+    public bool TryWrite(in TierWrite w)
     {
-        if (!_store.IsConnected || _writes.IsAddingCompleted || !_writes.TryAdd(w))
+        if (!_store.IsConnected || !_writer.TryAdd(w))
         {
             Interlocked.Increment(ref _dropped);
             return false;
@@ -101,114 +87,141 @@ internal sealed unsafe class RemoteTier : IDisposable
         return true;
     }
 
-    /// <summary>Queues the remote reads of a get; when all arrive the task moves on.</summary>
-    public void SubmitReads(TransferTask task)
+    public void SubmitReads(TransferTask task, int tier) => _reader.Submit(task, tier);
+
+    /// <summary>
+    /// With remote_drop_on_reset, deletes every key of this engine from the writer thread, after
+    /// the writes queued before it (a store that does not answer must not hold the caller of reset).
+    /// </summary>
+    public void Clear()
     {
-        task.State = TransferState.Launched;
-        Volatile.Write(ref task.PendingRemoteReads, task.RemoteReadsTotal);
-        for (int i = 0; i < task.Count; i++)
-            if (task.FromRemote[i] != 0) _reads.Add((task, i));
+        if (!_ctx.Options.RemoteDropOnReset) return;
+        Volatile.Write(ref _deleteAllRequested, 1);
+        _writer.TryAdd(DeleteAllMarker); // wakes the writer; when the queue is full it sees the flag after the next batch
     }
 
-    private void WriteLoop()
+    public void FillStats(EngineStats s, int writesPending)
     {
-        var batch = new List<RemoteWrite>(_batch);
-        while (_writes.TryTake(out RemoteWrite first, Timeout.Infinite))
+        s.RemoteWritesPending = writesPending;
+        s.RemoteEnabled = true;
+        s.RemoteConnected = _store.IsConnected;
+        s.RemotePipelineDepth = _batch;
+        s.RemoteStoreWriteMs = Math.Round(Interlocked.Read(ref _writeTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency, 3);
+        s.RemoteStoreReadMs = Math.Round(Interlocked.Read(ref _readTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency, 3);
+        s.RemoteBlocksWritten = Interlocked.Read(ref _written);
+        s.RemoteBlocksRead = Interlocked.Read(ref _read);
+        s.RemoteReadsMissing = Interlocked.Read(ref _missing);
+        s.RemoteReadsCorrupt = Interlocked.Read(ref _corrupt);
+        s.RemoteReadsUnavailable = Interlocked.Read(ref _unavailable);
+        s.RemoteWritesDropped = Interlocked.Read(ref _dropped);
+        s.RemoteLookups = Lookups!.Lookups;
+        s.RemoteLookupsLate = Lookups.Late;
+        s.RemoteMatchedBlocks = Lookups.Matched;
+        s.RemoteBreakerOpen = Lookups.Breaker.IsOpen(Environment.TickCount64);
+    }
+
+    // ---- writer thread ----------------------------------------------------------------------
+
+    private bool RunWrites(List<TierWrite> batch)
+    {
+        DeleteAllIfRequested();
+        batch.RemoveAll(w => w.Node < 0); // the marker of Clear
+        int n = batch.Count;
+        if (n == 0) return true;
+        var keys = new UInt128[n];
+        var bufs = new nint[n];
+        var ok = new bool[n];
+        for (int i = 0; i < n; i++)
         {
-            DeleteAllIfRequested();
-            if (first.Node < 0) continue; // the marker of RequestDeleteAll
-            batch.Add(first);
-            while (batch.Count < _batch && _writes.TryTake(out RemoteWrite w) && w.Node >= 0) batch.Add(w);
-            int n = batch.Count;
-            var keys = new UInt128[n];
-            var bufs = new nint[n];
-            var ok = new bool[n];
-            for (int i = 0; i < n; i++)
-            {
-                keys[i] = batch[i].Key;
-                bufs[i] = (nint)(_cpuBase + batch[i].CpuSlot * _cpuStride);
-            }
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            try
-            {
-                if (_store.IsConnected) _store.Put(keys, bufs, _blockBytes, ok);
-            }
-            catch (Exception)
-            {
-                // A store that throws loses this batch, not the thread.
-            }
-            Interlocked.Add(ref _writeTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
-            for (int i = 0; i < n; i++)
-            {
-                if (ok[i]) Interlocked.Increment(ref _written);
-                else Interlocked.Increment(ref _dropped);
-                CompletedWrites.Enqueue(batch[i]);
-            }
-            batch.Clear();
-            DeleteAllIfRequested(); // a marker taken inside the batch
-            try { WritesDone?.Invoke(); } catch (Exception) { }
+            keys[i] = batch[i].Key;
+            bufs[i] = (nint)_ctx.CpuSlot(batch[i].CpuSlot);
+        }
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            if (_store.IsConnected) _store.Put(keys, bufs, _blockBytes, ok);
+        }
+        catch (Exception)
+        {
+            // A store that throws loses this batch, not the thread.
+        }
+        Interlocked.Add(ref _writeTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        for (int i = 0; i < n; i++)
+        {
+            if (ok[i]) Interlocked.Increment(ref _written);
+            else Interlocked.Increment(ref _dropped);
+            CompletedWrites.Enqueue(new TierWriteDone(batch[i].Node, ok[i]));
+        }
+        DeleteAllIfRequested(); // a marker taken inside the batch
+        return true;
+    }
+
+    private void FailWrites(List<TierWrite> batch, Exception e)
+    {
+        foreach (TierWrite w in batch)
+        {
+            if (w.Node < 0) continue;
+            Interlocked.Increment(ref _dropped);
+            CompletedWrites.Enqueue(new TierWriteDone(w.Node, false));
         }
     }
 
-    private void ReadLoop()
+    private void DeleteAllIfRequested()
     {
-        var batch = new List<(TransferTask Task, int Index)>(_batch);
-        while (_reads.TryTake(out var first, Timeout.Infinite))
+        if (Interlocked.Exchange(ref _deleteAllRequested, 0) == 0) return;
+        try { if (_store.IsConnected) _store.DeleteAll(10_000); }
+        catch (Exception) { } // best effort: the keys expire or are overwritten
+    }
+
+    // ---- reader thread ----------------------------------------------------------------------
+
+    private void RunReads(List<(TransferTask Task, int Index)> batch)
+    {
+        int n = batch.Count;
+        var keys = new UInt128[n];
+        var bufs = new nint[n];
+        var results = new RemoteReadResult[n];
+        for (int k = 0; k < n; k++)
         {
-            batch.Add(first);
-            while (batch.Count < _batch && _reads.TryTake(out var item)) batch.Add(item);
-            int n = batch.Count;
-            var keys = new UInt128[n];
-            var bufs = new nint[n];
-            var results = new RemoteReadResult[n];
-            for (int k = 0; k < n; k++)
+            var (task, i) = batch[k];
+            keys[k] = task.Keys[i];
+            bufs[k] = (nint)_ctx.CpuSlot(task.CpuSlots[i]);
+        }
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        try
+        {
+            if (_store.IsConnected) _store.Get(keys, bufs, _blockBytes, results);
+            else results.AsSpan().Fill(RemoteReadResult.Unavailable);
+        }
+        catch (Exception)
+        {
+            results.AsSpan().Fill(RemoteReadResult.Unavailable);
+        }
+        Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        for (int k = 0; k < n; k++)
+        {
+            var (task, i) = batch[k];
+            switch (results[k])
             {
-                var (task, i) = batch[k];
-                keys[k] = task.RemoteKeys[i];
-                bufs[k] = (nint)(_cpuBase + task.CpuSlots[i] * _cpuStride);
+                case RemoteReadResult.Ok: Interlocked.Increment(ref _read); break;
+                case RemoteReadResult.Missing: Interlocked.Increment(ref _missing); task.Fail(i, BlockFailure.Missing); break;
+                case RemoteReadResult.Corrupt:
+                    Interlocked.Increment(ref _corrupt);
+                    task.Fail(i, BlockFailure.Checksum);
+                    try { _store.Delete(keys[k]); } catch (Exception) { } // so it is written again, correctly
+                    break;
+                default: Interlocked.Increment(ref _unavailable); task.Fail(i, BlockFailure.Unavailable); break;
             }
-            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
-            try
-            {
-                if (_store.IsConnected) _store.Get(keys, bufs, _blockBytes, results);
-                else results.AsSpan().Fill(RemoteReadResult.Unavailable);
-            }
-            catch (Exception)
-            {
-                results.AsSpan().Fill(RemoteReadResult.Unavailable);
-            }
-            Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
-            for (int k = 0; k < n; k++)
-            {
-                var (task, i) = batch[k];
-                switch (results[k])
-                {
-                    case RemoteReadResult.Ok: Interlocked.Increment(ref _read); break;
-                    case RemoteReadResult.Missing: Interlocked.Increment(ref _missing); task.Failed[i] = 3; break;
-                    case RemoteReadResult.Corrupt:
-                        Interlocked.Increment(ref _corrupt);
-                        task.Failed[i] = 3;
-                        try { _store.Delete(keys[k]); } catch (Exception) { } // so it is written again, correctly
-                        break;
-                    default: Interlocked.Increment(ref _unavailable); task.Failed[i] = 3; break;
-                }
-            }
-            foreach (var (task, _) in batch)
-                if (Interlocked.Decrement(ref task.PendingRemoteReads) == 0 && !_readsDone(task))
-                    return; // stopping
-            batch.Clear();
         }
     }
+
+    public void Abandon() { } // nothing of the store belongs to this engine until it writes
 
     /// <summary>Stops the threads (bounded) and closes the store; returns whether both stopped.</summary>
     public bool Stop(int timeoutMs)
     {
-        _writes.CompleteAdding();
-        _reads.CompleteAdding();
-        bool ok = _writer.Join(timeoutMs) & _reader.Join(timeoutMs);
+        bool ok = _writer.Stop(timeoutMs) & _reader.Stop(timeoutMs);
         if (ok) _store.Dispose();
         return ok;
     }
-
-    public void Dispose() => Stop(10_000);
 }

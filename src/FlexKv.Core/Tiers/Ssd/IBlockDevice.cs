@@ -5,7 +5,7 @@ namespace FlexKv.Core.Tiers.Ssd;
 /// implementations can coalesce neighbours into one vectored call. Errors are reported per item
 /// as an errno (0 = ok); a device never throws for an I/O error. Called from the SSD threads.
 /// </summary>
-public unsafe interface IBlockDevice : IDisposable
+internal unsafe interface IBlockDevice : IDisposable
 {
     /// <summary>Number of slots.</summary>
     int NumSlots { get; }

@@ -4,8 +4,10 @@ using FlexKv.Core.Memory;
 namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
-/// The cache directories: created 0700, refused when owned by another user or not writable,
-/// and locked (flock on <c>flexkv.lock</c>) so two engines never share one.
+/// The cache directories: created 0700 together with every missing parent (existing parents
+/// are left as they are), refused when owned by another user or not writable, and locked
+/// (flock on <c>flexkv.lock</c>, 0600 even if it was there with another mode) so two engines
+/// never share one.
 /// </summary>
 internal sealed class SsdDirectories : IDisposable
 {
@@ -31,11 +33,25 @@ internal sealed class SsdDirectories : IDisposable
 
     public string[] Paths { get; }
 
+    private const UnixFileMode Private = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    // mkdir -p would make the parents 0777 & ~umask: each missing level is made (and set) 0700 here.
+    private static void CreatePrivate(string dir)
+    {
+        var missing = new Stack<string>();
+        for (string? d = Path.GetFullPath(dir); d is not null && !Directory.Exists(d); d = Path.GetDirectoryName(d)) missing.Push(d);
+        while (missing.TryPop(out string? d))
+        {
+            Directory.CreateDirectory(d, Private);
+            File.SetUnixFileMode(d, Private); // the umask may have taken bits off
+        }
+    }
+
     private void Prepare(string dir)
     {
         try
         {
-            Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            CreatePrivate(dir);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -47,7 +63,7 @@ internal sealed class SsdDirectories : IDisposable
                 $"configuration key 'ssd_cache_dir': '{dir}' is owned by uid {owner}, not by this user; refusing to use it");
         try
         {
-            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            File.SetUnixFileMode(dir, Private);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -58,6 +74,13 @@ internal sealed class SsdDirectories : IDisposable
         if (fd < 0)
             throw new FlexKvException(FlexKvStatus.InvalidConfig,
                 $"configuration key 'ssd_cache_dir': '{dir}' is not writable (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()})");
+        if (LibcMethods.Fchmod(fd, 0x180) != 0) // O_CREAT's mode applies only to a new file
+        {
+            int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
+            LibcMethods.Close(fd);
+            throw new FlexKvException(FlexKvStatus.InvalidConfig,
+                $"configuration key 'ssd_cache_dir': cannot make '{lockPath}' private (errno {errno})");
+        }
         if (LibcMethods.Flock(fd, LibcMethods.LockEx | LibcMethods.LockNb) != 0)
         {
             LibcMethods.Close(fd);

@@ -1,192 +1,202 @@
-using System.Buffers.Binary;
-using System.IO.Hashing;
 using FlexKv.Core.Errors;
 using Microsoft.Win32.SafeHandles;
 
 namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
-/// The SSD tier's manifest: a header (magic, cache fingerprint, block geometry) followed by
-/// fixed-size records "slot s now holds block K (parent P, checksum C)" and "slot s is empty".
-/// A record is appended only after its block's bytes were written, and a slot is emptied in the
-/// journal before it is overwritten, so after a crash or kill -9 the journal never names a block
-/// whose bytes were not completely written; every record carries its own hash, so a torn tail
-/// is cut off at open. Opening replays the records into a slot table and rewrites the journal
-/// compactly. Writes go straight to the kernel (one write(2) per batch), which survives kill -9.
+/// The SSD tier's manifest (format in <see cref="SsdJournalFormat"/>): records "slot s now holds
+/// block K" and "slot s is empty", appended after the block's bytes were written and before a
+/// slot is overwritten, so after a crash or kill -9 it never names a block whose bytes were not
+/// completely written. Opening replays it into a slot table (<see cref="SsdJournalReader"/>);
+/// <see cref="Start"/>, once the engine is up (a failed create changes nothing), rewrites it as
+/// that table. While running the writer thread keeps the table current and compacts the file
+/// when it outgrows the live records (<see cref="CompactIfLarge"/>), so it stays bounded however
+/// many blocks are written. Appends go straight to the kernel (one write(2) per batch), which
+/// survives kill -9; compaction replaces the file atomically (<see cref="DurableFile"/>).
 /// </summary>
-public sealed class SsdJournal : IDisposable
+internal sealed class SsdJournal : IDisposable
 {
-    private const ulong Magic = 0x314A_564B_5845_4C46; // "FLEXKVJ1"
-    private const int HeaderBytes = 64;
-    internal const int RecordBytes = 64;
-    private const uint PutRecord = 1, PutRootRecord = 2, RemoveRecord = 3;
+    /// <summary>Compaction waits until the file exceeds this much more than its live records.</summary>
+    internal const long CompactFloorBytes = 1L << 20;
+    // ... and until it is this many times the size of the live records: each compaction then
+    // writes at most as many bytes as were appended since the last one.
+    private const int CompactFactor = 2;
+    private const int R = SsdJournalFormat.RecordBytes;
 
     private readonly string _path;
     private readonly UInt128 _fingerprint;
     private readonly long _blockBytes;
-    private readonly int _numSlots;
-    private SafeFileHandle _file;
+    private readonly int _stripes;
+    private SafeFileHandle? _file;
     private long _end;
-    private byte[] _buffer = new byte[RecordBytes * 64];
+    private byte[] _buffer = new byte[R * 64];
     private int _buffered;
+    private long _live;
+    private long _retryAt; // after a failed compaction: the length to try again at
 
-    /// <summary>Opens the journal at <paramref name="path"/>; a different fingerprint or geometry starts it empty.</summary>
-    public SsdJournal(string path, UInt128 fingerprint, long blockBytes, int numSlots)
+    /// <summary>
+    /// Reads the journal at <paramref name="path"/> (nothing is written until <see cref="Start"/>);
+    /// a different fingerprint, block size or stripe count starts it empty. Slots beyond
+    /// <paramref name="numSlots"/> (a smaller ssd_cache_gb than last time) are dropped.
+    /// </summary>
+    public SsdJournal(string path, UInt128 fingerprint, long blockBytes, int stripes, int numSlots)
     {
         _path = path;
         _fingerprint = fingerprint;
         _blockBytes = blockBytes;
-        _numSlots = numSlots;
+        _stripes = stripes;
         Slots = new SsdRecord?[numSlots];
-        Load();
-        _file = Rewrite();
+        SsdJournalReplay replay = SsdJournalReader.Replay(path, fingerprint, blockBytes, stripes, Slots);
+        DiscardReason = replay.DiscardReason;
+        DroppedRecords = replay.TornRecords;
+        BeyondSizeBlocks = replay.BeyondSizeBlocks;
     }
 
-    /// <summary>The block each slot holds after replay (null = empty).</summary>
+    /// <summary>The block each slot holds (null = empty): after replay, then as records are appended.</summary>
     public SsdRecord?[] Slots { get; }
 
     /// <summary>Why the previous content was discarded, or null when it was reused.</summary>
-    public string? DiscardReason { get; private set; }
+    public string? DiscardReason { get; }
 
-    /// <summary>Records dropped at open because they were torn or named a slot out of range.</summary>
-    public int DroppedRecords { get; private set; }
+    /// <summary>Records dropped at open because they were torn (a crash or kill during a write).</summary>
+    public long DroppedRecords { get; }
 
-    /// <summary>Bytes in the journal file.</summary>
+    /// <summary>Blocks dropped at open because their slot is beyond the current size (ssd_cache_gb shrank).</summary>
+    public long BeyondSizeBlocks { get; }
+
+    /// <summary>Bytes in the journal file, queued records included.</summary>
     public long Length => _end + _buffered;
 
+    /// <summary>Compactions done while running.</summary>
+    public long Compactions { get; private set; }
+
+    /// <summary>Before <see cref="Start"/>: the slot table becomes exactly <paramref name="live"/> (the blocks restored).</summary>
+    public void Keep(IEnumerable<SsdRecord> live)
+    {
+        Array.Clear(Slots);
+        foreach (SsdRecord r in live) Slots[r.Slot] = r;
+    }
+
+    /// <summary>Writes the journal as the slot table holds it and opens it for appending.</summary>
+    public void Start()
+    {
+        if (_file is not null) throw new InvalidOperationException("the SSD journal is started already");
+        _live = Slots.Count(s => s is not null);
+        _file = Rewrite();
+    }
+
     /// <summary>Queues "slot holds block" (written by <see cref="Flush"/>).</summary>
-    public void AppendPut(in SsdRecord r) => Append(r.HasParent ? PutRecord : PutRootRecord, r.Slot, r.Key, r.Parent, r.Checksum);
+    public void AppendPut(in SsdRecord r)
+    {
+        SsdJournalFormat.WritePut(Reserve(), r);
+        if (Slots[r.Slot] is null) _live++;
+        Slots[r.Slot] = r;
+    }
 
     /// <summary>Queues "slot is empty" (written by <see cref="Flush"/>).</summary>
-    public void AppendRemove(int slot) => Append(RemoveRecord, slot, 0, 0, 0);
+    public void AppendRemove(int slot)
+    {
+        SsdJournalFormat.WriteRemove(Reserve(), slot);
+        if (Slots[slot] is not null) _live--;
+        Slots[slot] = null;
+    }
 
     /// <summary>Writes queued records to the file in one call.</summary>
     public void Flush()
     {
         if (_buffered == 0) return;
+        if (_file is null) throw new InvalidOperationException("the SSD journal is not started");
         RandomAccess.Write(_file, _buffer.AsSpan(0, _buffered), _end);
         _end += _buffered;
         _buffered = 0;
     }
 
-    /// <summary>Replaces the journal by the live records (bounded size); caller passes the slot table.</summary>
-    public void Compact(IEnumerable<SsdRecord> live)
+    /// <summary>
+    /// Compacts when the file is over <see cref="CompactFactor"/> times its live records plus
+    /// <see cref="CompactFloorBytes"/> (writer thread, between batches). Returns whether it did;
+    /// throws (IoError) when it could not, and then waits for the file to double before trying
+    /// again, appending to the old file meanwhile.
+    /// </summary>
+    public bool CompactIfLarge()
+    {
+        long live = SsdJournalFormat.HeaderBytes + _live * R;
+        if (Length <= CompactFactor * live + CompactFloorBytes || Length < _retryAt) return false;
+        try
+        {
+            Compact();
+        }
+        catch
+        {
+            _retryAt = 2 * Length;
+            throw;
+        }
+        Compactions++;
+        return true;
+    }
+
+    /// <summary>Replaces the journal by the live records; with <paramref name="live"/> the table becomes those first (reset: none).</summary>
+    public void Compact(IEnumerable<SsdRecord>? live = null)
     {
         Flush();
-        _file.Dispose();
-        _file = Rewrite(live);
+        if (live is not null)
+        {
+            Keep(live);
+            _live = Slots.Count(s => s is not null);
+        }
+        SafeFileHandle next = Rewrite();
+        _file?.Dispose();
+        _file = next;
+        _retryAt = 0;
     }
 
-    private void Append(uint type, int slot, UInt128 key, UInt128 parent, ulong checksum)
+    private Span<byte> Reserve()
     {
-        if (_buffered + RecordBytes > _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
-        Span<byte> r = _buffer.AsSpan(_buffered, RecordBytes);
-        r.Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(r, type);
-        BinaryPrimitives.WriteInt32LittleEndian(r[4..], slot);
-        WriteU128(r[8..], key);
-        WriteU128(r[24..], parent);
-        BinaryPrimitives.WriteUInt64LittleEndian(r[40..], checksum);
-        BinaryPrimitives.WriteUInt64LittleEndian(r[56..], XxHash3.HashToUInt64(r[..56]));
-        _buffered += RecordBytes;
+        if (_buffered + R > _buffer.Length) Array.Resize(ref _buffer, _buffer.Length * 2);
+        Span<byte> r = _buffer.AsSpan(_buffered, R);
+        _buffered += R;
+        return r;
     }
 
-    private void Load()
+    // The old file stays open (and in use) until the new one is in place.
+    private SafeFileHandle Rewrite()
     {
-        if (!File.Exists(_path)) return;
-        byte[] data;
         try
         {
-            data = File.ReadAllBytes(_path);
-        }
-        catch (IOException e)
-        {
-            DiscardReason = $"journal unreadable: {e.Message}";
-            return;
-        }
-        if (data.Length < HeaderBytes)
-        {
-            DiscardReason = "journal header missing";
-            return;
-        }
-        if (!HeaderMatches(data, out string? why))
-        {
-            DiscardReason = why;
-            return;
-        }
-        for (int o = HeaderBytes; o + RecordBytes <= data.Length; o += RecordBytes)
-        {
-            ReadOnlySpan<byte> r = data.AsSpan(o, RecordBytes);
-            if (BinaryPrimitives.ReadUInt64LittleEndian(r[56..]) != XxHash3.HashToUInt64(r[..56]))
-            {
-                DroppedRecords += (data.Length - o) / RecordBytes; // torn tail: stop here
-                break;
-            }
-            uint type = BinaryPrimitives.ReadUInt32LittleEndian(r);
-            int slot = BinaryPrimitives.ReadInt32LittleEndian(r[4..]);
-            if ((uint)slot >= (uint)_numSlots) { DroppedRecords++; continue; }
-            Slots[slot] = type switch
-            {
-                PutRecord or PutRootRecord => new SsdRecord(slot, ReadU128(r[8..]), ReadU128(r[24..]), type == PutRecord,
-                    BinaryPrimitives.ReadUInt64LittleEndian(r[40..])),
-                _ => null,
-            };
-        }
-    }
-
-    private bool HeaderMatches(byte[] data, out string? why)
-    {
-        why = null;
-        if (BinaryPrimitives.ReadUInt64LittleEndian(data) != Magic) why = "not a FlexKv journal";
-        else if (ReadU128(data.AsSpan(8)) != _fingerprint) why = "cache fingerprint differs (other model, dtype, layout, TP shard or block size)";
-        else if (BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(24)) != _blockBytes) why = "block size differs";
-        else if (BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(32)) != _numSlots) why = "SSD cache size differs";
-        return why is null;
-    }
-
-    private SafeFileHandle Rewrite(IEnumerable<SsdRecord>? live = null)
-    {
-        string tmp = _path + ".tmp";
-        var header = new byte[HeaderBytes];
-        BinaryPrimitives.WriteUInt64LittleEndian(header, Magic);
-        WriteU128(header.AsSpan(8), _fingerprint);
-        BinaryPrimitives.WriteInt64LittleEndian(header.AsSpan(24), _blockBytes);
-        BinaryPrimitives.WriteInt32LittleEndian(header.AsSpan(32), _numSlots);
-        _buffered = 0;
-        foreach (SsdRecord r in live ?? Slots.Where(s => s is not null).Select(s => s!.Value)) AppendPut(r);
-        try
-        {
-            using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-            {
-                File.SetUnixFileMode(tmp, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-                f.Write(header);
-                f.Write(_buffer, 0, _buffered);
-                f.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, _path, overwrite: true);
+            SafeFileHandle h = DurableFile.Replace(_path, WriteTable, out long length);
+            _end = length;
+            return h;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new FlexKvException(FlexKvStatus.IoError, $"cannot write the SSD journal '{_path}': {e.Message}", e);
         }
-        _end = HeaderBytes + _buffered;
-        _buffered = 0;
-        return File.OpenHandle(_path, FileMode.Open, FileAccess.Write, FileShare.None);
     }
 
-    private static void WriteU128(Span<byte> dst, UInt128 v)
+    private long WriteTable(SafeFileHandle f)
     {
-        BinaryPrimitives.WriteUInt64LittleEndian(dst, (ulong)v);
-        BinaryPrimitives.WriteUInt64LittleEndian(dst[8..], (ulong)(v >> 64));
+        const int chunkRecords = 1024;
+        var chunk = new byte[R * chunkRecords];
+        SsdJournalFormat.WriteHeader(chunk, _fingerprint, _blockBytes, _stripes);
+        RandomAccess.Write(f, chunk.AsSpan(0, SsdJournalFormat.HeaderBytes), 0);
+        long at = SsdJournalFormat.HeaderBytes;
+        int n = 0;
+        foreach (SsdRecord? s in Slots)
+        {
+            if (s is not { } rec) continue;
+            SsdJournalFormat.WritePut(chunk.AsSpan(n * R), rec);
+            if (++n < chunkRecords) continue;
+            RandomAccess.Write(f, chunk, at);
+            at += chunk.Length;
+            n = 0;
+        }
+        RandomAccess.Write(f, chunk.AsSpan(0, n * R), at);
+        return at + n * R;
     }
-
-    private static UInt128 ReadU128(ReadOnlySpan<byte> src) =>
-        new(BinaryPrimitives.ReadUInt64LittleEndian(src[8..]), BinaryPrimitives.ReadUInt64LittleEndian(src));
 
     /// <summary>Writes what is queued and closes the file.</summary>
     public void Dispose()
     {
-        try { Flush(); } catch (IOException) { }
-        _file.Dispose();
+        try { if (_file is not null) Flush(); } catch (IOException) { }
+        _file?.Dispose();
     }
 }

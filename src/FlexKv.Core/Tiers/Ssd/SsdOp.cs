@@ -13,6 +13,3 @@ internal enum SsdOpKind : byte
 
 /// <summary>One queued SSD write-side operation.</summary>
 internal readonly record struct SsdOp(SsdOpKind Kind, int Node, int Slot, int CpuSlot, UInt128 Key, UInt128 Parent, bool HasParent);
-
-/// <summary>A finished SSD write, applied to the index by the scheduler thread.</summary>
-internal readonly record struct SsdWriteDone(int Node, int Slot, int Error);

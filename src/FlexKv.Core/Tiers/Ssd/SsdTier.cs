@@ -1,122 +1,166 @@
 using System.Collections.Concurrent;
-using System.IO.Hashing;
+using FlexKv.Core.Engine;
+using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
+using FlexKv.Core.Memory;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Tiers.Ssd;
 
 /// <summary>
-/// The SSD tier's moving parts: one writer thread (CPU → SSD write-through, journal) and one
-/// reader thread (SSD → CPU staging for gets, checksum verified), each fed by a bounded queue
-/// that wakes it directly (no thread-pool hop: a busy or starved pool must not stall I/O).
-/// The index stays with the scheduler thread: finished writes come back on
-/// <see cref="CompletedWrites"/>, and a get whose SSD blocks arrived goes on to the copy threads.
+/// The SSD tier: an owned tier of slots in preallocated files, persistent across restarts (the
+/// journal names what each slot holds). A writer thread does CPU → SSD write-through and the
+/// journal; a reader thread stages SSD → CPU for loads, each block's seal verified for the key
+/// the load asked for, so bytes written for another key never pass.
 /// </summary>
-internal sealed unsafe class SsdTier : IDisposable
+internal sealed unsafe class SsdTier : ILowerTier
 {
     private const int Batch = 64;
+    private readonly TierContext _ctx;
     private readonly IBlockDevice _device;
+    private readonly DirectFileDevice _files;
     private readonly SsdJournal _journal;
-    private readonly IDisposable? _directories;
-    private readonly ulong[] _checksums;
-    private readonly byte* _cpuBase;
-    private readonly long _cpuStride;
+    private readonly SsdDirectories _directories;
+    private readonly BlockSeal _seal;
+    private readonly UInt128[] _seals; // per slot; a slot is read only while no write to it runs
     private readonly long _blockBytes;
-    private readonly BlockingCollection<SsdOp> _writes = new(new ConcurrentQueue<SsdOp>(), 1 << 16);
-    private readonly BlockingCollection<(TransferTask Task, int Index)> _reads = new(new ConcurrentQueue<(TransferTask, int)>(), 1 << 16);
-    private readonly Thread _writer;
-    private readonly Thread _reader;
-    private readonly Func<TransferTask, bool> _readsDone;
-    private long _bytesWritten, _bytesRead, _checksumFailures, _writeErrors, _readErrors;
+    private readonly BatchWorker<SsdOp> _writer;
+    private readonly StagedReader _reader;
+    private BlockIndex? _index;
+    private int _tier;
+    private volatile bool _full;
+    private long _bytesWritten, _bytesRead, _checksumFailures, _writeErrors, _readErrors, _restored;
 
-    public SsdTier(IBlockDevice device, SsdJournal journal, IDisposable? directories, byte* cpuBase, long cpuStride,
-        long blockBytes, Func<TransferTask, bool> readsDone)
+    private SsdTier(TierContext ctx, SsdDirectories dirs, DirectFileDevice files, IBlockDevice device, SsdJournal journal)
     {
+        _ctx = ctx;
+        _directories = dirs;
+        _files = files;
         _device = device;
         _journal = journal;
-        _directories = directories;
-        _cpuBase = cpuBase;
-        _cpuStride = cpuStride;
-        _blockBytes = blockBytes;
-        _readsDone = readsDone;
-        _checksums = new ulong[device.NumSlots];
+        _blockBytes = ctx.BlockBytes;
+        _seal = new BlockSeal(ctx.Fingerprint, ctx.Options.Secret);
+        _seals = new UInt128[device.NumSlots];
         foreach (SsdRecord? r in journal.Slots)
-            if (r is { } rec) _checksums[rec.Slot] = rec.Checksum;
-        _writer = new Thread(WriteLoop) { IsBackground = true, Name = "flexkv-ssd-write" };
-        _reader = new Thread(ReadLoop) { IsBackground = true, Name = "flexkv-ssd-read" };
-        _writer.Start();
-        _reader.Start();
+            if (r is { } rec) _seals[rec.Slot] = rec.Seal;
+        Slots = new SlotPool(device.NumSlots);
+        _writer = new BatchWorker<SsdOp>("flexkv-ssd-write", 1 << 16, Batch, RunWrites, FailWrites, AfterWrites);
+        _reader = new StagedReader("flexkv-ssd-read", Batch, RunReads, ctx.ReadsDone, BlockFailure.IoError);
     }
 
-    public IBlockDevice Device => _device;
-
-    public SsdJournal Journal => _journal;
-
-    public ConcurrentQueue<SsdWriteDone> CompletedWrites { get; } = new();
-
-    /// <summary>Called on the writer thread after a batch of writes ended (the engine applies them if it can).</summary>
-    public Action? WritesDone { get; set; }
-
-    public long BytesWritten => Interlocked.Read(ref _bytesWritten);
-
-    public long BytesRead => Interlocked.Read(ref _bytesRead);
-
-    public long ChecksumFailures => Interlocked.Read(ref _checksumFailures);
-
-    public long WriteErrors => Interlocked.Read(ref _writeErrors);
-
-    public long ReadErrors => Interlocked.Read(ref _readErrors);
-
-    /// <summary>Queues an operation for the writer (scheduler thread; waits only if 65,536 are queued).</summary>
-    public void Enqueue(in SsdOp op)
+    /// <summary>Opens the tier when ssd_cache_gb is set. Nothing on disk is cut or rewritten yet (see <see cref="Commit"/>); what was allocated goes if opening fails.</summary>
+    public static ILowerTier? Open(TierContext ctx)
     {
-        if (!_writes.IsAddingCompleted) _writes.Add(op);
-    }
-
-    /// <summary>Queues the SSD reads of a get; when all arrive the task goes to the copy threads.</summary>
-    public void SubmitReads(TransferTask task)
-    {
-        task.State = TransferState.Launched;
-        Volatile.Write(ref task.PendingSsdReads, task.SsdReadsTotal);
-        for (int i = 0; i < task.Count; i++)
+        var o = ctx.Options;
+        if (!(o.SsdCacheGb > 0)) return null;
+        var dirs = new SsdDirectories(o.SsdCacheDir);
+        DirectFileDevice? files = null;
+        try
         {
-            if (task.SsdSlots[i] < 0) continue;
-            _reads.Add((task, i));
+            int slots = SsdSpace.Plan(o.SsdCacheGb, ctx.BlockBytes, dirs.Paths);
+            files = new DirectFileDevice(dirs.Paths, slots, ctx.BlockBytes, ctx.Warnings.Add, o.SsdDirectIo);
+            IBlockDevice device = ctx.WrapSsdDevice is null ? files : ctx.WrapSsdDevice(files);
+            var journal = new SsdJournal(Path.Combine(dirs.Paths[0], "flexkv-journal.bin"), ctx.Fingerprint, ctx.BlockBytes,
+                dirs.Paths.Length, device.NumSlots);
+            return new SsdTier(ctx, dirs, files, device, journal);
+        }
+        catch
+        {
+            files?.Abandon();
+            dirs.Dispose();
+            throw;
         }
     }
 
-    private void WriteLoop()
+    public string Name => "ssd";
+
+    public SlotPool? Slots { get; }
+
+    public bool ReadsMayStall => false;
+
+    public LookupState? Lookups => null;
+
+    public bool IsAvailable => !_full;
+
+    public ConcurrentQueue<TierWriteDone> CompletedWrites { get; } = new();
+
+    public ConcurrentQueue<string> Warnings { get; } = new();
+
+    /// <summary>Why the SSD content of a previous run was not reused (null when it was).</summary>
+    public string? DiscardReason => _journal.DiscardReason;
+
+    public void Attach(BlockIndex index, int tier)
     {
-        var batch = new List<SsdOp>(Batch);
-        while (_writes.TryTake(out SsdOp first, Timeout.Infinite))
-        {
-            batch.Add(first);
-            while (batch.Count < Batch && _writes.TryTake(out SsdOp op)) batch.Add(op);
-            try
-            {
-                RunWrites(batch);
-            }
-            catch (Exception)
-            {
-                // Never lose the thread: a failure here fails the writes of this batch.
-                foreach (SsdOp op in batch)
-                    if (op.Kind == SsdOpKind.Write) CompletedWrites.Enqueue(new SsdWriteDone(op.Node, op.Slot, 5));
-            }
-            batch.Clear();
-            try
-            {
-                WritesDone?.Invoke();
-            }
-            catch (Exception)
-            {
-                // Left queued: the next engine call applies them.
-            }
-        }
+        _index = index;
+        _tier = tier;
+        SsdRestore.Result r = SsdRestore.Run(_journal, index, tier, Slots!, _ctx.Options.SsdPersist);
+        _restored = r.Kept;
+        if (_ctx.Options.SsdPersist) WarnAboutLostBlocks(r.Orphans);
+        // The journal forgets a slot before it is written again.
+        index.OnTierSlotFreed(tier, slot => _writer.Add(new SsdOp(SsdOpKind.Remove, -1, slot, -1, 0, 0, false)));
     }
+
+    // Every reason a block of the previous run is not reused reaches stats()["warnings"] (and the log).
+    private void WarnAboutLostBlocks(long orphans)
+    {
+        string dir = _directories.Paths[0];
+        if (_journal.DiscardReason is { } why)
+            _ctx.Warnings.Add($"the SSD cache in '{dir}' was not reused ({why}); it starts empty");
+        if (_journal.DroppedRecords > 0)
+            _ctx.Warnings.Add($"{_journal.DroppedRecords} torn records at the end of the SSD journal in '{dir}' were dropped " +
+                              "(a crash or kill while writing); the blocks they named are not reused");
+        if (_journal.BeyondSizeBlocks > 0)
+            _ctx.Warnings.Add($"{_journal.BeyondSizeBlocks} SSD blocks beyond the size ssd_cache_gb now gives were dropped");
+        if (orphans > 0)
+            _ctx.Warnings.Add($"{orphans} SSD blocks whose parent block is not on SSD were dropped (they cannot be matched)");
+    }
+
+    // The journal is rewritten as restored, then files larger than ssd_cache_gb now asks for are
+    // cut (journal first, so it never names a cut slot).
+    public void Commit()
+    {
+        _journal.Start();
+        _files.TrimToSize();
+    }
+
+    public bool TryWrite(in TierWrite w)
+    {
+        if (_full) return false;
+        _writer.Add(new SsdOp(SsdOpKind.Write, w.Node, w.TierSlot, w.CpuSlot, w.Key, w.Parent, w.HasParent));
+        return true;
+    }
+
+    public void SubmitReads(TransferTask task, int tier) => _reader.Submit(task, tier);
+
+    public Remote.IRemoteLookup BeginLookup(ReadOnlySpan<UInt128> keys) => throw new NotSupportedException("the SSD tier has no lookups");
+
+    public void Clear()
+    {
+        _full = false; // the reset frees the disk room the cache used
+        _writer.Add(new SsdOp(SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
+    }
+
+    public void FillStats(EngineStats s, int writesPending)
+    {
+        s.SsdWritesPending = writesPending;
+        s.SsdBlocksUsed = _index?.TierUsedSlots(_tier) ?? 0;
+        s.SsdBlocksTotal = _index?.TierCapacity(_tier) ?? 0;
+        s.SsdEvictions = _index?.TierEvictions(_tier) ?? 0;
+        s.SsdRestoredBlocks = _restored;
+        s.SsdFull = _full;
+        s.SsdBlocksWritten = Interlocked.Read(ref _bytesWritten) / _blockBytes;
+        s.SsdBlocksRead = Interlocked.Read(ref _bytesRead) / _blockBytes;
+        s.SsdChecksumFailures = Interlocked.Read(ref _checksumFailures);
+        s.SsdWriteErrors = Interlocked.Read(ref _writeErrors);
+        s.SsdReadErrors = Interlocked.Read(ref _readErrors);
+        s.SsdDirect = _device.Direct;
+    }
+
+    // ---- writer thread ----------------------------------------------------------------------
 
     // Removes are journaled before any write of the batch lands on disk, so the journal never
     // names a slot whose bytes are being replaced; Puts are journaled after their bytes landed.
-    private void RunWrites(List<SsdOp> batch)
+    private bool RunWrites(List<SsdOp> batch)
     {
         int start = 0;
         while (start < batch.Count)
@@ -126,12 +170,35 @@ internal sealed unsafe class SsdTier : IDisposable
             WriteSegment(batch, start, end);
             if (end < batch.Count)
             {
-                Array.Clear(_checksums);
+                Array.Clear(_seals);
                 _journal.Compact([]);
+                _full = false;
                 end++;
             }
             start = end;
         }
+        return true;
+    }
+
+    private void FailWrites(List<SsdOp> batch, Exception e)
+    {
+        foreach (SsdOp op in batch)
+            if (op.Kind == SsdOpKind.Write) Done(op.Node, LibcMethods.Eio);
+    }
+
+    // Between batches, so the journal on disk holds exactly the slot table being compacted.
+    private void AfterWrites()
+    {
+        try
+        {
+            _journal.CompactIfLarge();
+        }
+        catch (Exception e)
+        {
+            // The old file is still the journal and still appended to: nothing is lost.
+            Warnings.Enqueue($"the SSD journal could not be compacted ({e.Message}); it grows until a later try succeeds");
+        }
+        _ctx.WritesDone();
     }
 
     private void WriteSegment(List<SsdOp> batch, int start, int end)
@@ -151,12 +218,12 @@ internal sealed unsafe class SsdTier : IDisposable
         int w = 0;
         for (int i = start; i < end; i++)
             if (batch[i].Kind == SsdOpKind.Write) { slots[w] = batch[i].Slot; index[w] = i; w++; }
-        SortBySlot(slots, index);
+        slots.Sort(index);
         for (int k = 0; k < writes; k++)
         {
             SsdOp op = batch[index[k]];
-            bufs[k] = (nint)(_cpuBase + op.CpuSlot * _cpuStride);
-            _checksums[op.Slot] = XxHash3.HashToUInt64(new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
+            bufs[k] = (nint)_ctx.CpuSlot(op.CpuSlot);
+            _seals[op.Slot] = _seal.Seal(op.Key, new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
         }
         _device.Write(slots, bufs, _blockBytes, errors);
         for (int k = 0; k < writes; k++)
@@ -164,7 +231,7 @@ internal sealed unsafe class SsdTier : IDisposable
             SsdOp op = batch[index[k]];
             if (errors[k] == 0)
             {
-                _journal.AppendPut(new SsdRecord(op.Slot, op.Key, op.Parent, op.HasParent, _checksums[op.Slot]));
+                _journal.AppendPut(new SsdRecord(op.Slot, op.Key, op.Parent, op.HasParent, _seals[op.Slot]));
                 Interlocked.Add(ref _bytesWritten, _blockBytes);
             }
             else Interlocked.Increment(ref _writeErrors);
@@ -176,36 +243,24 @@ internal sealed unsafe class SsdTier : IDisposable
         }
         catch (IOException)
         {
-            journalError = 5; // without a journal record the block would not survive a restart
+            journalError = LibcMethods.Eio; // without a journal record the block would not survive a restart
         }
         for (int k = 0; k < writes; k++)
-        {
-            SsdOp op = batch[index[k]];
-            CompletedWrites.Enqueue(new SsdWriteDone(op.Node, op.Slot, errors[k] != 0 ? errors[k] : journalError));
-        }
+            Done(batch[index[k]].Node, errors[k] != 0 ? errors[k] : journalError);
     }
 
-    private void ReadLoop()
+    private void Done(int node, int errno)
     {
-        var batch = new List<(TransferTask Task, int Index)>(Batch);
-        while (_reads.TryTake(out var first, Timeout.Infinite))
+        if (errno == LibcMethods.Enospc && !_full)
         {
-            batch.Add(first);
-            while (batch.Count < Batch && _reads.TryTake(out var item)) batch.Add(item);
-            try
-            {
-                RunReads(batch);
-            }
-            catch (Exception)
-            {
-                foreach (var (task, i) in batch) task.Failed[i] = 2;
-            }
-            foreach (var (task, _) in batch)
-                if (Interlocked.Decrement(ref task.PendingSsdReads) == 0 && !_readsDone(task))
-                    return; // stopping
-            batch.Clear();
+            // Disk full: SSD saves stop, everything else goes on (a reset may free room again).
+            _full = true;
+            Warnings.Enqueue("the SSD cache disk is full; blocks are no longer written to SSD");
         }
+        CompletedWrites.Enqueue(new TierWriteDone(node, errno == 0));
     }
+
+    // ---- reader thread ----------------------------------------------------------------------
 
     private void RunReads(List<(TransferTask Task, int Index)> batch)
     {
@@ -214,12 +269,12 @@ internal sealed unsafe class SsdTier : IDisposable
         Span<int> index = stackalloc int[n];
         Span<nint> bufs = stackalloc nint[n];
         Span<int> errors = stackalloc int[n];
-        for (int k = 0; k < n; k++) { slots[k] = batch[k].Task.SsdSlots[batch[k].Index]; index[k] = k; }
-        SortBySlot(slots, index);
+        for (int k = 0; k < n; k++) { slots[k] = batch[k].Task.SourceSlot[batch[k].Index]; index[k] = k; }
+        slots.Sort(index);
         for (int k = 0; k < n; k++)
         {
             var (task, i) = batch[index[k]];
-            bufs[k] = (nint)(_cpuBase + task.CpuSlots[i] * _cpuStride);
+            bufs[k] = (nint)_ctx.CpuSlot(task.CpuSlots[i]);
         }
         _device.Read(slots, bufs, _blockBytes, errors);
         for (int k = 0; k < n; k++)
@@ -228,36 +283,29 @@ internal sealed unsafe class SsdTier : IDisposable
             if (errors[k] != 0)
             {
                 Interlocked.Increment(ref _readErrors);
-                task.Failed[i] = 2; // 2: the SSD copy is bad and must leave the index
-                continue;
+                task.Fail(i, BlockFailure.IoError);
             }
-            ulong sum = XxHash3.HashToUInt64(new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes));
-            if (sum != _checksums[slots[k]])
+            else if (!_seal.Verify(task.Keys[i], new ReadOnlySpan<byte>((void*)bufs[k], (int)_blockBytes), _seals[slots[k]]))
             {
                 Interlocked.Increment(ref _checksumFailures);
-                task.Failed[i] = 2;
-                continue;
+                task.Fail(i, BlockFailure.Checksum);
             }
-            Interlocked.Add(ref _bytesRead, _blockBytes);
+            else Interlocked.Add(ref _bytesRead, _blockBytes);
         }
     }
 
-    private static void SortBySlot(Span<int> slots, Span<int> index) => slots.Sort(index);
+    public void Abandon() => _files.Abandon();
 
-    /// <summary>Stops the threads (bounded wait) and closes files; returns whether both stopped.</summary>
     public bool Stop(int timeoutMs)
     {
-        _writes.CompleteAdding();
-        _reads.CompleteAdding();
-        bool ok = _writer.Join(timeoutMs) & _reader.Join(timeoutMs);
+        bool ok = _writer.Stop(timeoutMs) & _reader.Stop(timeoutMs);
         if (ok)
         {
             _journal.Dispose();
             _device.Dispose();
-            _directories?.Dispose();
+            _seal.Dispose();
+            _directories.Dispose();
         }
         return ok;
     }
-
-    public void Dispose() => Stop(10_000);
 }
