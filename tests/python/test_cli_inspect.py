@@ -71,6 +71,34 @@ def test_inspect_reports_what_the_engine_wrote(cache):
     assert text.returncode == 0 and "40 (2.5 KiB), 10 first blocks" in text.stdout and "free (no engine" in text.stdout
 
 
+def test_inspect_names_the_model_and_settings_that_wrote_the_cache_never_the_secret(tmp_path):
+    d = tmp_path / "ssd"
+    secret = "label-secret-3f9a"
+    with open_engine(d, model_name="org/model-7b", dtype="bfloat16", layout="kv_first", tp_size=2, tp_rank=1, secret=secret):
+        pass
+    label = (d / "flexkv-cache.json").read_text()
+    assert secret not in label and os.stat(d / "flexkv-cache.json").st_mode & 0o777 == 0o600
+    s = flexkv_json("inspect", d)
+    f = s["fingerprint_fields"]
+    assert (f["model_name"], f["dtype"], f["layout"], f["tp_rank"], f["tp_size"], f["tokens_per_block"], f["secret_set"]) == \
+        ("org/model-7b", "bfloat16", "kv_first", 1, 2, BS, True)
+    assert f["fingerprint"] == s["fingerprint"]
+    text = flexkv("inspect", d).stdout
+    assert "model org/model-7b, bfloat16 MHA" in text and "TP rank 1 of 2" in text and "secret set" in text
+    assert secret not in text
+
+
+def test_a_label_of_another_cache_is_not_shown(cache):
+    d, _ = cache
+    other = json.loads((d / "flexkv-cache.json").read_text())
+    other.update(fingerprint="0" * 32, model_name="someone-else")
+    os.chmod(d / "flexkv-cache.json", 0o600)
+    (d / "flexkv-cache.json").write_text(json.dumps(other))
+    s = flexkv_json("inspect", d)
+    assert s["fingerprint_fields"] is None and "another cache" in s["fingerprint_fields_problem"]
+    assert "someone-else" not in flexkv("inspect", d).stdout
+
+
 def test_inspect_and_verify_change_nothing(cache):
     d, cfg = cache
     before = snapshot(d)

@@ -83,6 +83,17 @@ def _size(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def _label(s: Dict[str, Any], compared: bool) -> str:
+    """The fingerprint's fields the engine wrote beside the journal (the secret only as set or not)."""
+    f = s.get("fingerprint_fields")
+    hint = "" if compared else "; --config FILE says whether a configuration matches"
+    if not f:
+        return paint(s.get("fingerprint_fields_problem") or "unknown", "yellow") + hint
+    return (f"model {f.get('model_name') or '(unnamed)'}, {f.get('dtype')} {f.get('attention', '').upper()}, layout "
+            f"{f.get('layout') or '(none)'}, TP rank {f.get('tp_rank')} of {f.get('tp_size')}, "
+            f"{f.get('tokens_per_block')} tokens per block, secret {'set' if f.get('secret_set') else 'not set'}{hint}")
+
+
 def render(s: Dict[str, Any], compared: bool) -> str:
     rows: List[tuple] = [("cache", f"{'; '.join(d['path'] for d in s['directories'])}")]
     j = s["journal"]
@@ -99,8 +110,7 @@ def render(s: Dict[str, Any], compared: bool) -> str:
     rows += [
         ("geometry", f"fingerprint {s['fingerprint']}: blocks of {s['block_bytes']:,} bytes in {s['slot_bytes']:,}-byte "
                      f"slots, {s['slots']:,} slots"),
-        ("", "model, dtype, layout, TP shard, block size and secret are hashed into the fingerprint, not stored"
-             + ("" if compared else "; --config FILE says whether a configuration matches")),
+        ("written by", _label(s, compared)),
         ("blocks", f"{s['blocks']:,} ({_size(s['bytes'])}), {s['root_blocks']:,} first blocks, "
                    f"{s['restorable_blocks']:,} restorable, {s['free_slots']:,} free slots"),
     ]

@@ -25,6 +25,13 @@ internal static class SsdInspectionJson
             w.WriteNumber("block_bytes", h.BlockBytes);
             w.WriteNumber("slots", h.Slots);
             w.WriteNumber("slot_bytes", SsdInspector.ExtentOf(h.BlockBytes));
+            if (i.Label is { } label)
+            {
+                w.WritePropertyName("fingerprint_fields");
+                label.WriteTo(w);
+            }
+            else w.WriteNull("fingerprint_fields");
+            if (i.LabelProblem is { } why) w.WriteString("fingerprint_fields_problem", why);
         }
         if (i.Problem is null && i.Header is { } g) WriteBlocks(w, i, g);
         if (i.Options is { } o) WriteConfig(w, i, o);

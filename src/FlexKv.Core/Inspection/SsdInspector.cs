@@ -1,3 +1,4 @@
+using System.Text.Json;
 using FlexKv.Core.Config;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Hashing;
@@ -46,6 +47,8 @@ internal sealed unsafe class SsdInspector : IDisposable
             _copy = journal;
             if (options is not null) ConfigDiscardReason = WouldDiscard(options);
             _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Stripes, h.Slots);
+            Label = ReadLabel(h.Fingerprint, out string? labelProblem);
+            LabelProblem = labelProblem;
             Problem = _journal.DiscardReason;
         }
         catch
@@ -72,6 +75,12 @@ internal sealed unsafe class SsdInspector : IDisposable
 
     /// <summary>With a configuration: why an engine started with it would discard the cache (null: it reuses it).</summary>
     public string? ConfigDiscardReason { get; }
+
+    /// <summary>The fingerprint's fields the engine wrote beside the journal (<see cref="SsdCacheLabel"/>), when they are the journal's.</summary>
+    public JsonElement? Label { get; }
+
+    /// <summary>Why <see cref="Label"/> is absent (null when it is there or there is no journal).</summary>
+    public string? LabelProblem { get; }
 
     /// <summary>Bytes of the journal when it was copied.</summary>
     public long JournalBytes { get; }
@@ -115,6 +124,41 @@ internal sealed unsafe class SsdInspector : IDisposable
             catch (UnauthorizedAccessException) { }
         }
         return (int)Math.Min(most * stripes, int.MaxValue);
+    }
+
+    // Shown only when its fingerprint is the journal's: the engine never reads the label, so a
+    // label left by another cache or edited by hand must not be taken for this cache's.
+    private JsonElement? ReadLabel(UInt128 fingerprint, out string? why)
+    {
+        why = null;
+        string path = Path.Combine(Paths[0], SsdCacheLabel.FileName);
+        try
+        {
+            if (new FileInfo(path).Length > 64 * 1024) { why = $"{SsdCacheLabel.FileName} is too large to be a label"; return null; }
+            using JsonDocument doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            JsonElement root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("fingerprint", out JsonElement fp) || fp.ValueKind != JsonValueKind.String)
+            {
+                why = $"{SsdCacheLabel.FileName} names no fingerprint";
+                return null;
+            }
+            if (fp.GetString() != fingerprint.ToString("x32", System.Globalization.CultureInfo.InvariantCulture))
+            {
+                why = $"{SsdCacheLabel.FileName} belongs to another cache (its fingerprint differs from the journal's)";
+                return null;
+            }
+            return root.Clone();
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            why = $"no {SsdCacheLabel.FileName} beside the journal (an engine writes it when it opens the cache): only the fingerprint's hash is known";
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or JsonException)
+        {
+            why = $"{SsdCacheLabel.FileName} cannot be read: {e.Message}";
+            return null;
+        }
     }
 
     // The journal as read once, written to the private directory for SsdJournal to replay (and

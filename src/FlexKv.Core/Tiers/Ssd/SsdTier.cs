@@ -121,6 +121,8 @@ internal sealed unsafe class SsdTier : ILowerTier
     {
         _journal.Start();
         _files.TrimToSize();
+        if (!SsdCacheLabel.TryWrite(_directories.Paths[0], _ctx.Options, _ctx.Fingerprint, out string? why))
+            _ctx.Warnings.Add($"the SSD cache's label ({SsdCacheLabel.FileName}, for inspection only) was not written: {why}");
     }
 
     public bool TryWrite(in TierWrite w)
