@@ -88,6 +88,22 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
         s.Staging = 0;
     }
 
+    // Plans the load of the request's first matched blocks into device blocks dst: each from its
+    // CPU slot, or staged from the hottest tier holding it. The task takes over the pins of the
+    // blocks it loads; the rest of the match is released.
+    public TransferTask PlanLoad(RequestState s, ReadOnlySpan<int> dst)
+    {
+        TransferTask task = _taskPool.Get();
+        task.Kind = TransferKind.Get;
+        task.RequestId = s.Id;
+        long clock = _index.Tick();
+        for (int i = 0; i < dst.Length; i++) _tiers.AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
+        for (int i = dst.Length; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
+        s.PinnedCount = 0;
+        ReleaseStaging(s);
+        return task;
+    }
+
     // Plans the put of the request's full blocks the index lacks (blocks whose earlier write
     // failed are written again); returns null when every block is there already.
     public TransferTask? PlanPut(RequestState s, int blocks, ReadOnlySpan<int> blockIds)

@@ -18,10 +18,7 @@ internal sealed partial class KvEngine
     public bool RequestFinished(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens,
         ReadOnlySpan<int> blockIds, bool save, ReadOnlySpan<byte> utf8Namespace = default)
     {
-        if (requestId.IsEmpty) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, "request id is empty");
-        if (numTokens < 0) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"num_tokens must be >= 0, got {numTokens}");
-        if (!tokens.IsEmpty && tokens.Length != numTokens)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"token buffer holds {tokens.Length} tokens but num_tokens is {numTokens}");
+        RequestChecks.Tokens(requestId, tokens, numTokens);
         lock (_sync)
         {
             ThrowIfShutDown();

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using FlexKv.Core.Config;
-using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Devices;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Hashing;
@@ -94,19 +93,13 @@ internal sealed unsafe partial class KvEngine : IDisposable
         return new KvEngine(options, TierRegistry.Default);
     }
 
-    /// <summary>Creates an engine whose SSD device is wrapped (fault injection in tests).</summary>
-    internal static KvEngine Create(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice> wrapSsdDevice)
-    {
-        EngineOptionsValidator.Validate(options);
-        return new KvEngine(options, TierRegistry.Default, wrapSsdDevice);
-    }
-
-    /// <summary>Creates an engine with the lower tiers <paramref name="tiers"/> opens (tests stack their own).</summary>
+    /// <summary>Creates an engine with the lower tiers <paramref name="tiers"/> opens (tests stack their own, wrap the SSD device to inject faults).</summary>
     internal static KvEngine Create(EngineOptions options, IEnumerable<Func<TierContext, ILowerTier?>> tiers,
-        Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null)
+        Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null,
+        Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null)
     {
         EngineOptionsValidator.Validate(options);
-        return new KvEngine(options, tiers, null, remoteFactory);
+        return new KvEngine(options, tiers, wrapSsdDevice, remoteFactory);
     }
 
     /// <summary>Creates an engine from a UTF-8 JSON configuration document; <paramref name="remoteFactory"/> builds the remote store when one is configured.</summary>
@@ -137,32 +130,11 @@ internal sealed unsafe partial class KvEngine : IDisposable
     /// <summary>Why the SSD content of a previous run was not reused (null when it was, or no SSD tier).</summary>
     public string? SsdDiscardReason => _tiers.Find<Tiers.Ssd.SsdTier>()?.DiscardReason;
 
-    // ---- registration (the devices) -----------------------------------------------------------
-
-    /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
-    public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) => _devices.RegisterKvCaches(layers, numDeviceBlocks);
-
-    /// <summary>Registers a KV cache in GPU memory of this process on CUDA device <paramref name="deviceOrdinal"/>.</summary>
-    public void RegisterCudaKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks, int deviceOrdinal) =>
-        _devices.RegisterCudaKvCaches(layers, numDeviceBlocks, deviceOrdinal);
-
-    /// <summary>Registers a KV cache in host memory of process <paramref name="pid"/> (process_vm_readv/writev).</summary>
-    public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
-        _devices.RegisterProcessKvCaches(pid, layers, numDeviceBlocks);
-
-    /// <summary>Registers one tensor-parallel rank's shard in host memory of its process; true once every rank is in.</summary>
-    public bool RegisterRankKvCaches(int rank, int worldSize, int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
-        _devices.RegisterRankKvCaches(rank, worldSize, pid, layers, numDeviceBlocks);
-
-    /// <summary>Registers one tensor-parallel rank's shard in GPU memory of its process (CUDA IPC); true once every rank is in.</summary>
-    public bool RegisterRankCudaKvCaches(int rank, int worldSize, ReadOnlySpan<CudaIpcDesc> handles, ReadOnlySpan<KvLayerDesc> layers,
-        int numDeviceBlocks) => _devices.RegisterRankCudaKvCaches(rank, worldSize, handles, layers, numDeviceBlocks);
-
-    /// <summary>A worker exited: nothing is offered or loaded until its rank registers again.</summary>
-    public void DeregisterRank(int rank) => _devices.DeregisterRank(rank);
-
-    /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
-    public void RegisterTransport(IDeviceTransport transport) => _devices.RegisterTransport(transport);
+    /// <summary>
+    /// How the engine reaches vLLM's KV cache (same-process host memory, another process's, CUDA,
+    /// tensor-parallel ranks); registering takes the engine lock itself.
+    /// </summary>
+    public DeviceRegistry Devices => _devices;
 
     // ---- launch, wait, stats, shutdown ----------------------------------------------------------
 

@@ -63,7 +63,7 @@ internal sealed unsafe class ReadOnlyBlockDevice : IBlockDevice
             if (_fds[file] < 0) { errors[i] = _openErrors[file]; continue; }
             var iov = new LibcMethods.Iovec { Base = (void*)buffers[i], Length = (nuint)len };
             nint done = LibcMethods.Preadv(_fds[file], &iov, 1, (long)(slots[i] / n) * ExtentBytes);
-            errors[i] = done < 0 ? Marshal.GetLastPInvokeError() : done == len ? 0 : 5; // short: EIO (truncated file)
+            errors[i] = done < 0 ? Marshal.GetLastPInvokeError() : done == len ? 0 : LibcMethods.Eio; // short: a truncated file
         }
     }
 

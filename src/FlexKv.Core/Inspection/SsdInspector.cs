@@ -179,7 +179,7 @@ internal sealed unsafe class SsdInspector : IDisposable
         if (fd < 0)
         {
             int errno = System.Runtime.InteropServices.Marshal.GetLastPInvokeError();
-            why = errno == 2 ? "no journal (flexkv-journal.bin): the directory holds no FlexKv cache"
+            why = errno == LibcMethods.Enoent ? "no journal (flexkv-journal.bin): the directory holds no FlexKv cache"
                 : $"the journal cannot be read (errno {errno})";
             return null;
         }
