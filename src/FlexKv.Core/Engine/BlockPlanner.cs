@@ -18,6 +18,9 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
     private readonly EngineStats _stats = stats;
     private long _stagingPromised; // CPU slots promised to current matches for blocks only in lower tiers
 
+    /// <summary>Why the last <see cref="Match"/> offered no more when the planner or the tiers know it (null: ask the index).</summary>
+    public Metrics.NotOfferedReason? LastStop { get; private set; }
+
     // Matches blocks [computedBlocks, blocks) and pins them. A request asked about again (vLLM
     // retries waiting requests every step) keeps its pinned run: pinned blocks cannot have been
     // evicted, so only the blocks after it are looked up.
@@ -45,7 +48,10 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
             s.PinnedCount = Math.Max(0, local - computedBlocks); // kept for the next ask, which polls the answer
             return TierSet.MatchPending;
         }
-        matched = FitStaging(s, computedBlocks, matched);
+        LastStop = _tiers.LookupStop;
+        int fitted = FitStaging(s, computedBlocks, matched);
+        if (fitted < matched) LastStop = Metrics.NotOfferedReason.PinnedLimit;
+        matched = fitted;
         s.PinnedCount = Math.Max(0, matched - computedBlocks);
         return s.PinnedCount;
     }

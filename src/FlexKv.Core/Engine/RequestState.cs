@@ -27,6 +27,8 @@ internal sealed class RequestState
     public int RemoteAskedUpTo;
     /// <summary>Blocks of the current match that need a CPU slot to be loaded through (on SSD or remote only).</summary>
     public int Staging;
+    /// <summary>The metrics counted the request as matched (once per request).</summary>
+    public bool MatchCounted;
 
     public void EnsureMatchCapacity(int blocks)
     {
@@ -48,5 +50,6 @@ internal sealed class RequestState
         RemoteLookup = null;
         RemoteAskedUpTo = 0;
         Staging = 0;
+        MatchCounted = false;
     }
 }

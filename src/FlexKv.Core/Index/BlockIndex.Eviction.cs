@@ -38,7 +38,11 @@ internal sealed partial class BlockIndex
                 tier.Evictions++;
                 DropTierCopyOf(id, tier);
             }
-            if (IsRemovable(in _nodes[id])) Remove(id);
+            if (IsRemovable(in _nodes[id]))
+            {
+                RememberRemoval(_nodes[id].Key, RemovalCause.Evicted);
+                Remove(id);
+            }
             evicted = true;
             break;
         }

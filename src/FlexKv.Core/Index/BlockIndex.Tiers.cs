@@ -106,11 +106,15 @@ internal sealed partial class BlockIndex
         Unpin(node);
     }
 
-    /// <summary>Drops a node's copy in a tier (a failed read or checksum, or a hint that was wrong): it is never read there again.</summary>
-    public void DropTierCopy(int node, int tier)
+    /// <summary>
+    /// Drops a node's copy in a tier (a failed read or checksum, or a hint that was wrong): it is
+    /// never read there again; <paramref name="cause"/> is remembered for lookups. A node left with no copy goes.
+    /// </summary>
+    public void DropTierCopy(int node, int tier, RemovalCause cause = RemovalCause.Dropped)
     {
         AssertOwned();
         DropTierCopyOf(node, _tiers[tier]);
+        RememberRemoval(_nodes[node].Key, cause); // also when children keep the node: it may be readable nowhere now
         if (IsRemovable(in _nodes[node])) Remove(node);
     }
 

@@ -271,6 +271,7 @@ internal sealed partial class BlockIndex
         _freeNodeCount = 0;
         _slots.Reset();
         _policy.Clear();
+        _removed?.Clear();
         TotalPins = 0;
         PinnedCpuSlots = 0;
     }

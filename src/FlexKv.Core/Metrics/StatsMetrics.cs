@@ -3,9 +3,10 @@ using FlexKv.Core.Engine;
 namespace FlexKv.Core.Metrics;
 
 /// <summary>
-/// The numeric engine counters as one flat array of int64, in this table's order: the metrics
-/// snapshot a caller reads every step (<c>flexkv_metrics_read</c>) without the JSON of the full
-/// stats. Names equal the stats JSON keys; booleans read 0/1, milliseconds read microseconds.
+/// The metrics snapshot a caller reads every step (<c>flexkv_metrics_read</c>) without the JSON
+/// of the full stats: one flat array of int64, first this table's entries (named as the stats
+/// JSON keys; booleans read 0/1, milliseconds read microseconds), then the engine metrics
+/// model's (<see cref="EngineMetricsLayout"/>: per tier, per direction, per reason, histograms).
 /// Appending keeps readers that cached the names valid; reordering does not (the names export
 /// says what each position is).
 /// </summary>
@@ -59,17 +60,19 @@ internal static class StatsMetrics
     ];
 
     /// <summary>Number of values in a snapshot.</summary>
-    public static int Count => s_table.Length;
+    public static int Count => s_table.Length + EngineMetricsLayout.Count;
+
+    /// <summary>Number of stats entries, where the engine metrics model's begin.</summary>
+    public static int StatsCount => s_table.Length;
 
     /// <summary>What position <paramref name="i"/> of a snapshot is.</summary>
-    public static MetricInfo Info(int i) => s_table[i].Info;
+    public static MetricInfo Info(int i) => i < s_table.Length ? s_table[i].Info : EngineMetricsLayout.Infos[i - s_table.Length];
 
-    /// <summary>Writes the first <c>min(Count, dst.Length)</c> values; returns <see cref="Count"/>.</summary>
-    internal static int Fill(EngineStats stats, Span<long> dst)
+    /// <summary>Writes the stats entries (<see cref="StatsCount"/> values, as many as fit).</summary>
+    internal static void FillStats(EngineStats stats, Span<long> dst)
     {
         int n = Math.Min(dst.Length, s_table.Length);
         for (int i = 0; i < n; i++) dst[i] = s_table[i].Read(stats);
-        return s_table.Length;
     }
 
     private static MetricInfo C(string name, string help) => new(name, MetricKind.Counter, help);

@@ -10,7 +10,7 @@ public class StatsMetricsTests
     [Fact]
     public void Names_AreUniqueStatsKeys()
     {
-        var names = Enumerable.Range(0, StatsMetrics.Count).Select(i => StatsMetrics.Info(i).Name).ToArray();
+        var names = Enumerable.Range(0, StatsMetrics.StatsCount).Select(i => StatsMetrics.Info(i).Name).ToArray();
         Assert.Equal(names.Length, names.Distinct().Count());
         Assert.Contains("matched_tokens", names);
         Assert.Equal(MetricKind.Counter, StatsMetrics.Info(Array.IndexOf(names, "blocks_saved")).Kind);
