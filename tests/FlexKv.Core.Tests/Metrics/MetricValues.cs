@@ -10,6 +10,23 @@ internal sealed class MetricValues
 
     public MetricValues(KvEngine engine) => Assert.Equal(StatsMetrics.Count, engine.ReadMetrics(_values));
 
+    /// <summary>
+    /// Waits until <paramref name="done"/> holds for a snapshot; each try first lets the engine
+    /// apply what its threads finished (a tier's completions reach the counters then).
+    /// </summary>
+    public static MetricValues WaitUntil(KvEngine engine, Func<MetricValues, bool> done, int timeoutMs = 10_000)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            engine.Stats();
+            var m = new MetricValues(engine);
+            if (done(m)) return m;
+            if (sw.ElapsedMilliseconds > timeoutMs) Assert.Fail("the metrics did not reach the expected values in time");
+            Thread.Sleep(2);
+        }
+    }
+
     /// <summary>The value of the entry named <paramref name="name"/> with exactly <paramref name="labels"/> ("key=value").</summary>
     public long this[string name, params string[] labels]
     {

@@ -28,8 +28,7 @@ public class RemoteMetricsTests
         using var b = new EngineHarness(remote: store);
         long bb = a.Engine.BlockBytes;
         a.Save("a", tokens, EngineHarness.Blocks(0, 4));
-        Wait(() => new MetricValues(a.Engine)["transfer_blocks", "direction=h2remote"] == 4, "remote writes");
-        var ma = new MetricValues(a.Engine);
+        var ma = MetricValues.WaitUntil(a.Engine, v => v["transfer_blocks", "direction=h2remote"] == 4);
         Assert.Equal(4 * bb, ma["transfer_bytes", "direction=h2remote"]);
         Assert.InRange(ma["transfer_ops", "direction=h2remote"], 1, 4);
         Assert.Equal(ma["transfer_ops", "direction=h2remote"], ma["transfer_seconds_count", "direction=h2remote"]);
@@ -72,7 +71,7 @@ public class RemoteMetricsTests
         Assert.Equal(0, b.Engine.GetNumNewMatchedTokens("c", c, c.Length, 0));
         Assert.Equal(2, new MetricValues(b.Engine)["blocks_not_offered", "reason=remote_down"]);
         a.Save("d", c, EngineHarness.Blocks(5, 2));
-        Wait(() => new MetricValues(a.Engine)["transfer_failures", "direction=h2remote", "reason=unavailable"] == 2, "refused writes");
+        MetricValues.WaitUntil(a.Engine, v => v["transfer_failures", "direction=h2remote", "reason=unavailable"] == 2);
         Assert.Equal(a.Engine.Stats().RemoteWritesDropped, new MetricValues(a.Engine).Sum("transfer_failures", "direction=h2remote"));
     }
 

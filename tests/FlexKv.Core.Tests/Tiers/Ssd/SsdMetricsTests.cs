@@ -20,6 +20,7 @@ public class SsdMetricsTests
         SsdEngineFixture.WaitSsdWritten(h, 6);
         h.Save("b", EngineHarness.Tokens(4 * Bs + 1, seed: 9), EngineHarness.Blocks(20, 4)); // 4 of a's 6 leave the CPU tier
         SsdEngineFixture.WaitSsdWritten(h, 10);
+        MetricValues.WaitUntil(h.Engine, v => v["transfer_blocks", "direction=h2ssd"] == 10);
 
         Assert.Equal(6 * Bs, h.Engine.GetNumNewMatchedTokens("c", a, a.Length, 0));
         var m = new MetricValues(h.Engine);
@@ -102,14 +103,15 @@ public class SsdMetricsTests
         using var fx = new SsdEngineFixture();
         using var h = fx.Open(flaky: true);
         fx.Flaky!.DiskFull = true;
-        h.Save("a", EngineHarness.Tokens(3 * Bs + 1), EngineHarness.Blocks(0, 3));
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        while (new MetricValues(h.Engine)["transfer_failures", "direction=h2ssd", "reason=disk_full"] < 3 && sw.ElapsedMilliseconds < 5000)
-            Thread.Sleep(5);
-        h.Save("b", EngineHarness.Tokens(2 * Bs + 1, seed: 5), EngineHarness.Blocks(10, 2)); // the tier takes nothing now
+        // One block first: its write fails with ENOSPC and the tier stops taking writes. (With
+        // several, a block whose parent's write failed is not written either: no failure of its own.)
+        h.Save("x", EngineHarness.Tokens(Bs + 1, seed: 8), EngineHarness.Blocks(20, 1));
+        MetricValues.WaitUntil(h.Engine, v => v["transfer_failures", "direction=h2ssd", "reason=disk_full"] == 1);
+        Assert.True(h.Engine.Stats().SsdFull);
+        h.Save("a", EngineHarness.Tokens(3 * Bs + 1), EngineHarness.Blocks(0, 3)); // the tier takes nothing now
         var m = new MetricValues(h.Engine);
-        Assert.Equal(5, m["transfer_failures", "direction=h2ssd", "reason=disk_full"]);
-        Assert.Equal(5, m.Sum("transfer_failures", "direction=h2ssd"));
+        Assert.Equal(4, m["transfer_failures", "direction=h2ssd", "reason=disk_full"]);
+        Assert.Equal(4, m.Sum("transfer_failures", "direction=h2ssd"));
         Assert.Equal(0, m["transfer_blocks", "direction=h2ssd"]);
     }
 }
