@@ -110,6 +110,7 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
             if (id >= 0)
             {
                 _index.Touch(id, clock);
+                _index.SetExternalHash(id, s.HashOf(i)); // a block kept from before (restored) learns its vLLM hash
                 last = id;
                 // Ready or being written somewhere: nothing to do. In no tier (its write failed): redo it.
                 if (_index.StateOf(id) == BlockState.Empty && _index.FirstReadableTier(id) < 0)
@@ -122,6 +123,7 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
             }
             id = _index.InsertWriting(keys[i], parent, clock);
             if (id < 0) { _stats.BlocksDropped += blocks - i; break; }
+            _index.SetExternalHash(id, s.HashOf(i));
             (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
             parent = id;
             last = id;

@@ -142,7 +142,12 @@ internal sealed partial class KvEngine
             task.Kind = TransferKind.Get;
             task.RequestId = s.Id;
             long clock = _index.Tick();
-            for (int i = 0; i < blocks; i++) _tiers.AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
+            for (int i = 0; i < blocks; i++)
+            {
+                int node = s.MatchNodes[s.ComputedBlocks + i];
+                _index.SetExternalHash(node, s.HashOf(s.ComputedBlocks + i)); // a promoted block's KV event names it
+                _tiers.AddLoad(task, dst[i], node, clock);
+            }
             // The task takes over the pins of the blocks it loads; the rest are released.
             for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
             s.PinnedCount = 0;

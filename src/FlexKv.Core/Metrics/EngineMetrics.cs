@@ -63,6 +63,12 @@ internal sealed class EngineMetrics
 
     public void Reset() => Interlocked.Increment(ref _v[L.Resets]);
 
+    public void EventRecorded() => Interlocked.Increment(ref _v[L.EventsRecorded]);
+
+    public void EventDropped() => Interlocked.Increment(ref _v[L.EventsDropped]);
+
+    public void EventUnhashed() => Interlocked.Increment(ref _v[L.EventsUnhashed]);
+
     // Raw slot of bucket b within a histogram: the finite buckets, then (after the sum) the overflow.
     private static int BucketSlot(int b) => b < LatencyBuckets.Count ? b : LatencyBuckets.Count + 1;
 

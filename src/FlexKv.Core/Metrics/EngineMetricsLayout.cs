@@ -20,6 +20,7 @@ internal static class EngineMetricsLayout
     public static int HistogramStride => LatencyBuckets.Count + 2;
 
     public static readonly int MatchedByTier, NotOffered, Lookups, Blocks, Bytes, Ops, Failures, Requests, Resets;
+    public static readonly int EventsRecorded, EventsDropped, EventsUnhashed;
     public static readonly int Histograms;
     /// <summary>Entries kept in <see cref="EngineMetrics"/>' array.</summary>
     public static readonly int StoredCount;
@@ -46,6 +47,10 @@ internal static class EngineMetricsLayout
                     [new("direction", dir), new("reason", why)]));
         Requests = Family("requests", MetricKind.Counter, "requests by what happened to them", "event", RequestEvents.Labels);
         Resets = Single("resets", MetricKind.Counter, "resets of the cache (vLLM's reset_prefix_cache)");
+        EventsRecorded = Single("kv_events_recorded", MetricKind.Counter, "KV events recorded for vLLM (with kv_events_config)");
+        EventsDropped = Single("kv_events_dropped", MetricKind.Counter, "KV events dropped, oldest first, because nobody took them in time");
+        EventsUnhashed = Single("kv_events_unhashed", MetricKind.Counter,
+            "block changes not recorded as KV events because the engine never learned their vLLM hash");
         Histograms = s_infos.Count;
         foreach (string dir in TransferFlows.Labels)
         {

@@ -101,6 +101,7 @@ internal sealed partial class TierSet
             int id = _index.InsertHint(t, s.Sequence.Keys[i], parent, clock);
             if (id < 0) return i == from ? local : i; // known locally but not readable (e.g. being written): stop here
             s.MatchNodes[i] = id;
+            _index.SetExternalHash(id, s.HashOf(i));
             parent = id;
             _tiers[t].Lookups!.Matched++;
         }

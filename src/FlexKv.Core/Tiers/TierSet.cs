@@ -39,7 +39,7 @@ internal sealed partial class TierSet
         for (int t = 0; t < tiers.Length; t++)
         {
             _labels[t] = MetricTiers.FromName(tiers[t].Name);
-            int number = index.AddTier(tiers[t].Slots);
+            int number = index.AddTier(tiers[t].Slots, _labels[t]);
             tiers[t].Attach(index, number);
         }
     }
@@ -218,7 +218,11 @@ internal sealed partial class TierSet
     private void EndWrite(int t, int node, bool ok)
     {
         if (_tiers[t].Slots is not null) _index.CompleteTierWrite(node, t, ok);
-        else _index.Unpin(node); // a hint tier's write only kept the CPU copy as its source
+        else
+        {
+            if (ok) _index.NoteTierStored(node, t); // the index keeps no copy of a hint tier's writes
+            _index.Unpin(node); // a hint tier's write only kept the CPU copy as its source
+        }
     }
 
     /// <summary>Applies the tiers' finished writes and their warnings.</summary>
