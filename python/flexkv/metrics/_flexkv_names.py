@@ -29,7 +29,8 @@ NOT_MAPPED = {
 Values = Mapping[str, int]
 _TIER_KEY = re.compile(r"^matched_tokens_by_tier\{tier=([^,}]*)\}$")
 
-# (transfer_type, operation, the engine's direction, the stats counter of blocks without it): FlexKV's TransferType names.
+# (transfer_type, operation, the engine's direction, the stats counter of blocks without it), in
+# FlexKV's TransferType names.
 _TRANSFERS = (
     ("H2D", "get", "h2d", "blocks_loaded"), ("D2H", "put", "d2h", "blocks_saved"),
     ("DISK2H", "get", "ssd2h", "ssd_blocks_read"), ("H2DISK", "put", "h2ssd", "ssd_blocks_written"),
