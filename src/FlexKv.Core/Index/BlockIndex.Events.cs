@@ -38,9 +38,16 @@ internal sealed partial class BlockIndex
     /// <summary>A hint tier (no slots, so no index write) stored the block: it is readable there now.</summary>
     public void NoteTierStored(int node, int tier) => Emit(KvEventKind.Stored, _tiers[tier].Label, node);
 
-    private unsafe void Emit(KvEventKind kind, MetricTier tier, int node)
+    // Inlined where the index changes: with events off, only the null check stays on that path.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private void Emit(KvEventKind kind, MetricTier tier, int node)
     {
-        if (_events is null || tier == MetricTier.None) return;
+        if (_events is not null) Record(kind, tier, node);
+    }
+
+    private unsafe void Record(KvEventKind kind, MetricTier tier, int node)
+    {
+        if (tier == MetricTier.None || _events is null) return;
         ReadOnlySpan<byte> hash = _hashes!.Of(node);
         if (hash.IsEmpty)
         {

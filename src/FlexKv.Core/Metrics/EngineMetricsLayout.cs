@@ -85,22 +85,23 @@ internal static class EngineMetricsLayout
     public static int Failure(TransferFlow flow, FailureReason why) => Failures + (int)flow * FailureReasons.Count + (int)why;
 
     /// <summary>Position of a slot tier's entry in a computed family (-1: the family has no such tier).</summary>
-    public static int SlotTier(int family, MetricTier tier)
+    public static int SlotTier(int family, MetricTier tier) => tier switch // SlotTiers' order; no search on the read path
     {
-        int i = Array.IndexOf(SlotTiers, tier);
-        return i < 0 ? -1 : family + i;
-    }
+        MetricTier.Cpu => family,
+        MetricTier.Ssd => family + 1,
+        _ => -1,
+    };
 
     /// <summary>Position of a lower tier's write or read queue in <c>queue_depth</c> (-1: none named).</summary>
-    public static int TierQueue(MetricTier tier, bool reads)
+    public static int TierQueue(MetricTier tier, bool reads) => tier switch // Queues' order
     {
-        string? name = tier switch { MetricTier.Ssd => "ssd", MetricTier.Remote => "remote", _ => null };
-        int i = name is null ? -1 : Array.IndexOf(Queues, name + (reads ? "_read" : "_write"));
-        return i < 0 ? -1 : QueueDepth + i;
-    }
+        MetricTier.Ssd => QueueDepth + (reads ? 2 : 1),
+        MetricTier.Remote => QueueDepth + (reads ? 4 : 3),
+        _ => -1,
+    };
 
     /// <summary>Position of the copy threads' queue in <c>queue_depth</c>.</summary>
-    public static int CopyQueue => QueueDepth + Array.IndexOf(Queues, "copy");
+    public static int CopyQueue => QueueDepth;
 
     private static int Family(string name, MetricKind kind, string help, string key, string[] values)
     {

@@ -50,4 +50,23 @@ public class MetricsLayoutTests
         Assert.Equal(EngineMetricsLayout.Infos[0], StatsMetrics.Info(StatsMetrics.StatsCount));
         Assert.Equal(StatsMetrics.StatsCount + EngineMetricsLayout.Count, StatsMetrics.Count);
     }
+
+    [Fact]
+    public void ComputedPositions_NameTheirTierAndQueue()
+    {
+        string LabelAt(int at, string key) => EngineMetricsLayout.Infos[at].LabelSpan.ToArray().Single(l => l.Key == key).Value;
+        foreach (int family in new[] { EngineMetricsLayout.CapacityBlocks, EngineMetricsLayout.UsedBlocks, EngineMetricsLayout.CapacityBytes,
+                     EngineMetricsLayout.UsedBytes, EngineMetricsLayout.Evictions })
+        {
+            Assert.Equal("cpu", LabelAt(EngineMetricsLayout.SlotTier(family, MetricTier.Cpu), "tier"));
+            Assert.Equal("ssd", LabelAt(EngineMetricsLayout.SlotTier(family, MetricTier.Ssd), "tier"));
+            Assert.Equal(-1, EngineMetricsLayout.SlotTier(family, MetricTier.Remote));
+        }
+        Assert.Equal("copy", LabelAt(EngineMetricsLayout.CopyQueue, "queue"));
+        Assert.Equal("ssd_write", LabelAt(EngineMetricsLayout.TierQueue(MetricTier.Ssd, reads: false), "queue"));
+        Assert.Equal("ssd_read", LabelAt(EngineMetricsLayout.TierQueue(MetricTier.Ssd, reads: true), "queue"));
+        Assert.Equal("remote_write", LabelAt(EngineMetricsLayout.TierQueue(MetricTier.Remote, reads: false), "queue"));
+        Assert.Equal("remote_read", LabelAt(EngineMetricsLayout.TierQueue(MetricTier.Remote, reads: true), "queue"));
+        Assert.Equal(-1, EngineMetricsLayout.TierQueue(MetricTier.None, reads: true));
+    }
 }

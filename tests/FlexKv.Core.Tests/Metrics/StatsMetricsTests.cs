@@ -40,6 +40,24 @@ public class StatsMetricsTests
     }
 
     [Fact]
+    public void TheStraightFill_WritesWhatTheTableSays()
+    {
+        var stats = new EngineStats();
+        int n = 1;
+        foreach (var p in typeof(EngineStats).GetProperties())
+        {
+            if (p.PropertyType == typeof(long)) p.SetValue(stats, (long)(n++ * 1000 + 7));
+            else if (p.PropertyType == typeof(double)) p.SetValue(stats, n++ * 1.5);
+            else if (p.PropertyType == typeof(bool)) p.SetValue(stats, n++ % 2 == 0);
+        }
+        var fast = new long[StatsMetrics.StatsCount];
+        var table = new long[StatsMetrics.StatsCount];
+        StatsMetrics.FillStats(stats, fast);
+        StatsMetrics.FillStatsByTable(stats, table);
+        Assert.Equal(table, fast); // every property a distinct value: a swapped or missed entry differs
+    }
+
+    [Fact]
     public void ReadMetrics_WritesOnlyWhatFitsAndSaysHowManyThereAre()
     {
         using var h = new EngineHarness();
