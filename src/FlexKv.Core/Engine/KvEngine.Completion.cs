@@ -52,6 +52,7 @@ internal sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
+            _metrics.Reset();
             foreach (TransferTask t in _planned.ToArray()) CancelTask(t);
             foreach (TransferTask t in _inFlight) t.Cancel();
             var sw = System.Diagnostics.Stopwatch.StartNew();

@@ -42,7 +42,12 @@ internal sealed partial class KvEngine
             _planner.ReleaseMatch(s);
             _tiers.DropLookup(s);
             bool loading = s.Get is not null;
-            if (loading) CancelTask(s.Get!);
+            _metrics.Request(Metrics.RequestEvent.Finished);
+            if (loading)
+            {
+                _metrics.Request(Metrics.RequestEvent.Aborted);
+                CancelTask(s.Get!);
+            }
             // Set after the cancel: a planned load completes inside CancelTask, and a finished
             // request would be forgotten there and then once more below.
             s.Finished = true;
@@ -71,6 +76,7 @@ internal sealed partial class KvEngine
             ThrowIfShutDown();
             RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
+            _metrics.Request(Metrics.RequestEvent.Preempted);
             _planner.ReleaseMatch(s);
             if (s.Get is not null) CancelTask(s.Get);
             if (s.Put is not null) CancelTask(s.Put);

@@ -51,6 +51,8 @@ internal sealed partial class KvEngine
                 _planner.ReleaseMatch(s);
                 s.NumComputedTokens = numComputedTokens;
                 s.ComputedBlocks = computedBlocks;
+                _offers.Record(s, blocks, computedBlocks, 0,
+                    _transfer.Transport is null ? Metrics.NotOfferedReason.NotRegistered : Metrics.NotOfferedReason.Resetting);
                 return 0;
             }
             int matchedBlocks = _planner.Match(s, blocks, computedBlocks, _options.RemoteLookupBudgetMs);
@@ -63,6 +65,7 @@ internal sealed partial class KvEngine
             }
             int newTokens = matchedBlocks * TokensPerBlock;
             _stats.MatchedTokens += newTokens;
+            _offers.Record(s, blocks, computedBlocks, matchedBlocks, _planner.LastStop);
             return newTokens;
         }
     }

@@ -25,6 +25,8 @@ namespace FlexKv.Core.Engine;
 internal sealed unsafe partial class KvEngine : IDisposable
 {
     private const int CancelWaitMs = 10_000;
+    // Removals the index remembers so a lookup can tell "evicted" from "never cached" (256 KiB).
+    private const int RemovedKeysRemembered = 1 << 14;
 
     private readonly object _sync = new();
     private readonly EngineOptions _options;
@@ -42,7 +44,10 @@ internal sealed unsafe partial class KvEngine : IDisposable
     private readonly HashSet<TransferTask> _inFlight = new();
     private readonly FinishedReport _report = new();
     private readonly EngineStats _stats = new(); // the counters the contract calls increment
+    private readonly Metrics.EngineMetrics _metrics = new(); // the metrics model, recorded by every thread
     private readonly EngineCounters _counters;
+    private readonly OfferMetrics _offers;
+    private readonly Events.KvEventLog _events;
     private bool _clearPending; // reset: nothing is offered or saved until the index is cleared
     private bool _shutDown;
 
@@ -55,6 +60,7 @@ internal sealed unsafe partial class KvEngine : IDisposable
         _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
         _cpu = new CpuTier(options);
         _index = new BlockIndex(_cpu.Slots) { Owner = _sync };
+        _index.RememberRemovals(RemovedKeysRemembered);
         _requests = new RequestTable(_sync);
         _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.SlotStride);
         _transfer.CompleteEagerly = TryCompleteNow;
@@ -67,14 +73,16 @@ internal sealed unsafe partial class KvEngine : IDisposable
             {
                 Options = options, Fingerprint = Fingerprint.Value, BlockBytes = _cpu.BlockBytes, CpuBase = _cpu.SlotAddress(0),
                 CpuStride = _cpu.SlotStride, Warnings = Warnings, ReadsDone = task => _tiers!.AfterStage(task),
-                WritesDone = TryApplyTierWritesNow, WrapSsdDevice = wrapSsdDevice, RemoteStoreFactory = remoteFactory,
+                WritesDone = TryApplyTierWritesNow, Metrics = _metrics, WrapSsdDevice = wrapSsdDevice, RemoteStoreFactory = remoteFactory,
             });
             lock (_sync) // restoring a tier fills the index, which only changes under the lock
-                _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking, _sync);
+                _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking, _sync, _metrics, _cpu.BlockBytes);
             _tiers.Commit();
             _planner = new BlockPlanner(_index, _tiers, _stats, _taskPool);
-            _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool);
-            _counters = new EngineCounters(_stats, _transfer, _index, _cpu, _requests, _planned, _inFlight, _tiers);
+            _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool, _metrics, _cpu.BlockBytes);
+            _counters = new EngineCounters(_stats, _metrics, _transfer, _index, _cpu, _requests, _planned, _inFlight, _tiers);
+            _offers = new OfferMetrics(_index, _tiers, _metrics, options.TokensPerBlock);
+            _events = new Events.KvEventLog(_sync, _index, _requests, _metrics, ThrowIfShutDown, ApplyCompletions);
         }
         catch
         {
@@ -135,6 +143,9 @@ internal sealed unsafe partial class KvEngine : IDisposable
     /// tensor-parallel ranks); registering takes the engine lock itself.
     /// </summary>
     public DeviceRegistry Devices => _devices;
+
+    /// <summary>KV events for vLLM's <c>take_events</c> (off until enabled).</summary>
+    public Events.KvEventLog Events => _events;
 
     // ---- launch, wait, stats, shutdown ----------------------------------------------------------
 

@@ -38,7 +38,11 @@ internal sealed partial class BlockIndex
                 tier.Evictions++;
                 DropTierCopyOf(id, tier);
             }
-            if (IsRemovable(in _nodes[id])) Remove(id);
+            if (IsRemovable(in _nodes[id]))
+            {
+                RememberRemoval(_nodes[id].Key, RemovalCause.Evicted);
+                Remove(id);
+            }
             evicted = true;
             break;
         }
@@ -97,10 +101,12 @@ internal sealed partial class BlockIndex
         }
     }
 
-    // The CPU copy goes (slot freed, state Empty); the parent may become a CPU leaf.
+    // The CPU copy goes (slot freed, state Empty); the parent may become a CPU leaf. Only a
+    // copy that was readable is an event (a failed write never was).
     private void DropCpuCopy(int id)
     {
         ref BlockNode n = ref _nodes[id];
+        if (n.State == BlockState.Ready) Emit(Events.KvEventKind.Removed, Metrics.MetricTier.Cpu, id);
         if (n.Slot >= 0)
         {
             _slots.Free(n.Slot);
@@ -116,6 +122,7 @@ internal sealed partial class BlockIndex
     {
         ref BlockNode n = ref _nodes[id];
         bool had = ((n.Ready | n.Writing) & t.Bit) != 0;
+        if ((n.Ready & t.Bit) != 0) Emit(Events.KvEventKind.Removed, t.Label, id);
         n.Ready &= (byte)~t.Bit;
         n.Writing &= (byte)~t.Bit;
         if (!t.Owned || !had) return;
@@ -163,6 +170,7 @@ internal sealed partial class BlockIndex
             Array.Resize(ref _nodes, size);
             Array.Resize(ref _freeNodes, size);
             foreach (TierCopies t in _tiers) t.Grow(size);
+            _hashes?.Grow(size);
         }
         return _highWater++;
     }

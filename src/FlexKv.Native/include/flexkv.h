@@ -160,11 +160,65 @@ int flexkv_stats(flexkv_engine_t engine, char* buffer, size_t capacity, size_t* 
  */
 int flexkv_metrics_read(flexkv_engine_t engine, int64_t* values, size_t capacity, size_t* count);
 
-/* The snapshot's layout as a NUL-terminated JSON array of {"name", "kind": "counter"|"gauge", "help"}. */
+/*
+ * The snapshot's layout as a NUL-terminated JSON array of {"name", "kind", "help"} with an
+ * optional "labels" object of strings. kind is "counter", "gauge" or "histogram"; a histogram is
+ * entries <base>_bucket (labels include "le", cumulative), <base>_sum (microseconds for a base
+ * ending in _seconds) and <base>_count. Every entry of one name has the same label keys.
+ */
 int flexkv_metrics_names(char* buffer, size_t capacity, size_t* needed);
 
 /* Waits up to timeout_ms for a task to finish; *ready = 1 if something can be queried. */
 int flexkv_wait(flexkv_engine_t engine, int32_t timeout_ms, int32_t* ready);
+
+/* ---- KV events (vLLM's kv_events_config) ------------------------------------------------ */
+
+/* Kinds of flexkv_kv_event_t (vLLM's BlockStored, BlockRemoved, AllBlocksCleared). */
+#define FLEXKV_KV_EVENT_STORED  1  /* the block became readable in the tier */
+#define FLEXKV_KV_EVENT_REMOVED 2  /* the tier dropped its copy (evicted, or after a failed read) */
+#define FLEXKV_KV_EVENT_CLEARED 3  /* every block of every tier was forgotten (a reset) */
+
+/* Tiers (medium) of flexkv_kv_event_t. */
+#define FLEXKV_TIER_CPU    0
+#define FLEXKV_TIER_SSD    1
+#define FLEXKV_TIER_REMOTE 2
+
+/* Most bytes of one block hash. */
+#define FLEXKV_MAX_HASH_BYTES 32
+
+/*
+ * One KV event: a block, named by vLLM's hash of it (as given by flexkv_set_block_hashes), and
+ * for a stored block its parent's hash (parent_len 0: a first block, or a parent whose hash the
+ * engine never learned). A CLEARED event carries no hash.
+ */
+typedef struct flexkv_kv_event {
+    uint8_t kind;         /* FLEXKV_KV_EVENT_* */
+    uint8_t medium;       /* FLEXKV_TIER_* */
+    uint8_t hash_len;
+    uint8_t parent_len;
+    uint8_t reserved[4];
+    uint8_t hash[32];
+    uint8_t parent[32];
+} flexkv_kv_event_t;
+
+/*
+ * Starts recording KV events into a ring of `capacity` events (1 to 1048576); when they are not
+ * taken in time the oldest are dropped (counted: kv_events_dropped). Calling again replaces the
+ * ring. Blocks whose vLLM hash the engine never learned are counted (kv_events_unhashed), not recorded.
+ */
+int flexkv_kv_events_enable(flexkv_engine_t engine, int32_t capacity);
+
+/*
+ * vLLM's hashes of a known request's blocks [first_block, first_block + count), hash_bytes
+ * (1 to 32) bytes each, back to back: the names of its blocks in KV events. first_block is at
+ * most the number of blocks given so far (a block given again is overwritten); every hash of a
+ * request has the same length. FLEXKV_ERR_INVALID_STATE when KV events are not enabled.
+ */
+int flexkv_set_block_hashes(flexkv_engine_t engine, const char* request_id, size_t request_id_len, int32_t first_block,
+                            const uint8_t* hashes, size_t hash_bytes, size_t count);
+
+/* Moves up to `capacity` of the oldest KV events into `events`; *count = how many (0 when events are off). */
+int flexkv_kv_events_take(flexkv_engine_t engine, flexkv_kv_event_t* events, size_t capacity, size_t* count);
 
 /* ---- Scheduler calls (vLLM's names) ----------------------------------------------------- */
 

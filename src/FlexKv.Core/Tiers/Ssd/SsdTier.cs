@@ -3,6 +3,7 @@ using FlexKv.Core.Engine;
 using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
 using FlexKv.Core.Memory;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Tiers.Ssd;
@@ -142,6 +143,10 @@ internal sealed unsafe class SsdTier : ILowerTier
         _writer.Add(new SsdOp(SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
     }
 
+    public int QueuedWrites => _writer.Count;
+
+    public int QueuedReads => _reader.Count;
+
     public void FillStats(EngineStats s, int writesPending)
     {
         s.SsdWritesPending = writesPending;
@@ -213,6 +218,7 @@ internal sealed unsafe class SsdTier : ILowerTier
         }
         _journal.Flush();
         if (writes == 0) return;
+        long started = EngineMetrics.Now();
         Span<int> slots = stackalloc int[writes];
         Span<nint> bufs = stackalloc nint[writes];
         Span<int> errors = stackalloc int[writes];
@@ -247,6 +253,7 @@ internal sealed unsafe class SsdTier : ILowerTier
         {
             journalError = LibcMethods.Eio; // without a journal record the block would not survive a restart
         }
+        _ctx.Metrics.Operation(TransferFlow.H2Ssd, EngineMetrics.Now() - started); // one batch: its seals, write and journal
         for (int k = 0; k < writes; k++)
             Done(batch[index[k]].Node, errors[k] != 0 ? errors[k] : journalError);
     }
@@ -259,7 +266,8 @@ internal sealed unsafe class SsdTier : ILowerTier
             _full = true;
             Warnings.Enqueue("the SSD cache disk is full; blocks are no longer written to SSD");
         }
-        CompletedWrites.Enqueue(new TierWriteDone(node, errno == 0));
+        CompletedWrites.Enqueue(new TierWriteDone(node, errno == 0,
+            errno == LibcMethods.Enospc ? FailureReason.DiskFull : FailureReason.IoError));
     }
 
     // ---- reader thread ----------------------------------------------------------------------
