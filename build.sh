@@ -39,7 +39,14 @@ native() {
   command -v dotnet >/dev/null || { echo "dotnet SDK not found (need .NET 10)" >&2; exit 1; }
   restore src/FlexKv.Native/FlexKv.Native.csproj -r linux-x64
   log "NativeAOT publish -> $NATIVE_OUT/libflexkv.so (the AOT compile takes about a minute)"
-  dotnet publish src/FlexKv.Native/FlexKv.Native.csproj -r linux-x64 -c Release -o "$NATIVE_OUT" -nologo -v quiet
+  # flexkv_build_info reports the commit (with -dirty for uncommitted changes) and the build
+  # time; SOURCE_DATE_EPOCH, when set, gives a reproducible date.
+  local sha date
+  sha=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+  if [ "$sha" != unknown ] && ! git -C "$ROOT" diff --quiet HEAD -- 2>/dev/null; then sha="$sha-dirty"; fi
+  date=$(date -u ${SOURCE_DATE_EPOCH:+-d "@$SOURCE_DATE_EPOCH"} +%Y-%m-%dT%H:%M:%SZ)
+  dotnet publish src/FlexKv.Native/FlexKv.Native.csproj -r linux-x64 -c Release -o "$NATIVE_OUT" -nologo -v quiet \
+    -p:FlexKvGitSha="$sha" -p:FlexKvBuildDate="$date"
   cp "$NATIVE_OUT/libflexkv.so" python/flexkv/libflexkv.so
   mkdir -p python/flexkv/include
   cp src/FlexKv.Native/include/flexkv.h python/flexkv/include/flexkv.h
@@ -88,7 +95,7 @@ case "${1:-all}" in
   wheel) wheel ;;
   demo) all; shift; log "demo"; "$PY" examples/demo.py "$@" ;;
   test)
-    all python3-pytest python3-torch python3-xxhash python3-prometheus-client redis-server redis-tools
+    all python3-pytest python3-torch python3-xxhash python3-prometheus-client python3-matplotlib redis-server redis-tools
     restore tests/FlexKv.Core.Tests/FlexKv.Core.Tests.csproj
     log "xunit"
     dotnet test tests/FlexKv.Core.Tests/FlexKv.Core.Tests.csproj -nologo -v quiet

@@ -243,7 +243,8 @@ def main() -> int:
 # The series a scrape excerpt shows: FlexKv's own, then FlexKV's names of the same figures.
 EXCERPT = ("flexkv_queried_tokens_total", "flexkv_matched_tokens_total", "flexkv_blocks_loaded_total",
            "flexkv_blocks_saved_total", "flexkv_bytes_moved_total", "flexkv_evictions_total", "flexkv_cpu_blocks_used",
-           "flexkv_py_cache_hit_blocks_total",
+           "flexkv_matched_tokens_by_tier_total", "flexkv_lookups_total", "flexkv_transfer_seconds_count",
+           "flexkv_transfer_seconds_sum", "flexkv_py_cache_hit_blocks_total",
            'flexkv_py_transfer_bytes_total{engine="{e}",operation="get",transfer_type="H2D"}',
            'flexkv_py_transfer_bytes_total{engine="{e}",operation="put",transfer_type="D2H"}')
 
@@ -259,7 +260,8 @@ def scrape_excerpt(engine: str) -> list:
     wanted = [w.replace("{e}", engine) for w in EXCERPT]
     lines = [line for line in text.splitlines()
              if any(line.startswith(w + "{") or line.startswith(w + " ") for w in wanted)
-             and (f'engine="{engine}"' in line)]
+             and (f'engine="{engine}"' in line)
+             and not (line.startswith("flexkv_transfer_seconds") and line.endswith(" 0.0"))]  # directions unused here
     return [f"$ curl -s {url}   ({len(text.splitlines())} lines; an excerpt)"] + ["  " + x for x in lines]
 
 

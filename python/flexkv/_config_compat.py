@@ -165,7 +165,8 @@ GLOBAL_ENV = tuple("FLEXKV_" + k.upper() for k in (
     "enable_cfs", "debug", "logging_prefix"))
 
 # Variables read elsewhere, not configuration keys.
-CONTROL_ENV = ("FLEXKV_CONFIG_PATH", "FLEXKV_LOG_LEVEL", "FLEXKV_LIBRARY_PATH", "FLEXKV_REGISTRATION_TIMEOUT_S")
+CONTROL_ENV = ("FLEXKV_CONFIG_PATH", "FLEXKV_LOG_LEVEL", "FLEXKV_LIBRARY_PATH", "FLEXKV_REGISTRATION_TIMEOUT_S",
+               "FLEXKV_USE_VLLM_WRAPPER")  # the last is read by the vLLM plugin
 
 # The metrics exporter's own variables, read as the global ones are (a file key wins).
 METRICS_ENV = ("FLEXKV_METRICS_PORT", "FLEXKV_METRICS_HOST")

@@ -48,11 +48,14 @@ class Handle:
 
     def close(self) -> None:
         """Releases the native object; idempotent."""
+        self._release()
+        with _live_lock:
+            _live.discard(self)
+
+    def _release(self) -> None:
         h, self._handle = self._handle, 0
         if h and getattr(self, "_pid", None) == os.getpid():
             self._destroy(h)
-        with _live_lock:
-            _live.discard(self)
 
     def __enter__(self):
         return self
@@ -61,8 +64,10 @@ class Handle:
         self.close()
 
     def __del__(self) -> None:
+        # Not close(): a collection can run on a thread holding _live_lock (_close_all), and an
+        # object being collected leaves the weak set by itself.
         try:
-            self.close()
+            self._release()
         except Exception:
             pass
 

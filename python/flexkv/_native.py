@@ -44,6 +44,23 @@ class CudaIpc(ctypes.Structure):
     ]
 
 
+class KvEvent(ctypes.Structure):
+    """``flexkv_kv_event_t``: one KV event, its block named by vLLM's hash (and its parent's)."""
+
+    _fields_ = [
+        ("kind", c_uint8),
+        ("medium", c_uint8),
+        ("hash_len", c_uint8),
+        ("parent_len", c_uint8),
+        ("reserved", c_uint8 * 4),
+        ("hash", c_uint8 * 32),
+        ("parent", c_uint8 * 32),
+    ]
+
+
+MAX_HASH_BYTES = 32
+KV_EVENT_STORED, KV_EVENT_REMOVED, KV_EVENT_CLEARED = 1, 2, 3
+
 _P = POINTER
 # name -> argtypes; every export returns int32 status.
 PROTOTYPES: dict[str, list] = {
@@ -65,6 +82,9 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_wait": [c_uint64, c_int32, _P(c_int32)],
     "flexkv_metrics_read": [c_uint64, _P(c_int64), c_size_t, _P(c_size_t)],
     "flexkv_metrics_names": [c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_kv_events_enable": [c_uint64, c_int32],
+    "flexkv_set_block_hashes": [c_uint64, c_char_p, c_size_t, c_int32, c_char_p, c_size_t, c_size_t],
+    "flexkv_kv_events_take": [c_uint64, _P(KvEvent), c_size_t, _P(c_size_t)],
     "flexkv_get_num_new_matched_tokens": [
         c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32, c_char_p, c_size_t, _P(c_int32)],
     "flexkv_update_state_after_alloc": [c_uint64, c_char_p, c_size_t, c_void_p, c_size_t, c_int32],
@@ -83,6 +103,21 @@ PROTOTYPES: dict[str, list] = {
     "flexkv_index_info": [c_uint64, _P(c_int64), _P(c_int64)],
     "flexkv_index_replay": [
         c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, _P(c_int32), _P(c_int64)],
+    "flexkv_plan_create": [c_int32, c_int64, c_int64, _P(c_uint64)],
+    "flexkv_plan_destroy": [c_uint64],
+    "flexkv_plan_replay": [
+        c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p],
+    "flexkv_plan_replay_mooncake": [
+        c_uint64, c_void_p, c_size_t, c_void_p, c_void_p, c_void_p, c_size_t, c_int32, c_int64, c_void_p, c_void_p,
+        c_void_p],
+    "flexkv_plan_stats": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_build_info": [c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_config_summary": [c_char_p, c_size_t, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_ssd_open": [c_char_p, c_size_t, c_char_p, c_size_t, _P(c_uint64)],
+    "flexkv_ssd_summary": [c_uint64, c_char_p, c_size_t, _P(c_size_t)],
+    "flexkv_ssd_verify": [c_uint64, c_int32, c_int32, _P(c_int32), c_size_t, _P(c_int32), _P(c_int32)],
+    "flexkv_ssd_repair": [c_uint64, _P(c_int32), c_size_t, _P(c_int32)],
+    "flexkv_ssd_close": [c_uint64],
 }
 
 _lock = threading.Lock()

@@ -80,6 +80,7 @@ CONNECTOR_KEYS: Dict[str, Callable[[Any], Any]] = {
     "worker_huge_pages": conv.to_bool,
     "idle_flush_timeout_ms": conv.milliseconds,
     "stats_interval_ms": conv.milliseconds,
+    "kv_events_buffer": conv.positive_int,
 }
 
 # FlexKV's own switches that are honoured where they are read: enable_flexkv by

@@ -17,6 +17,7 @@ from ._args import COUNT32, INT32, INT64, UINT64, integer
 from ._buffers import as_c_array, seq_len
 from ._errors import BufferTooSmallError, InvalidArgumentError
 from ._handle import Handle
+from ._kv_events import KvEventsMixin
 from .config import load_config, normalize, to_json
 from .metrics import _engines as _metric_engines
 from .metrics import exporter as _exporter
@@ -65,7 +66,7 @@ def _layers(layers: Sequence[KVLayer]) -> "ctypes.Array":
     return arr
 
 
-class KVManager(Handle):
+class KVManager(Handle, KvEventsMixin):
     """A FlexKv engine: CPU tier, block index and copy threads in this process.
 
     ``config`` is a dict of configuration keys (see :mod:`flexkv.config`); when None it is read

@@ -42,6 +42,9 @@ ENGINE_CALLS = [
     "flexkv_register_rank_kv_caches({h}, 0, 2, ME, good_layers(), 1, 16, i32out())",
     "flexkv_register_rank_cuda_kv_caches({h}, 0, 2, ipc(1), good_layers(), 1, 16, i32out())",
     "flexkv_deregister_rank({h}, 0)",
+    "flexkv_kv_events_enable({h}, 16)",
+    "flexkv_set_block_hashes({h}, b'known', 5, 0, b'x' * 32, 32, 1)",
+    "flexkv_kv_events_take({h}, kvev(4), 4, size())",
     "flexkv_engine_destroy({h})",
 ]
 INDEX_CALLS = [
@@ -96,6 +99,10 @@ NULLS = [
     "flexkv_index_replay(I, TOKS, 33, None, i64(1, 10), 1, i32(1), i64out())",
     "flexkv_index_replay(I, TOKS, 33, i64(1, 5), i64(1, 10), 1, None, i64out())",
     "flexkv_last_error(chars(64), 64, None)",
+    "flexkv_kv_events_take(E, None, 4, size())",
+    "flexkv_kv_events_take(E, kvev(4), 4, None)",
+    "flexkv_set_block_hashes(E, None, 5, 0, b'x' * 32, 32, 1)",
+    "flexkv_set_block_hashes(E, b'known', 5, 0, None, 32, 1)",
 ]
 
 LENGTH_CALLS = [  # {n}: a length no buffer has
@@ -111,6 +118,9 @@ LENGTH_CALLS = [  # {n}: a length no buffer has
     "flexkv_request_finished(E, b'known', 5, TOKS, 33, BLOCKS, {n}, 1, None, 0, i32out())",
     "flexkv_request_finished(E, b'known', 5, TOKS, 33, BLOCKS, 3, 1, b'ns', {n}, i32out())",
     "flexkv_cancel_request(E, b'known', {n})",
+    "flexkv_set_block_hashes(E, b'known', {n}, 0, b'x' * 32, 32, 1)",
+    "flexkv_set_block_hashes(E, b'known', 5, 0, b'x' * 32, 32, {n})",
+    "flexkv_set_block_hashes(E, b'known', 5, 0, b'x' * 32, {n}, 1)",
     "flexkv_register_kv_caches(fresh(), good_layers(), {n}, 16)",
     "flexkv_register_process_kv_caches(fresh(), ME, good_layers(), {n}, 16)",
     "flexkv_register_rank_kv_caches(fresh(), 0, 2, ME, good_layers(2048), {n}, 16, i32out())",
@@ -155,6 +165,12 @@ VALUES = [  # int32 arguments out of their range
     "flexkv_index_replay(I, TOKS, 33, i64(1, -5), i64(1, 10), 1, i32(1), i64out())",
     "flexkv_index_replay(I, TOKS, 33, i64(1, 20), i64(1, 10), 1, i32(1), i64out())",
     "flexkv_index_replay(I, TOKS, 33, i64(2, 5, 5), i64(2, 30, 30), 2, i32(2), i64out())",
+    "flexkv_kv_events_enable(E, 0)",
+    "flexkv_kv_events_enable(E, -1)",
+    "flexkv_kv_events_enable(E, 2147483647)",
+    "flexkv_set_block_hashes(E, b'known', 5, 0, b'x' * 33, 33, 1)",
+    "flexkv_set_block_hashes(E, b'known', 5, 0, b'x' * 32, 0, 1)",
+    "flexkv_set_block_hashes(E, b'known', 5, -1, b'x' * 32, 32, 1)",
     "flexkv_cuda_ipc_export(0, ipc(1))",
     "flexkv_cuda_ipc_export(BUF, ipc(1))",
 ]
@@ -177,6 +193,7 @@ UTF8_CALLS = [
     "flexkv_update_state_after_alloc(E, {id}, {n}, BLOCKS, 3, 32)",
     "flexkv_request_finished(E, {id}, {n}, TOKS, 33, BLOCKS, 3, 1, None, 0, i32out())",
     "flexkv_cancel_request(E, {id}, {n})",
+    "flexkv_set_block_hashes(E, {id}, {n}, 0, b'x' * 32, 32, 1)",
 ]
 
 CONFIGS = [  # engine_create(cfg(...)): each must be refused before anything is allocated
@@ -298,7 +315,7 @@ class Env(dict):
         self["TOKS"] = self.i64(33, *range(1000, 1033))
         self["BLOCKS"] = self.i32(3, 3, 4, 5)
         self["CFG_LEN"] = -1  # replaced by the length of the config just built
-        for name in ("u8", "chars", "i32", "i64", "size", "i32out", "i64out", "u64out", "ipc", "layers", "good_layers", "cfg",
+        for name in ("u8", "chars", "i32", "i64", "size", "i32out", "i64out", "u64out", "ipc", "kvev", "layers", "good_layers", "cfg",
                      "fresh", "then_copy", "pending"):
             self[name] = getattr(self, name)
 
@@ -336,6 +353,9 @@ class Env(dict):
 
     def u64out(self):
         return ctypes.byref(self._hold(ctypes.c_uint64()))
+
+    def kvev(self, n):
+        return self._hold((self._native.KvEvent * n)())
 
     def ipc(self, n):
         return self._hold((self._native.CudaIpc * n)())

@@ -28,14 +28,16 @@ def test_every_queried_series_exists_with_its_kind():
             assert base in kinds, f"{name} in {e!r} is not exported"
             assert (kinds[base] == "counter") == (base != name), f"{name}: {kinds[base]}"
             used.add(base)
-    assert {"matched_tokens", "queried_tokens", "blocks_loaded", "blocks_saved", "blocks_failed", "cpu_blocks_used",
+    assert {"matched_tokens", "queried_tokens", "matched_tokens_by_tier", "transfer_bytes", "transfer_seconds_bucket",
+            "transfer_failures", "blocks_not_offered", "blocks_failed", "tier_used_blocks", "tier_evictions", "queue_depth",
             "tasks_in_flight", "remote_breaker_open"} <= used
 
 
 def test_panels_and_variables():
     dash = json.loads(DASHBOARD.read_text(encoding="utf-8"))
     titles = " | ".join(p["title"] for p in dash["panels"]).lower()
-    for what in ("hit ratio", "by tier", "gb/s by direction", "failures", "tier usage", "queue depths", "breaker"):
+    for what in ("hit ratio", "by tier", "gb/s by direction", "failures", "tier usage", "queue depths", "breaker",
+                 "not offered", "latency"):
         assert what in titles, what
     prefixes = {o["value"] for v in dash["templating"]["list"] if v["name"] == "prefix" for o in v["options"]}
     assert prefixes == {"flexkv_", "vllm:flexkv_"}  # the standalone endpoint and vLLM's

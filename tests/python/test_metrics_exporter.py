@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import socket
 import urllib.request
 import uuid
@@ -17,6 +18,7 @@ pytest.importorskip("prometheus_client")
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 import flexkv  # noqa: E402
+from conftest import REPO  # noqa: E402
 from flexkv import metrics  # noqa: E402
 from flexkv.manager import metrics_names  # noqa: E402
 
@@ -78,15 +80,27 @@ def workload(m) -> None:
     assert m.get("reader", tokens, [3, 4, 5]) == set()
 
 
+def documented_series() -> set:
+    """The engine's series the tables of docs/metrics.md name (a histogram by its base name)."""
+    doc = (REPO / "docs" / "metrics.md").read_text(encoding="utf-8")
+    return set(re.findall(r"^\| `([a-z_]+)` \| (?:counter|gauge|histogram) \|", doc, re.MULTILINE))
+
+
 def test_a_scrape_holds_every_series_with_the_workload_s_values(endpoint, host_engine):
     m = host_engine()
     workload(m)
     text = scrape(endpoint)
     fams = {f.name: f for f in text_string_to_metric_families(text)}
-    for info in metrics_names():  # every entry of the snapshot is a series, of its kind
-        assert fams["flexkv_" + info["name"]].type == info["kind"], info["name"]
+    for fam in metrics.families(metrics_names()):  # every entry group of the snapshot is a series, of its kind
+        assert fams["flexkv_" + fam.name].type == fam.kind, fam.name
+    documented = documented_series()
+    assert len(documented) > 55 and "transfer_seconds" in documented
+    for name in documented:  # and so is every series the documentation promises
+        assert "flexkv_" + name in fams, name
     for name in metrics.FLEXKV_NAMES:
         assert name in fams, name
+    for name in metrics.FLEXKV_NOT_MAPPED:  # documented as not served
+        assert name[: -len("_total")] not in fams, name
     v = values(text, metrics.engine_label(m))
     assert v[("flexkv_blocks_saved_total", ())] == 2
     assert v[("flexkv_blocks_loaded_total", ())] == 2
@@ -106,6 +120,31 @@ def test_a_scrape_holds_every_series_with_the_workload_s_values(endpoint, host_e
     assert v[("flexkv_py_evicted_blocks_total", (("device", "cpu"),))] == 0
     assert v[("flexkv_cpp_cache_blocks_total", (("operation", "inserted"),))] == 2
     assert ("flexkv_py_mempool_total_blocks", (("device", "ssd"),)) not in v  # no SSD tier, no SSD series
+    # The engine metrics model: the put is one operation of 2 blocks each way, the get's lookup a full hit.
+    for d in ("d2h", "h2d"):
+        assert v[("flexkv_transfer_blocks_total", (("direction", d),))] == 2
+        assert v[("flexkv_transfer_bytes_total", (("direction", d),))] == 2 * BB
+        assert v[("flexkv_transfer_ops_total", (("direction", d),))] == 1
+        assert v[("flexkv_transfer_seconds_count", (("direction", d),))] == 1
+        assert v[("flexkv_transfer_seconds_bucket", (("direction", d), ("le", "+Inf")))] == 1
+        assert 0 < v[("flexkv_transfer_seconds_sum", (("direction", d),))] < 5
+    assert v[("flexkv_transfer_ops_total", (("direction", "ssd2h"),))] == 0
+    assert v[("flexkv_matched_tokens_by_tier_total", (("tier", "cpu"),))] == 2 * TPB
+    assert v[("flexkv_matched_tokens_by_tier_total", (("tier", "ssd"),))] == 0
+    assert v[("flexkv_lookups_total", (("outcome", "full"),))] == 1
+    assert v[("flexkv_blocks_not_offered_total", (("reason", "not_cached"),))] == 0
+    assert v[("flexkv_requests_total", (("event", "saved"),))] == 1
+    assert v[("flexkv_requests_total", (("event", "loaded"),))] == 1
+    assert v[("flexkv_requests_total", (("event", "finished"),))] == 2
+    assert v[("flexkv_transfer_failures_total", (("direction", "h2d"), ("reason", "checksum")))] == 0
+    assert v[("flexkv_tier_used_blocks", (("tier", "cpu"),))] == 2
+    assert v[("flexkv_tier_capacity_bytes", (("tier", "cpu"),))] == 16 * BB
+    assert v[("flexkv_queue_depth", (("queue", "copy"),))] == 0
+    assert v[("flexkv_py_transfer_ops_total", (("operation", "put"), ("transfer_type", "D2H")))] == 1
+    assert v[("flexkv_py_transfer_ops_total", (("operation", "get"), ("transfer_type", "H2D")))] == 1
+    assert v[("flexkv_cpp_cache_ops_total", (("operation", "hit"),))] == 1
+    assert v[("flexkv_cpp_cache_ops_total", (("operation", "insert"),))] == 1
+    assert v[("flexkv_cpp_cache_ops_total", (("operation", "miss"),))] == 0
 
 
 def test_one_endpoint_serves_every_engine_and_a_closed_one_leaves_it(endpoint, host_engine):

@@ -30,11 +30,15 @@ def exported_symbols() -> set[str]:
     return {line.split()[-1].split("@")[0] for line in out.splitlines() if "flexkv_" in line}
 
 
+# The header's handle types (flexkv_engine_t, flexkv_index_t, ...): all uint64_t.
+HANDLES = tuple(re.findall(r"typedef\s+uint64_t\s+(flexkv_\w+_t)\s*;", HEADER.read_text()))
+
+
 def c_kind(param: str) -> str:
     """Coarse type class of a C parameter: pointer, or its size in bytes."""
     if "*" in param:
         return "ptr"
-    if param.startswith(("size_t", "int64_t", "uint64_t", "flexkv_engine_t", "flexkv_index_t")):
+    if param.startswith(("size_t", "int64_t", "uint64_t") + HANDLES):
         return "8"
     if param.startswith(("int32_t", "int ")):
         return "4"

@@ -4,6 +4,7 @@ no dependencies) and works there: the package carries everything it needs."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -54,3 +55,23 @@ def test_wheel_installs_and_runs_in_a_venv_without_system_site_packages(tmp_path
     out = subprocess.run([py, "-c", USE], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "MATCHED 32" in out.stdout
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ensurepip") is None,
+                    reason="python3-venv is not installed (no ensurepip): cannot create a bare venv")
+def test_wheel_installs_the_flexkv_command(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FLEXKV_LIBRARY_PATH", "FLEXKV_CONFIG_PATH")}
+    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--no-deps",
+                    str(built_wheel())], check=True, timeout=300, env=env, cwd=tmp_path)
+    cmd = str(venv / "bin" / "flexkv")
+    out = subprocess.run([cmd, "--version"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "library ABI" in out.stdout, out.stdout + out.stderr
+    out = subprocess.run([cmd, "check"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0 and "ok   library" in out.stdout, out.stdout + out.stderr
+    # plan needs nothing but the standard library (the bare venv has no numpy).
+    out = subprocess.run([cmd, "plan", "--generate", "chat", "--conversations", "2", "--turns", "2", "--json"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["results"][0]["hit_ratio"]["total"] > 0

@@ -1,12 +1,14 @@
 """FlexKV's series names, computed from FlexKv's snapshot, so dashboards made for FlexKV keep
 working. FlexKV exports 14 series (Python endpoint flexkv_py_*, C++ endpoint flexkv_cpp_*);
-the 9 below are mapped, the rest have no counterpart here (see NOT_MAPPED and docs/metrics.md).
+the 11 below are mapped, the rest have no counterpart here (see NOT_MAPPED and docs/metrics.md).
 
-Hits per tier: the engine counts matched tokens over all tiers and remote_matched_blocks; until
-it counts matches per tier (entries ``matched_tokens`` with a ``tier`` label, used as soon as
-they exist), ``device="cpu"`` holds the local hits, the SSD tier's included, and
-``device="remote"`` the remote ones. ``cache_miss_blocks`` are the queried blocks FlexKv did not
-offer, blocks vLLM's own prefix cache held included (FlexKV's connector asks about those too).
+Hits per tier come from the engine's ``matched_tokens_by_tier{tier=cpu|ssd|remote}`` (the tier a
+load reads each offered block from); a snapshot without them (an older library) falls back to
+``device="cpu"`` for the local hits, the SSD tier's included, and ``device="remote"`` for
+``remote_matched_blocks``. Transfers come from ``transfer_blocks``, ``transfer_bytes`` and
+``transfer_ops`` by direction (the per-direction stats counters times ``block_bytes`` without
+them). ``cache_miss_blocks`` are the queried blocks FlexKv did not offer, blocks vLLM's own
+prefix cache held included (FlexKV's connector asks about those too).
 
 A derived counter (a difference of two counters read without a common lock) could dip for one
 scrape; each is kept at its highest value so far, as a counter must never go down.
@@ -19,22 +21,24 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Mapping, Sequence, Tuple
 
 NOT_MAPPED = {
-    "flexkv_py_transfer_ops_total": "transfers are not counted per operation and direction",
     "flexkv_py_allocated_blocks_total": "slot allocations are not counted apart from saves and promotions",
     "flexkv_py_joint_prefetch_outcomes_total": "sliding-window (SWA) state is not cached",
     "flexkv_py_joint_prefetch_swa_slot_alloc_failed_total": "sliding-window (SWA) state is not cached",
-    "flexkv_cpp_cache_ops_total": "lookups are not counted by outcome (full match, partial, miss)",
 }
 
 Values = Mapping[str, int]
-_TIER_KEY = re.compile(r"^matched_tokens\{tier=([^,}]*)\}$")
+_TIER_KEY = re.compile(r"^matched_tokens_by_tier\{tier=([^,}]*)\}$")
 
-# (transfer_type, operation, counter of blocks): FlexKV's TransferType names.
+# (transfer_type, operation, the engine's direction, the stats counter of blocks without it), in
+# FlexKV's TransferType names.
 _TRANSFERS = (
-    ("H2D", "get", "blocks_loaded"), ("D2H", "put", "blocks_saved"),
-    ("DISK2H", "get", "ssd_blocks_read"), ("H2DISK", "put", "ssd_blocks_written"),
-    ("REMOTE2H", "get", "remote_blocks_read"), ("H2REMOTE", "put", "remote_blocks_written"),
+    ("H2D", "get", "h2d", "blocks_loaded"), ("D2H", "put", "d2h", "blocks_saved"),
+    ("DISK2H", "get", "ssd2h", "ssd_blocks_read"), ("H2DISK", "put", "h2ssd", "ssd_blocks_written"),
+    ("REMOTE2H", "get", "remote2h", "remote_blocks_read"), ("H2REMOTE", "put", "h2remote", "remote_blocks_written"),
 )
+# FlexKV's cache operations: a lookup's outcome (hit: every block, match: some, miss: none), an insert (a save).
+_CACHE_OPS = (("hit", "lookups{outcome=full}"), ("match", "lookups{outcome=partial}"),
+              ("miss", "lookups{outcome=miss}"), ("insert", "transfer_ops{direction=d2h}"))
 
 
 @dataclass
@@ -54,6 +58,15 @@ def _hits(v: Values, tpb: int) -> List[Tuple[Tuple[str, ...], float]]:
     return [(("cpu",), max(0, v.get("matched_tokens", 0) // tpb - remote)), (("remote",), remote)]
 
 
+def _transfer_blocks(v: Values, direction: str, stats_key: str) -> int:
+    return v.get(f"transfer_blocks{{direction={direction}}}", v.get(stats_key, 0))
+
+
+def _transfer_bytes(v: Values, direction: str, stats_key: str) -> int:
+    key = f"transfer_bytes{{direction={direction}}}"
+    return v[key] if key in v else v.get(stats_key, 0) * v.get("block_bytes", 0)
+
+
 def _per_device(v: Values, cpu: int, ssd: int) -> List[Tuple[Tuple[str, ...], float]]:
     out = [(("cpu",), cpu)]
     if v.get("ssd_blocks_total", 0) > 0:
@@ -69,9 +82,12 @@ _TABLE: Sequence[Tuple[str, str, str, Tuple[str, ...], Callable[[Values, int], l
     ("flexkv_py_allocation_failures", "counter", "blocks a save could not store (tier full of pinned blocks)",
      ("mode",), lambda v, t: [(("local",), v.get("blocks_dropped", 0))]),
     ("flexkv_py_transfer_blocks", "counter", "blocks transferred, at completion", ("transfer_type", "operation"),
-     lambda v, t: [((ty, op), v.get(k, 0)) for ty, op, k in _TRANSFERS]),
+     lambda v, t: [((ty, op), _transfer_blocks(v, d, k)) for ty, op, d, k in _TRANSFERS]),
+    ("flexkv_py_transfer_ops", "counter", "transfer operations ended", ("transfer_type", "operation"),
+     lambda v, t: [((ty, op), v[f"transfer_ops{{direction={d}}}"]) for ty, op, d, _ in _TRANSFERS
+                   if f"transfer_ops{{direction={d}}}" in v]),
     ("flexkv_py_transfer_bytes", "counter", "bytes transferred, at completion", ("transfer_type", "operation"),
-     lambda v, t: [((ty, op), v.get(k, 0) * v.get("block_bytes", 0)) for ty, op, k in _TRANSFERS]),
+     lambda v, t: [((ty, op), _transfer_bytes(v, d, k)) for ty, op, d, k in _TRANSFERS]),
     ("flexkv_py_mempool_total_blocks", "gauge", "slots of the tier", ("device",),
      lambda v, t: _per_device(v, v.get("cpu_blocks_total", 0), v.get("ssd_blocks_total", 0))),
     ("flexkv_py_mempool_free_blocks", "gauge", "free slots of the tier", ("device",),
@@ -82,6 +98,8 @@ _TABLE: Sequence[Tuple[str, str, str, Tuple[str, ...], Callable[[Values, int], l
     ("flexkv_cpp_cache_blocks", "counter", "index blocks by operation (matched, inserted by saves, evicted)",
      ("operation",), lambda v, t: [(("matched",), v.get("matched_tokens", 0) // t),
                                    (("inserted",), v.get("blocks_saved", 0)), (("evicted",), v.get("evictions", 0))]),
+    ("flexkv_cpp_cache_ops", "counter", "index operations: lookups by outcome (hit, match: partial, miss), inserts",
+     ("operation",), lambda v, t: [((op,), v[k]) for op, k in _CACHE_OPS if k in v]),
 )
 
 NAMES = tuple(name for name, *_ in _TABLE)

@@ -18,6 +18,9 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
     private readonly EngineStats _stats = stats;
     private long _stagingPromised; // CPU slots promised to current matches for blocks only in lower tiers
 
+    /// <summary>Why the last <see cref="Match"/> offered no more when the planner or the tiers know it (null: ask the index).</summary>
+    public Metrics.NotOfferedReason? LastStop { get; private set; }
+
     // Matches blocks [computedBlocks, blocks) and pins them. A request asked about again (vLLM
     // retries waiting requests every step) keeps its pinned run: pinned blocks cannot have been
     // evicted, so only the blocks after it are looked up.
@@ -45,7 +48,10 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
             s.PinnedCount = Math.Max(0, local - computedBlocks); // kept for the next ask, which polls the answer
             return TierSet.MatchPending;
         }
-        matched = FitStaging(s, computedBlocks, matched);
+        LastStop = _tiers.LookupStop;
+        int fitted = FitStaging(s, computedBlocks, matched);
+        if (fitted < matched) LastStop = Metrics.NotOfferedReason.PinnedLimit;
+        matched = fitted;
         s.PinnedCount = Math.Max(0, matched - computedBlocks);
         return s.PinnedCount;
     }
@@ -88,6 +94,27 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
         s.Staging = 0;
     }
 
+    // Plans the load of the request's first matched blocks into device blocks dst: each from its
+    // CPU slot, or staged from the hottest tier holding it. The task takes over the pins of the
+    // blocks it loads; the rest of the match is released.
+    public TransferTask PlanLoad(RequestState s, ReadOnlySpan<int> dst)
+    {
+        TransferTask task = _taskPool.Get();
+        task.Kind = TransferKind.Get;
+        task.RequestId = s.Id;
+        long clock = _index.Tick();
+        for (int i = 0; i < dst.Length; i++)
+        {
+            int node = s.MatchNodes[s.ComputedBlocks + i];
+            _index.SetExternalHash(node, s.HashOf(s.ComputedBlocks + i)); // a promoted block's KV event names it
+            _tiers.AddLoad(task, dst[i], node, clock);
+        }
+        for (int i = dst.Length; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
+        s.PinnedCount = 0;
+        ReleaseStaging(s);
+        return task;
+    }
+
     // Plans the put of the request's full blocks the index lacks (blocks whose earlier write
     // failed are written again); returns null when every block is there already.
     public TransferTask? PlanPut(RequestState s, int blocks, ReadOnlySpan<int> blockIds)
@@ -104,6 +131,7 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
             if (id >= 0)
             {
                 _index.Touch(id, clock);
+                _index.SetExternalHash(id, s.HashOf(i)); // a block kept from before (restored) learns its vLLM hash
                 last = id;
                 // Ready or being written somewhere: nothing to do. In no tier (its write failed): redo it.
                 if (_index.StateOf(id) == BlockState.Empty && _index.FirstReadableTier(id) < 0)
@@ -116,6 +144,7 @@ internal sealed class BlockPlanner(BlockIndex index, TierSet tiers, EngineStats 
             }
             id = _index.InsertWriting(keys[i], parent, clock);
             if (id < 0) { _stats.BlocksDropped += blocks - i; break; }
+            _index.SetExternalHash(id, s.HashOf(i));
             (task ??= NewPut(s)).Add(blockIds[i], _index.SlotOf(id), id);
             parent = id;
             last = id;

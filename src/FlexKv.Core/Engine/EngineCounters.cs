@@ -1,20 +1,25 @@
 using FlexKv.Core.Index;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Tiers;
 using FlexKv.Core.Transfer;
+using L = FlexKv.Core.Metrics.EngineMetricsLayout;
 
 namespace FlexKv.Core.Engine;
 
 /// <summary>
-/// The engine's counters and levels as <see cref="EngineStats"/>: the counters the contract
-/// calls increment under the engine lock, plus the levels and counters its parts keep (index,
-/// copy threads, tiers). <see cref="Read"/> runs without the engine lock: a copy thread may hold
-/// it for a while completing a large transfer, and a counter snapshot needs no consistency
-/// between counters; each value is read as it is now (64-bit reads are atomic here).
+/// The engine's counters and levels: as <see cref="EngineStats"/> (the counters the contract
+/// calls increment under the engine lock, plus the levels and counters its parts keep: index,
+/// copy threads, tiers) and as the metrics snapshot (those, then the engine metrics model:
+/// <see cref="EngineMetrics"/>' array and the levels computed from the parts at each read).
+/// <see cref="Read"/> runs without the engine lock: a copy thread may hold it for a while
+/// completing a large transfer, and a counter snapshot needs no consistency between counters;
+/// each value is read as it is now (64-bit reads are atomic here).
 /// </summary>
-internal sealed class EngineCounters(EngineStats counted, TransferEngine transfer, BlockIndex index, CpuTier cpu,
-    RequestTable requests, List<TransferTask> planned, HashSet<TransferTask> inFlight, TierSet tiers)
+internal sealed class EngineCounters(EngineStats counted, EngineMetrics metrics, TransferEngine transfer, BlockIndex index,
+    CpuTier cpu, RequestTable requests, List<TransferTask> planned, HashSet<TransferTask> inFlight, TierSet tiers)
 {
     private readonly EngineStats _scratch = new(); // Read's, under _readSync
+    private readonly long[] _whole = new long[StatsMetrics.Count]; // Read's, for a caller's buffer that holds fewer
     private readonly object _readSync = new();
 
     /// <summary>An independent copy of everything (caller holds the engine lock).</summary>
@@ -25,15 +30,34 @@ internal sealed class EngineCounters(EngineStats counted, TransferEngine transfe
         return counted.Clone();
     }
 
-    /// <summary>The numeric counters in <see cref="Metrics.StatsMetrics"/> order; allocates nothing.</summary>
+    /// <summary>The metrics snapshot in <see cref="StatsMetrics"/> order, as many values as fit; allocates nothing.</summary>
     public int Read(Span<long> values)
     {
         lock (_readSync)
         {
+            Span<long> all = values.Length >= StatsMetrics.Count ? values : _whole;
             _scratch.CopyCountersFrom(counted);
             Refresh(_scratch);
-            return Metrics.StatsMetrics.Fill(_scratch, values);
+            StatsMetrics.FillStats(_scratch, all);
+            Span<long> model = all.Slice(StatsMetrics.StatsCount, L.Count);
+            metrics.CopyTo(model);
+            FillComputed(model);
+            if (all.Length != values.Length) _whole.AsSpan(0, values.Length).CopyTo(values);
+            return StatsMetrics.Count;
         }
+    }
+
+    private void FillComputed(Span<long> model)
+    {
+        model[L.StoredCount..].Clear();
+        long blockBytes = cpu.BlockBytes;
+        model[L.SlotTier(L.CapacityBlocks, MetricTier.Cpu)] = index.Capacity;
+        model[L.SlotTier(L.UsedBlocks, MetricTier.Cpu)] = index.UsedSlots;
+        model[L.SlotTier(L.CapacityBytes, MetricTier.Cpu)] = index.Capacity * blockBytes;
+        model[L.SlotTier(L.UsedBytes, MetricTier.Cpu)] = index.UsedSlots * blockBytes;
+        model[L.SlotTier(L.Evictions, MetricTier.Cpu)] = index.Evictions;
+        model[L.CopyQueue] = transfer.QueuedSlices;
+        tiers.FillMetrics(model);
     }
 
     private void Refresh(EngineStats s)

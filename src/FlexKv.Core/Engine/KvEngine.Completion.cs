@@ -15,10 +15,7 @@ internal sealed partial class KvEngine
     {
         lock (_sync)
         {
-            ThrowIfShutDown();
-            _transfer.Pump();
-            ApplyCompletions();
-            _devices.DisposeRetiredIfIdle();
+            Poll();
             return _report.TryDrain(entries, failedBlocks, out entryBytes, out failedCount);
         }
     }
@@ -28,12 +25,19 @@ internal sealed partial class KvEngine
     {
         lock (_sync)
         {
-            ThrowIfShutDown();
-            _transfer.Pump();
-            ApplyCompletions();
-            _devices.DisposeRetiredIfIdle();
+            Poll();
             return _report.Take();
         }
+    }
+
+    // Under the lock: what the copy and tier threads finished is applied, transports retired by
+    // a re-registration are freed once nothing uses them.
+    private void Poll()
+    {
+        ThrowIfShutDown();
+        _transfer.Pump();
+        ApplyCompletions();
+        _devices.DisposeRetiredIfIdle();
     }
 
     /// <summary>
@@ -48,6 +52,7 @@ internal sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
+            _metrics.Reset();
             foreach (TransferTask t in _planned.ToArray()) CancelTask(t);
             foreach (TransferTask t in _inFlight) t.Cancel();
             var sw = System.Diagnostics.Stopwatch.StartNew();

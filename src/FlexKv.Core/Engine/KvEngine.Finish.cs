@@ -18,10 +18,7 @@ internal sealed partial class KvEngine
     public bool RequestFinished(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens,
         ReadOnlySpan<int> blockIds, bool save, ReadOnlySpan<byte> utf8Namespace = default)
     {
-        if (requestId.IsEmpty) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, "request id is empty");
-        if (numTokens < 0) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"num_tokens must be >= 0, got {numTokens}");
-        if (!tokens.IsEmpty && tokens.Length != numTokens)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"token buffer holds {tokens.Length} tokens but num_tokens is {numTokens}");
+        RequestChecks.Tokens(requestId, tokens, numTokens);
         lock (_sync)
         {
             ThrowIfShutDown();
@@ -45,7 +42,12 @@ internal sealed partial class KvEngine
             _planner.ReleaseMatch(s);
             _tiers.DropLookup(s);
             bool loading = s.Get is not null;
-            if (loading) CancelTask(s.Get!);
+            _metrics.Request(Metrics.RequestEvent.Finished);
+            if (loading)
+            {
+                _metrics.Request(Metrics.RequestEvent.Aborted);
+                CancelTask(s.Get!);
+            }
             // Set after the cancel: a planned load completes inside CancelTask, and a finished
             // request would be forgotten there and then once more below.
             s.Finished = true;
@@ -74,6 +76,7 @@ internal sealed partial class KvEngine
             ThrowIfShutDown();
             RequestState? s = _requests.Find(requestId);
             if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
+            _metrics.Request(Metrics.RequestEvent.Preempted);
             _planner.ReleaseMatch(s);
             if (s.Get is not null) CancelTask(s.Get);
             if (s.Put is not null) CancelTask(s.Put);

@@ -6,7 +6,6 @@ namespace FlexKv.Core.Engine;
 
 internal sealed partial class KvEngine
 {
-
     /// <summary>
     /// vLLM's <c>get_num_new_matched_tokens</c>: how many tokens beyond
     /// <paramref name="numComputedTokens"/> (vLLM's own hit, block-aligned) can be loaded now.
@@ -21,13 +20,8 @@ internal sealed partial class KvEngine
     public int GetNumNewMatchedTokens(ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens,
         int numComputedTokens, ReadOnlySpan<byte> utf8Namespace = default)
     {
-        if (requestId.IsEmpty) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, "request id is empty");
-        if (numTokens < 0) ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"num_tokens must be >= 0, got {numTokens}");
-        if (numComputedTokens < 0 || numComputedTokens % TokensPerBlock != 0)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                $"num_computed_tokens must be a non-negative multiple of tokens_per_block ({TokensPerBlock}), got {numComputedTokens}");
-        if (!tokens.IsEmpty && tokens.Length != numTokens)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"token buffer holds {tokens.Length} tokens but num_tokens is {numTokens}");
+        RequestChecks.Tokens(requestId, tokens, numTokens);
+        RequestChecks.ComputedTokens(numComputedTokens, TokensPerBlock);
         lock (_sync)
         {
             ThrowIfShutDown();
@@ -57,6 +51,8 @@ internal sealed partial class KvEngine
                 _planner.ReleaseMatch(s);
                 s.NumComputedTokens = numComputedTokens;
                 s.ComputedBlocks = computedBlocks;
+                _offers.Record(s, blocks, computedBlocks, 0,
+                    _transfer.Transport is null ? Metrics.NotOfferedReason.NotRegistered : Metrics.NotOfferedReason.Resetting);
                 return 0;
             }
             int matchedBlocks = _planner.Match(s, blocks, computedBlocks, _options.RemoteLookupBudgetMs);
@@ -69,6 +65,7 @@ internal sealed partial class KvEngine
             }
             int newTokens = matchedBlocks * TokensPerBlock;
             _stats.MatchedTokens += newTokens;
+            _offers.Record(s, blocks, computedBlocks, matchedBlocks, _planner.LastStop);
             return newTokens;
         }
     }
@@ -85,18 +82,8 @@ internal sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = _requests.Find(requestId);
-            if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
-            if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
-            int boundary = s.Sequence.Blocks * TokensPerBlock;
-            if (firstToken != boundary)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}': its tokens must be extended from token {boundary} (where its full blocks end), not {firstToken}");
-            if ((long)firstToken + tail.Length > int.MaxValue)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument, $"request '{requestId}': {firstToken} + {tail.Length} tokens is too many");
-            if (firstToken + tail.Length < s.Sequence.TokensSeen)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {firstToken + tail.Length}: a request's tokens may only grow");
+            RequestState s = RequestChecks.Running(_requests.Find(requestId), requestId);
+            RequestChecks.Tail(s, requestId, tail.Length, firstToken, TokensPerBlock);
             s.Sequence.ExtendTail(_hasher, tail, firstToken);
         }
     }
@@ -114,36 +101,19 @@ internal sealed partial class KvEngine
         lock (_sync)
         {
             ThrowIfShutDown();
-            RequestState? s = _requests.Find(requestId);
-            if (s is null) ThrowHelper.UnknownRequest(requestId.ToString());
-            if (s.Finished) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already finished");
+            RequestState s = RequestChecks.Running(_requests.Find(requestId), requestId);
             if (numExternalTokens == 0)
             {
                 if (!s.GetPlanned) _planner.ReleaseMatch(s);
                 return;
             }
-            if (s.GetPlanned) ThrowHelper.Throw(FlexKvStatus.InvalidState, $"request '{requestId}' already has a load planned");
-            int blocks = (numExternalTokens + TokensPerBlock - 1) / TokensPerBlock;
-            if (blocks > s.PinnedCount)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}': {numExternalTokens} external tokens requested but only {s.PinnedCount * TokensPerBlock} were matched");
-            if (blockIds.Length < s.ComputedBlocks + blocks)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}': {blockIds.Length} block ids given, {s.ComputedBlocks + blocks} needed");
+            int blocks = RequestChecks.LoadBlocks(s, requestId, blockIds.Length, numExternalTokens, TokensPerBlock);
             ReadOnlySpan<int> dst = blockIds.Slice(s.ComputedBlocks, blocks);
             KvLayout? layout = _transfer.Transport?.Layout;
             if (layout is null) ThrowHelper.Throw(FlexKvStatus.NotRegistered, "no KV cache is registered");
             layout.CheckBlockIds(dst);
 
-            TransferTask task = _taskPool.Get();
-            task.Kind = TransferKind.Get;
-            task.RequestId = s.Id;
-            long clock = _index.Tick();
-            for (int i = 0; i < blocks; i++) _tiers.AddLoad(task, dst[i], s.MatchNodes[s.ComputedBlocks + i], clock);
-            // The task takes over the pins of the blocks it loads; the rest are released.
-            for (int i = blocks; i < s.PinnedCount; i++) _index.Unpin(s.MatchNodes[s.ComputedBlocks + i]);
-            s.PinnedCount = 0;
-            _planner.ReleaseStaging(s);
+            TransferTask task = _planner.PlanLoad(s, dst);
             s.Get = task;
             s.GetPlanned = true;
             _planned.Add(task);
@@ -153,15 +123,7 @@ internal sealed partial class KvEngine
     // A request's tokens only grow: new ones are hashed; none given means the engine has them all.
     private void Extend(RequestState s, ReadOnlySpan<char> requestId, ReadOnlySpan<long> tokens, int numTokens)
     {
-        if (!tokens.IsEmpty)
-        {
-            if (tokens.Length < s.Sequence.TokensSeen)
-                ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                    $"request '{requestId}' had {s.Sequence.TokensSeen} tokens and now has {tokens.Length}: a request's tokens may only grow");
-            s.Sequence.Extend(_hasher, tokens);
-        }
-        else if (numTokens > s.Sequence.TokensSeen)
-            ThrowHelper.Throw(FlexKvStatus.InvalidArgument,
-                $"request '{requestId}' grew from {s.Sequence.TokensSeen} to {numTokens} tokens: pass the token ids");
+        RequestChecks.Extension(s, requestId, tokens, numTokens);
+        if (!tokens.IsEmpty) s.Sequence.Extend(_hasher, tokens);
     }
 }

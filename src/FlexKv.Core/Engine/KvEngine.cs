@@ -1,6 +1,5 @@
 using System.Text.Json;
 using FlexKv.Core.Config;
-using FlexKv.Core.Devices.Cuda;
 using FlexKv.Core.Devices;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Hashing;
@@ -26,6 +25,8 @@ namespace FlexKv.Core.Engine;
 internal sealed unsafe partial class KvEngine : IDisposable
 {
     private const int CancelWaitMs = 10_000;
+    // Removals the index remembers so a lookup can tell "evicted" from "never cached" (256 KiB).
+    private const int RemovedKeysRemembered = 1 << 14;
 
     private readonly object _sync = new();
     private readonly EngineOptions _options;
@@ -43,7 +44,10 @@ internal sealed unsafe partial class KvEngine : IDisposable
     private readonly HashSet<TransferTask> _inFlight = new();
     private readonly FinishedReport _report = new();
     private readonly EngineStats _stats = new(); // the counters the contract calls increment
+    private readonly Metrics.EngineMetrics _metrics = new(); // the metrics model, recorded by every thread
     private readonly EngineCounters _counters;
+    private readonly OfferMetrics _offers;
+    private readonly Events.KvEventLog _events;
     private bool _clearPending; // reset: nothing is offered or saved until the index is cleared
     private bool _shutDown;
 
@@ -56,6 +60,7 @@ internal sealed unsafe partial class KvEngine : IDisposable
         _hasher = new BlockHasher(options.TokensPerBlock, Fingerprint.Value);
         _cpu = new CpuTier(options);
         _index = new BlockIndex(_cpu.Slots) { Owner = _sync };
+        _index.RememberRemovals(RemovedKeysRemembered);
         _requests = new RequestTable(_sync);
         _transfer = new TransferEngine(options.TransferThreads, options.TransferQueueCapacity, _cpu.SlotAddress(0), _cpu.SlotStride);
         _transfer.CompleteEagerly = TryCompleteNow;
@@ -68,14 +73,16 @@ internal sealed unsafe partial class KvEngine : IDisposable
             {
                 Options = options, Fingerprint = Fingerprint.Value, BlockBytes = _cpu.BlockBytes, CpuBase = _cpu.SlotAddress(0),
                 CpuStride = _cpu.SlotStride, Warnings = Warnings, ReadsDone = task => _tiers!.AfterStage(task),
-                WritesDone = TryApplyTierWritesNow, WrapSsdDevice = wrapSsdDevice, RemoteStoreFactory = remoteFactory,
+                WritesDone = TryApplyTierWritesNow, Metrics = _metrics, WrapSsdDevice = wrapSsdDevice, RemoteStoreFactory = remoteFactory,
             });
             lock (_sync) // restoring a tier fills the index, which only changes under the lock
-                _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking, _sync);
+                _tiers = new TierSet(opened, _index, _transfer.SubmitBlocking, _sync, _metrics, _cpu.BlockBytes);
             _tiers.Commit();
             _planner = new BlockPlanner(_index, _tiers, _stats, _taskPool);
-            _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool);
-            _counters = new EngineCounters(_stats, _transfer, _index, _cpu, _requests, _planned, _inFlight, _tiers);
+            _completion = new TaskCompletion(_index, _tiers, _requests, _report, _stats, _taskPool, _metrics, _cpu.BlockBytes);
+            _counters = new EngineCounters(_stats, _metrics, _transfer, _index, _cpu, _requests, _planned, _inFlight, _tiers);
+            _offers = new OfferMetrics(_index, _tiers, _metrics, options.TokensPerBlock);
+            _events = new Events.KvEventLog(_sync, _index, _requests, _metrics, ThrowIfShutDown, ApplyCompletions);
         }
         catch
         {
@@ -94,19 +101,13 @@ internal sealed unsafe partial class KvEngine : IDisposable
         return new KvEngine(options, TierRegistry.Default);
     }
 
-    /// <summary>Creates an engine whose SSD device is wrapped (fault injection in tests).</summary>
-    internal static KvEngine Create(EngineOptions options, Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice> wrapSsdDevice)
-    {
-        EngineOptionsValidator.Validate(options);
-        return new KvEngine(options, TierRegistry.Default, wrapSsdDevice);
-    }
-
-    /// <summary>Creates an engine with the lower tiers <paramref name="tiers"/> opens (tests stack their own).</summary>
+    /// <summary>Creates an engine with the lower tiers <paramref name="tiers"/> opens (tests stack their own, wrap the SSD device to inject faults).</summary>
     internal static KvEngine Create(EngineOptions options, IEnumerable<Func<TierContext, ILowerTier?>> tiers,
-        Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null)
+        Func<EngineOptions, UInt128, Tiers.Remote.IRemoteStore>? remoteFactory = null,
+        Func<Tiers.Ssd.IBlockDevice, Tiers.Ssd.IBlockDevice>? wrapSsdDevice = null)
     {
         EngineOptionsValidator.Validate(options);
-        return new KvEngine(options, tiers, null, remoteFactory);
+        return new KvEngine(options, tiers, wrapSsdDevice, remoteFactory);
     }
 
     /// <summary>Creates an engine from a UTF-8 JSON configuration document; <paramref name="remoteFactory"/> builds the remote store when one is configured.</summary>
@@ -137,32 +138,14 @@ internal sealed unsafe partial class KvEngine : IDisposable
     /// <summary>Why the SSD content of a previous run was not reused (null when it was, or no SSD tier).</summary>
     public string? SsdDiscardReason => _tiers.Find<Tiers.Ssd.SsdTier>()?.DiscardReason;
 
-    // ---- registration (the devices) -----------------------------------------------------------
+    /// <summary>
+    /// How the engine reaches vLLM's KV cache (same-process host memory, another process's, CUDA,
+    /// tensor-parallel ranks); registering takes the engine lock itself.
+    /// </summary>
+    public DeviceRegistry Devices => _devices;
 
-    /// <summary>Registers the KV cache the same-process host path copies to and from.</summary>
-    public void RegisterKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) => _devices.RegisterKvCaches(layers, numDeviceBlocks);
-
-    /// <summary>Registers a KV cache in GPU memory of this process on CUDA device <paramref name="deviceOrdinal"/>.</summary>
-    public void RegisterCudaKvCaches(ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks, int deviceOrdinal) =>
-        _devices.RegisterCudaKvCaches(layers, numDeviceBlocks, deviceOrdinal);
-
-    /// <summary>Registers a KV cache in host memory of process <paramref name="pid"/> (process_vm_readv/writev).</summary>
-    public void RegisterProcessKvCaches(int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
-        _devices.RegisterProcessKvCaches(pid, layers, numDeviceBlocks);
-
-    /// <summary>Registers one tensor-parallel rank's shard in host memory of its process; true once every rank is in.</summary>
-    public bool RegisterRankKvCaches(int rank, int worldSize, int pid, ReadOnlySpan<KvLayerDesc> layers, int numDeviceBlocks) =>
-        _devices.RegisterRankKvCaches(rank, worldSize, pid, layers, numDeviceBlocks);
-
-    /// <summary>Registers one tensor-parallel rank's shard in GPU memory of its process (CUDA IPC); true once every rank is in.</summary>
-    public bool RegisterRankCudaKvCaches(int rank, int worldSize, ReadOnlySpan<CudaIpcDesc> handles, ReadOnlySpan<KvLayerDesc> layers,
-        int numDeviceBlocks) => _devices.RegisterRankCudaKvCaches(rank, worldSize, handles, layers, numDeviceBlocks);
-
-    /// <summary>A worker exited: nothing is offered or loaded until its rank registers again.</summary>
-    public void DeregisterRank(int rank) => _devices.DeregisterRank(rank);
-
-    /// <summary>Installs another transport (CUDA, cross-process, or a fault-injecting one in tests).</summary>
-    public void RegisterTransport(IDeviceTransport transport) => _devices.RegisterTransport(transport);
+    /// <summary>KV events for vLLM's <c>take_events</c> (off until enabled).</summary>
+    public Events.KvEventLog Events => _events;
 
     // ---- launch, wait, stats, shutdown ----------------------------------------------------------
 

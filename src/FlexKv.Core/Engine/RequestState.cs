@@ -27,6 +27,16 @@ internal sealed class RequestState
     public int RemoteAskedUpTo;
     /// <summary>Blocks of the current match that need a CPU slot to be loaded through (on SSD or remote only).</summary>
     public int Staging;
+    /// <summary>The metrics counted the request as matched (once per request).</summary>
+    public bool MatchCounted;
+    /// <summary>vLLM's hash of block i at [i * MaxHashBytes, + HashLength), for blocks below HashCount (KV events only).</summary>
+    public byte[] Hashes = [];
+    public int HashCount;
+    public int HashLength;
+
+    /// <summary>vLLM's hash of block <paramref name="block"/>, empty when vLLM did not pass it.</summary>
+    public ReadOnlySpan<byte> HashOf(int block) =>
+        block < HashCount ? Hashes.AsSpan(block * Events.KvEvent.MaxHashBytes, HashLength) : default;
 
     public void EnsureMatchCapacity(int blocks)
     {
@@ -48,5 +58,8 @@ internal sealed class RequestState
         RemoteLookup = null;
         RemoteAskedUpTo = 0;
         Staging = 0;
+        MatchCounted = false;
+        HashCount = 0;
+        HashLength = 0;
     }
 }

@@ -1,4 +1,5 @@
 using FlexKv.Core.Index;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Tiers;
 using FlexKv.Core.Transfer;
 using Microsoft.Extensions.ObjectPool;
@@ -9,10 +10,12 @@ namespace FlexKv.Core.Engine;
 /// What an ended task (done, failed or cancelled) changes: its blocks' pins and states in the
 /// index (a get's staged copies kept or dropped, a put's blocks made ready and written through
 /// to the tiers), the report vLLM's next query gets (finished recving/sending, failed block ids)
-/// and the counters; a finished request whose tasks all ended is forgotten. Owned by the engine lock.
+/// and the counters (the stats' and the metrics model's: blocks, bytes, failures and timing of
+/// the copy to or from vLLM's cache); a finished request whose tasks all ended is forgotten.
+/// Owned by the engine lock.
 /// </summary>
 internal sealed class TaskCompletion(BlockIndex index, TierSet tiers, RequestTable requests, FinishedReport report,
-    EngineStats stats, ObjectPool<TransferTask> taskPool)
+    EngineStats stats, ObjectPool<TransferTask> taskPool, EngineMetrics metrics, long blockBytes)
 {
     private readonly BlockIndex _index = index;
     private readonly TierSet _tiers = tiers;
@@ -25,6 +28,8 @@ internal sealed class TaskCompletion(BlockIndex index, TierSet tiers, RequestTab
     {
         bool cancelled = task.State == TransferState.Cancelled;
         RequestState? s = _requests.Find(task.RequestId);
+        TransferFlow flow = task.Kind == TransferKind.Get ? TransferFlow.H2D : TransferFlow.D2H;
+        int moved = 0;
         if (task.Kind == TransferKind.Get)
         {
             // A task cancelled before launch never read its SSD blocks.
@@ -38,9 +43,12 @@ internal sealed class TaskCompletion(BlockIndex index, TierSet tiers, RequestTab
                 {
                     _report.AddFailed(task.DeviceBlocks[i]);
                     _stats.BlocksFailed++;
+                    // The block's first failure: a staged read's (checksum, ...) when it never reached its CPU slot.
+                    metrics.Failed(flow, FailureReasons.From((BlockFailure)task.Failed[i]));
                 }
-                else _stats.BlocksLoaded++;
+                else moved++;
             }
+            _stats.BlocksLoaded += moved;
             _report.Add(FinishedKind.Recving, task.RequestId);
             if (s is not null) s.Get = null;
         }
@@ -50,8 +58,10 @@ internal sealed class TaskCompletion(BlockIndex index, TierSet tiers, RequestTab
             {
                 bool ok = !cancelled && task.Failed[i] == 0;
                 _index.CompleteWrite(task.Nodes[i], ok);
-                if (ok) _stats.BlocksSaved++;
+                if (ok) moved++;
+                else if (!cancelled) metrics.Failed(flow, FailureReasons.From((BlockFailure)task.Failed[i]));
             }
+            _stats.BlocksSaved += moved;
             _tiers.WriteThrough(task);
             if (s is not null)
             {
@@ -59,8 +69,21 @@ internal sealed class TaskCompletion(BlockIndex index, TierSet tiers, RequestTab
                 s.Put = null;
             }
         }
+        CountTask(task, flow, cancelled, moved);
         _stats.TasksFinished++;
         if (s is not null && s.Finished && s.Get is null && s.Put is null) _requests.Forget(s);
         _taskPool.Return(task);
+    }
+
+    private void CountTask(TransferTask task, TransferFlow flow, bool cancelled, int moved)
+    {
+        if (cancelled)
+        {
+            metrics.Failed(flow, FailureReason.Cancelled, task.Count);
+            return;
+        }
+        metrics.Moved(flow, moved, moved * blockBytes);
+        if (task.CopyEndTicks != 0) metrics.Operation(flow, task.CopyEndTicks - task.CopyStartTicks);
+        if (moved > 0) metrics.Request(task.Kind == TransferKind.Get ? RequestEvent.Loaded : RequestEvent.Saved);
     }
 }

@@ -2,6 +2,10 @@ namespace FlexKv.Core.Index;
 
 internal sealed partial class BlockIndex
 {
+    private int _lastOffered = -1; // the CPU policy's last candidate, so a repeat is not queued twice
+    private uint _lastOfferedGeneration;
+    private long _lastOfferedUse;
+
     private bool TryAllocateSlot(int protect, out int slot)
     {
         while (!_slots.TryAllocate(out slot))
@@ -38,7 +42,11 @@ internal sealed partial class BlockIndex
                 tier.Evictions++;
                 DropTierCopyOf(id, tier);
             }
-            if (IsRemovable(in _nodes[id])) Remove(id);
+            if (IsRemovable(in _nodes[id]))
+            {
+                RememberRemoval(_nodes[id].Key, RemovalCause.Evicted);
+                Remove(id);
+            }
             evicted = true;
             break;
         }
@@ -67,9 +75,12 @@ internal sealed partial class BlockIndex
     private void OfferIfEvictable(int id)
     {
         ref BlockNode n = ref _nodes[id];
-        if (IsEvictable(in n))
+        // The same candidate twice in a row (an eviction offers the parent when its last CPU
+        // child goes, then again when the child leaves the index) would only be popped twice.
+        if (IsEvictable(in n) && (id != _lastOffered || n.Generation != _lastOfferedGeneration || n.LastUse != _lastOfferedUse))
         {
             _policy.OnCandidate(id, n.Generation, n.LastUse);
+            (_lastOffered, _lastOfferedGeneration, _lastOfferedUse) = (id, n.Generation, n.LastUse);
             if (_policy.Count > 4 * _map.Count + 4096) RebuildCandidates();
         }
         if ((n.Ready & _ownedMask) == 0) return;
@@ -86,6 +97,7 @@ internal sealed partial class BlockIndex
     private void RebuildCandidates()
     {
         _policy.Clear();
+        _lastOffered = -1;
         foreach (TierCopies t in _tiers) t.Policy.Clear();
         for (int i = 0; i < _highWater; i++)
         {
@@ -97,10 +109,12 @@ internal sealed partial class BlockIndex
         }
     }
 
-    // The CPU copy goes (slot freed, state Empty); the parent may become a CPU leaf.
+    // The CPU copy goes (slot freed, state Empty); the parent may become a CPU leaf. Only a
+    // copy that was readable is an event (a failed write never was).
     private void DropCpuCopy(int id)
     {
         ref BlockNode n = ref _nodes[id];
+        if (n.State == BlockState.Ready) Emit(Events.KvEventKind.Removed, Metrics.MetricTier.Cpu, id);
         if (n.Slot >= 0)
         {
             _slots.Free(n.Slot);
@@ -116,6 +130,7 @@ internal sealed partial class BlockIndex
     {
         ref BlockNode n = ref _nodes[id];
         bool had = ((n.Ready | n.Writing) & t.Bit) != 0;
+        if ((n.Ready & t.Bit) != 0) Emit(Events.KvEventKind.Removed, t.Label, id);
         n.Ready &= (byte)~t.Bit;
         n.Writing &= (byte)~t.Bit;
         if (!t.Owned || !had) return;
@@ -170,6 +185,7 @@ internal sealed partial class BlockIndex
     {
         Array.Resize(ref _nodes, size);
         foreach (TierCopies t in _tiers) t.Grow(size);
+        _hashes?.Grow(size);
     }
 
     /// <summary>

@@ -10,12 +10,12 @@ internal sealed partial class BlockIndex
     /// Adds the next lower tier (hot to cold) before any block is inserted and returns its number:
     /// an owned tier with <paramref name="slots"/>, or a hint tier with none.
     /// </summary>
-    public int AddTier(SlotPool? slots)
+    public int AddTier(SlotPool? slots, Metrics.MetricTier label = Metrics.MetricTier.None)
     {
         if (_tiers.Length == MaxTiers) throw new InvalidOperationException($"at most {MaxTiers} lower tiers");
         if (_map.Count > 0) throw new InvalidOperationException("tiers are added before any block");
         int t = _tiers.Length;
-        var copies = new TierCopies(t, slots, _nodes.Length);
+        var copies = new TierCopies(t, slots, _nodes.Length, label);
         Array.Resize(ref _tiers, t + 1);
         _tiers[t] = copies;
         if (copies.Owned) _ownedMask |= copies.Bit;
@@ -101,16 +101,21 @@ internal sealed partial class BlockIndex
         {
             n.Writing &= (byte)~t.Bit;
             n.Ready |= t.Bit;
+            Emit(Events.KvEventKind.Stored, t.Label, node);
         }
         else DropTierCopyOf(node, t);
         Unpin(node);
     }
 
-    /// <summary>Drops a node's copy in a tier (a failed read or checksum, or a hint that was wrong): it is never read there again.</summary>
-    public void DropTierCopy(int node, int tier)
+    /// <summary>
+    /// Drops a node's copy in a tier (a failed read or checksum, or a hint that was wrong): it is
+    /// never read there again; <paramref name="cause"/> is remembered for lookups. A node left with no copy goes.
+    /// </summary>
+    public void DropTierCopy(int node, int tier, RemovalCause cause = RemovalCause.Dropped)
     {
         AssertOwned();
         DropTierCopyOf(node, _tiers[tier]);
+        RememberRemoval(_nodes[node].Key, cause); // also when children keep the node: it may be readable nowhere now
         if (IsRemovable(in _nodes[node])) Remove(node);
     }
 
@@ -152,7 +157,7 @@ internal sealed partial class BlockIndex
     {
         int id = InsertDetached(key, parent, clock);
         if (id < 0) return -1;
-        _nodes[id].Ready = _tiers[tier].Bit;
+        _nodes[id].Ready = _tiers[tier].Bit; // what a lookup said, not a change this engine made: no event
         _nodes[id].Pins = 1;
         TotalPins++;
         return id;
@@ -174,6 +179,7 @@ internal sealed partial class BlockIndex
         n.LastUse = clock;
         n.State = BlockState.Empty;
         n.Generation = generation;
+        _hashes?.Forget(id);
         _map.Add(key, id);
         foreach (TierCopies t in _tiers) t.Slot[id] = -1;
         if (parent >= 0)

@@ -204,6 +204,7 @@ internal sealed partial class BlockIndex
         n.State = BlockState.Writing;
         TotalPins++;
         PinnedCpuSlots++;
+        _hashes?.Forget(id);
         _map.Add(key, id);
         foreach (TierCopies t in _tiers) t.Slot[id] = -1;
         if (parent >= 0)
@@ -248,7 +249,11 @@ internal sealed partial class BlockIndex
         AssertOwned();
         ref BlockNode n = ref _nodes[node];
         if (n.State != BlockState.Writing) throw new InvalidOperationException($"block node {node} is {n.State}, not Writing");
-        if (ok) n.State = BlockState.Ready;
+        if (ok)
+        {
+            n.State = BlockState.Ready;
+            Emit(Events.KvEventKind.Stored, Metrics.MetricTier.Cpu, node);
+        }
         else DropCpuCopy(node);
         Unpin(node);
     }
@@ -257,6 +262,8 @@ internal sealed partial class BlockIndex
     public void Clear()
     {
         AssertOwned();
+        EmitCleared();
+        _hashes?.Clear();
         _map.Clear();
         Array.Clear(_nodes, 0, _highWater);
         foreach (TierCopies t in _tiers) t.Clear(_highWater);
@@ -264,6 +271,8 @@ internal sealed partial class BlockIndex
         _freeHead = -1;
         _slots.Reset();
         _policy.Clear();
+        _removed?.Clear();
+        _lastOffered = -1;
         TotalPins = 0;
         PinnedCpuSlots = 0;
     }

@@ -10,9 +10,10 @@ namespace FlexKv.Core.Index;
 /// </summary>
 internal sealed class TierCopies
 {
-    public TierCopies(int bit, SlotPool? slots, int nodes)
+    public TierCopies(int bit, SlotPool? slots, int nodes, Metrics.MetricTier label)
     {
         Bit = (byte)(1 << bit);
+        Label = label;
         Slots = slots;
         Slot = new int[nodes];
         Children = new int[nodes];
@@ -20,6 +21,9 @@ internal sealed class TierCopies
 
     /// <summary>This tier's bit in <see cref="BlockNode.Ready"/> and <see cref="BlockNode.Writing"/>.</summary>
     public byte Bit { get; }
+
+    /// <summary>The tier's name in metrics and KV events.</summary>
+    public Metrics.MetricTier Label { get; }
 
     /// <summary>The tier's slots (null for a hint tier).</summary>
     public SlotPool? Slots { get; }

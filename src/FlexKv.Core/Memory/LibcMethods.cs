@@ -26,7 +26,7 @@ internal static unsafe partial class LibcMethods
     public const int ORdonly = 0, OWronly = 0x1, ORdwr = 0x2, OCreat = 0x40, OTrunc = 0x200, ODirect = 0x4000, ODirectory = 0x10000,
         OCloexec = 0x80000;
     public const int LockEx = 2, LockNb = 4, LockUn = 8;
-    public const int Eio = 5, Einval = 22, Enospc = 28, Ewouldblock = 11;
+    public const int Enoent = 2, Eio = 5, Einval = 22, Enospc = 28, Ewouldblock = 11;
 
     [LibraryImport(Libc, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
     public static partial int Open(string path, int flags, int mode);

@@ -3,9 +3,10 @@ using FlexKv.Core.Engine;
 namespace FlexKv.Core.Metrics;
 
 /// <summary>
-/// The numeric engine counters as one flat array of int64, in this table's order: the metrics
-/// snapshot a caller reads every step (<c>flexkv_metrics_read</c>) without the JSON of the full
-/// stats. Names equal the stats JSON keys; booleans read 0/1, milliseconds read microseconds.
+/// The metrics snapshot a caller reads every step (<c>flexkv_metrics_read</c>) without the JSON
+/// of the full stats: one flat array of int64, first this table's entries (named as the stats
+/// JSON keys; booleans read 0/1, milliseconds read microseconds), then the engine metrics
+/// model's (<see cref="EngineMetricsLayout"/>: per tier, per direction, per reason, histograms).
 /// Appending keeps readers that cached the names valid; reordering does not (the names export
 /// says what each position is).
 /// </summary>
@@ -59,17 +60,77 @@ internal static class StatsMetrics
     ];
 
     /// <summary>Number of values in a snapshot.</summary>
-    public static int Count => s_table.Length;
+    public static int Count => s_table.Length + EngineMetricsLayout.Count;
+
+    /// <summary>Number of stats entries, where the engine metrics model's begin.</summary>
+    public static int StatsCount => s_table.Length;
 
     /// <summary>What position <paramref name="i"/> of a snapshot is.</summary>
-    public static MetricInfo Info(int i) => s_table[i].Info;
+    public static MetricInfo Info(int i) => i < s_table.Length ? s_table[i].Info : EngineMetricsLayout.Infos[i - s_table.Length];
 
-    /// <summary>Writes the first <c>min(Count, dst.Length)</c> values; returns <see cref="Count"/>.</summary>
-    internal static int Fill(EngineStats stats, Span<long> dst)
+    /// <summary>Writes the stats entries (<see cref="StatsCount"/> values, as many as fit) through the table's readers.</summary>
+    internal static void FillStatsByTable(EngineStats stats, Span<long> dst)
     {
         int n = Math.Min(dst.Length, s_table.Length);
         for (int i = 0; i < n; i++) dst[i] = s_table[i].Read(stats);
-        return s_table.Length;
+    }
+
+    /// <summary>
+    /// Writes the stats entries into <paramref name="d"/> (at least <see cref="StatsCount"/> long):
+    /// the table's readers as one straight run of stores. The snapshot is read right after a
+    /// connector call, with cold caches, where 43 delegate calls are 43 methods
+    /// scattered in memory; a test keeps this in step with the table.
+    /// </summary>
+    internal static void FillStats(EngineStats s, Span<long> d)
+    {
+        if (d.Length < s_table.Length)
+        {
+            FillStatsByTable(s, d);
+            return;
+        }
+        d[0] = s.MatchCalls;
+        d[1] = s.QueriedTokens;
+        d[2] = s.MatchedTokens;
+        d[3] = s.BlocksLoaded;
+        d[4] = s.BlocksSaved;
+        d[5] = s.BlocksFailed;
+        d[6] = s.BlocksDropped;
+        d[7] = s.BytesMoved;
+        d[8] = s.Evictions;
+        d[9] = s.CpuBlocksUsed;
+        d[10] = s.CpuBlocksTotal;
+        d[11] = s.BlockBytes;
+        d[12] = s.PinnedBlocks;
+        d[13] = s.PinnedCpuBlocks;
+        d[14] = s.ActiveRequests;
+        d[15] = s.TasksPlanned;
+        d[16] = s.TasksInFlight;
+        d[17] = s.TasksFinished;
+        d[18] = s.SsdBlocksUsed;
+        d[19] = s.SsdBlocksTotal;
+        d[20] = s.SsdEvictions;
+        d[21] = s.SsdBlocksWritten;
+        d[22] = s.SsdBlocksRead;
+        d[23] = s.SsdChecksumFailures;
+        d[24] = s.SsdWriteErrors;
+        d[25] = s.SsdReadErrors;
+        d[26] = s.SsdWritesPending;
+        d[27] = s.SsdFull ? 1 : 0;
+        d[28] = s.RemoteConnected ? 1 : 0;
+        d[29] = s.RemoteLookups;
+        d[30] = s.RemoteMatchedBlocks;
+        d[31] = s.RemoteBlocksWritten;
+        d[32] = s.RemoteBlocksRead;
+        d[33] = s.RemoteReadsMissing;
+        d[34] = s.RemoteReadsCorrupt;
+        d[35] = s.RemoteReadsUnavailable;
+        d[36] = s.RemoteWritesDropped;
+        d[37] = s.RemoteWritesPending;
+        d[38] = (long)(s.RemoteStoreWriteMs * 1000);
+        d[39] = (long)(s.RemoteStoreReadMs * 1000);
+        d[40] = s.Registered ? 1 : 0;
+        d[41] = s.RemoteLookupsLate;
+        d[42] = s.RemoteBreakerOpen ? 1 : 0;
     }
 
     private static MetricInfo C(string name, string help) => new(name, MetricKind.Counter, help);

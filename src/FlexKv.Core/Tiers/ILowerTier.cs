@@ -75,6 +75,12 @@ internal interface ILowerTier
     /// <summary>Writes the tier's keys of the stats (<paramref name="writesPending"/>: its writes not applied yet).</summary>
     void FillStats(EngineStats stats, int writesPending);
 
+    /// <summary>Blocks waiting in the tier's write queue (read by the metrics reader, any thread).</summary>
+    int QueuedWrites { get; }
+
+    /// <summary>Blocks waiting in the tier's read queue (read by the metrics reader, any thread).</summary>
+    int QueuedReads { get; }
+
     /// <summary>Stops the tier's threads (bounded) and releases what it holds; returns whether they stopped.</summary>
     bool Stop(int timeoutMs);
 
@@ -85,5 +91,5 @@ internal interface ILowerTier
 /// <summary>A block to write to a lower tier, and where it comes from.</summary>
 internal readonly record struct TierWrite(int Node, int TierSlot, int CpuSlot, UInt128 Key, UInt128 Parent, bool HasParent);
 
-/// <summary>A finished write to a lower tier.</summary>
-internal readonly record struct TierWriteDone(int Node, bool Ok);
+/// <summary>A finished write to a lower tier; <paramref name="Why"/> says why one that is not <paramref name="Ok"/> failed (I/O error when not given).</summary>
+internal readonly record struct TierWriteDone(int Node, bool Ok, Metrics.FailureReason Why = Metrics.FailureReason.None);

@@ -56,6 +56,9 @@ internal sealed class StagedReader : IDisposable
         return go;
     }
 
+    /// <summary>Blocks waiting to be read.</summary>
+    public int Count => _worker.Count;
+
     public bool Stop(int timeoutMs) => _worker.Stop(timeoutMs);
 
     public void Dispose() => _worker.Dispose();

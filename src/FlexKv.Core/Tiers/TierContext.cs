@@ -27,6 +27,9 @@ internal sealed unsafe class TierContext
     /// <summary>Called on a tier's writer thread after a batch of writes ended (the engine applies them if its lock is free).</summary>
     public required Action WritesDone { get; init; }
 
+    /// <summary>The engine's metrics: a tier records the operations of its writer (its batches' timing).</summary>
+    public required Metrics.EngineMetrics Metrics { get; init; }
+
     /// <summary>Test hook: wraps the SSD tier's block device (fault injection).</summary>
     public Func<Ssd.IBlockDevice, Ssd.IBlockDevice>? WrapSsdDevice { get; init; }
 

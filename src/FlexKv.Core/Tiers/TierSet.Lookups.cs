@@ -1,4 +1,5 @@
 using FlexKv.Core.Engine;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Tiers.Remote;
 
 namespace FlexKv.Core.Tiers;
@@ -20,6 +21,7 @@ internal sealed partial class TierSet
     /// </summary>
     public int ExtendMatch(RequestState s, int local, int blocks, int computedBlocks, int budgetMs)
     {
+        LookupStop = null;
         int t = LookupTier();
         int from = Math.Max(local, computedBlocks);
         if (t < 0 || from >= blocks)
@@ -48,11 +50,21 @@ internal sealed partial class TierSet
                 s.RemoteLookup = null;
                 state.Late++;
                 state.Breaker.Late(now, pending.Probe);
+                LookupStop = NotOfferedReason.RemoteOverBudget;
                 return local;
             }
         }
-        if (from < s.RemoteAskedUpTo || !tier.IsAvailable || budgetMs == 0) return local;
-        if (!state.Breaker.TryStart(now, out bool probe)) return local;
+        if (from < s.RemoteAskedUpTo || budgetMs == 0) return local;
+        if (!tier.IsAvailable)
+        {
+            LookupStop = NotOfferedReason.RemoteDown;
+            return local;
+        }
+        if (!state.Breaker.TryStart(now, out bool probe))
+        {
+            LookupStop = NotOfferedReason.RemoteOverBudget;
+            return local;
+        }
         int ask = Math.Min(blocks - from, MaxLookupBlocks);
         state.Lookups++;
         s.RemoteAskedUpTo = from + ask;
@@ -67,6 +79,9 @@ internal sealed partial class TierSet
     }
 
     private const int MaxLookupBlocks = 4096;
+
+    /// <summary>Why the last <see cref="ExtendMatch"/> did not extend the match (a store late, open-breakered or down); null otherwise.</summary>
+    public NotOfferedReason? LookupStop { get; private set; }
 
     private int LookupTier()
     {
@@ -86,6 +101,7 @@ internal sealed partial class TierSet
             int id = _index.InsertHint(t, s.Sequence.Keys[i], parent, clock);
             if (id < 0) return i == from ? local : i; // known locally but not readable (e.g. being written): stop here
             s.MatchNodes[i] = id;
+            _index.SetExternalHash(id, s.HashOf(i));
             parent = id;
             _tiers[t].Lookups!.Matched++;
         }

@@ -1,5 +1,6 @@
 using FlexKv.Core.Engine;
 using FlexKv.Core.Index;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Tiers;
@@ -10,7 +11,8 @@ namespace FlexKv.Core.Tiers;
 /// CPU slot first), where a save is written through (every tier that takes it), the order in
 /// which a load's staged reads run (hot to cold, then the copy threads), and how their finished
 /// writes reach the index. Owned by the engine; called under its lock except
-/// <see cref="AfterStage"/>, which a tier's reader thread calls.
+/// <see cref="AfterStage"/>, which a tier's reader thread calls. It counts what moves between
+/// the CPU tier and the lower tiers (blocks, bytes, failures; a staged read's timing).
 /// </summary>
 internal sealed partial class TierSet
 {
@@ -19,20 +21,31 @@ internal sealed partial class TierSet
     private readonly BlockIndex _index;
     private readonly Func<TransferTask, bool> _toCopyThreads;
     private readonly object? _owner; // the engine lock (debug checks)
+    private readonly MetricTier[] _labels;
+    private readonly EngineMetrics _metrics;
+    private readonly long _blockBytes;
 
-    public TierSet(ILowerTier[] tiers, BlockIndex index, Func<TransferTask, bool> toCopyThreads, object? owner = null)
+    public TierSet(ILowerTier[] tiers, BlockIndex index, Func<TransferTask, bool> toCopyThreads, object? owner = null,
+        EngineMetrics? metrics = null, long blockBytes = 0)
     {
         _owner = owner;
         _tiers = tiers;
         _index = index;
         _toCopyThreads = toCopyThreads;
+        _metrics = metrics ?? new EngineMetrics();
+        _blockBytes = blockBytes;
         _writesPending = new int[tiers.Length];
+        _labels = new MetricTier[tiers.Length];
         for (int t = 0; t < tiers.Length; t++)
         {
-            int number = index.AddTier(tiers[t].Slots);
+            _labels[t] = MetricTiers.FromName(tiers[t].Name);
+            int number = index.AddTier(tiers[t].Slots, _labels[t]);
             tiers[t].Attach(index, number);
         }
     }
+
+    /// <summary>The name the metrics and KV events give lower tier <paramref name="t"/>.</summary>
+    public MetricTier LabelOf(int t) => _labels[t];
 
     /// <summary>Opens the tiers <paramref name="openers"/> configure, hot to cold; closes the opened ones if one fails.</summary>
     public static ILowerTier[] Open(IEnumerable<Func<TierContext, ILowerTier?>> openers, TierContext ctx)
@@ -103,7 +116,29 @@ internal sealed partial class TierSet
     public bool Launch(TransferTask task) => Next(task, -1);
 
     /// <summary>A tier's reads of <paramref name="task"/> ended (its reader thread): the next tier, or the copy.</summary>
-    public bool AfterStage(TransferTask task) => Next(task, task.Stage);
+    public bool AfterStage(TransferTask task)
+    {
+        CountStage(task, task.Stage);
+        return Next(task, task.Stage);
+    }
+
+    // The stage's reads are all done and the copy threads have not seen the task yet, so its
+    // blocks from tier t say exactly how their reads went.
+    private void CountStage(TransferTask task, int t)
+    {
+        TransferFlow flow = TransferFlows.ReadFrom(_labels[t]);
+        if (flow == TransferFlow.None) return;
+        byte source = (byte)(t + 1);
+        int ok = 0;
+        for (int i = 0; i < task.Count; i++)
+        {
+            if (task.Source[i] != source) continue;
+            if (task.Failed[i] == 0) ok++;
+            else _metrics.Failed(flow, FailureReasons.From((BlockFailure)task.Failed[i]));
+        }
+        _metrics.Moved(flow, ok, ok * _blockBytes);
+        _metrics.Operation(flow, EngineMetrics.Now() - task.StageStartTicks);
+    }
 
     private bool Next(TransferTask task, int after)
     {
@@ -112,6 +147,7 @@ internal sealed partial class TierSet
             if ((task.StageMask & (1 << t)) == 0) continue;
             task.Stage = t;
             task.State = TransferState.Launched;
+            task.StageStartTicks = EngineMetrics.Now();
             _tiers[t].SubmitReads(task, t);
             return true;
         }
@@ -129,7 +165,8 @@ internal sealed partial class TierSet
         int node = task.Nodes[i];
         var failure = (BlockFailure)task.Failed[i];
         _index.CompleteWrite(node, launched && failure == BlockFailure.None);
-        if (failure.LosesTierCopy()) _index.DropTierCopy(node, task.Source[i] - 1);
+        if (failure.LosesTierCopy())
+            _index.DropTierCopy(node, task.Source[i] - 1, failure == BlockFailure.Missing ? RemovalCause.Evicted : RemovalCause.Dropped);
     }
 
     // ---- saves -------------------------------------------------------------------------------
@@ -146,7 +183,14 @@ internal sealed partial class TierSet
         for (int t = 0; t < _tiers.Length; t++)
         {
             ILowerTier tier = _tiers[t];
-            if (!tier.IsAvailable && tier.Slots is not null) continue; // an owned tier that takes nothing now (disk full)
+            TransferFlow flow = TransferFlows.WriteTo(_labels[t]);
+            if (!tier.IsAvailable && tier.Slots is not null)
+            {
+                // An owned tier that takes nothing now (disk full): its blocks stay in the hotter tiers.
+                for (int i = 0; i < put.Count; i++)
+                    if (_index.StateOf(put.Nodes[i]) == BlockState.Ready) _metrics.Failed(flow, FailureReason.DiskFull);
+                continue;
+            }
             for (int i = 0; i < put.Count; i++)
             {
                 int node = put.Nodes[i];
@@ -161,7 +205,12 @@ internal sealed partial class TierSet
                 var w = new TierWrite(node, slot, _index.SlotOf(node), _index.KeyOf(node),
                     parent >= 0 ? _index.KeyOf(parent) : 0, parent >= 0);
                 if (tier.TryWrite(w)) _writesPending[t]++;
-                else EndWrite(t, node, ok: false);
+                else
+                {
+                    _metrics.Failed(flow, tier.IsAvailable ? FailureReason.QueueFull
+                        : tier.Slots is null ? FailureReason.Unavailable : FailureReason.DiskFull);
+                    EndWrite(t, node, ok: false);
+                }
             }
         }
     }
@@ -169,7 +218,11 @@ internal sealed partial class TierSet
     private void EndWrite(int t, int node, bool ok)
     {
         if (_tiers[t].Slots is not null) _index.CompleteTierWrite(node, t, ok);
-        else _index.Unpin(node); // a hint tier's write only kept the CPU copy as its source
+        else
+        {
+            if (ok) _index.NoteTierStored(node, t); // the index keeps no copy of a hint tier's writes
+            _index.Unpin(node); // a hint tier's write only kept the CPU copy as its source
+        }
     }
 
     /// <summary>Applies the tiers' finished writes and their warnings.</summary>
@@ -180,9 +233,12 @@ internal sealed partial class TierSet
         {
             ILowerTier tier = _tiers[t];
             while (tier.Warnings.TryDequeue(out string? w)) warnings.Add(w);
+            TransferFlow flow = TransferFlows.WriteTo(_labels[t]);
             while (tier.CompletedWrites.TryDequeue(out TierWriteDone done))
             {
                 _writesPending[t]--;
+                if (done.Ok) _metrics.Moved(flow, 1, _blockBytes);
+                else _metrics.Failed(flow, done.Why == FailureReason.None ? FailureReason.IoError : done.Why);
                 EndWrite(t, done.Node, done.Ok);
             }
         }
@@ -233,6 +289,31 @@ internal sealed partial class TierSet
     public void FillStats(EngineStats s)
     {
         for (int t = 0; t < _tiers.Length; t++) _tiers[t].FillStats(s, _writesPending[t]);
+    }
+
+    /// <summary>
+    /// Adds the lower tiers' slots, use, evictions and queue depths to the computed entries of
+    /// the engine metrics model (<paramref name="model"/>: the model's part of a snapshot). Runs
+    /// on the metrics reader without the engine lock: each value is read as it is now.
+    /// </summary>
+    public void FillMetrics(Span<long> model)
+    {
+        for (int t = 0; t < _tiers.Length; t++)
+        {
+            MetricTier label = _labels[t];
+            Add(model, EngineMetricsLayout.SlotTier(EngineMetricsLayout.CapacityBlocks, label), _index.TierCapacity(t));
+            Add(model, EngineMetricsLayout.SlotTier(EngineMetricsLayout.UsedBlocks, label), _index.TierUsedSlots(t));
+            Add(model, EngineMetricsLayout.SlotTier(EngineMetricsLayout.CapacityBytes, label), _index.TierCapacity(t) * _blockBytes);
+            Add(model, EngineMetricsLayout.SlotTier(EngineMetricsLayout.UsedBytes, label), _index.TierUsedSlots(t) * _blockBytes);
+            Add(model, EngineMetricsLayout.SlotTier(EngineMetricsLayout.Evictions, label), _index.TierEvictions(t));
+            Add(model, EngineMetricsLayout.TierQueue(label, reads: false), _tiers[t].QueuedWrites);
+            Add(model, EngineMetricsLayout.TierQueue(label, reads: true), _tiers[t].QueuedReads);
+        }
+    }
+
+    private static void Add(Span<long> model, int at, long value)
+    {
+        if (at >= 0) model[at] += value;
     }
 
     /// <summary>Stops every tier (bounded each); returns whether all stopped.</summary>

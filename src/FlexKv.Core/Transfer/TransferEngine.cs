@@ -101,6 +101,9 @@ internal sealed unsafe class TransferEngine : IDisposable
     /// <summary>Slices waiting for room in the channel.</summary>
     public int BacklogCount => _backlog.Count;
 
+    /// <summary>Slices waiting for a copy thread (the channel and the backlog), read by the metrics reader as it is now.</summary>
+    public int QueuedSlices => _queue.Count + _backlog.Count;
+
     public int ThreadCount => _threads.Length;
 
     /// <summary>Splits a task over the copy threads and queues it. Caller: the scheduler thread.</summary>
@@ -139,6 +142,7 @@ internal sealed unsafe class TransferEngine : IDisposable
     private int Prepare(TransferTask task, out int per)
     {
         task.State = TransferState.Launched;
+        task.CopyStartTicks = System.Diagnostics.Stopwatch.GetTimestamp();
         long bytes = (long)task.Count * Math.Max(1, _hostStride);
         int chunks = (int)Math.Clamp(bytes / Math.Max(1, MinSliceBytes), 1, Math.Max(1, Math.Min(task.Count, _threads.Length)));
         per = Math.Max(1, (task.Count + chunks - 1) / chunks);
@@ -206,6 +210,7 @@ internal sealed unsafe class TransferEngine : IDisposable
         }
         if (Interlocked.Decrement(ref task.PendingChunks) == 0)
         {
+            task.CopyEndTicks = System.Diagnostics.Stopwatch.GetTimestamp();
             if (!(CompleteEagerly?.Invoke(task) ?? false)) Completed.Enqueue(task);
             Interlocked.Increment(ref _completions);
             lock (_signal) Monitor.PulseAll(_signal);

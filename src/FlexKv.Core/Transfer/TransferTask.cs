@@ -57,6 +57,10 @@ internal sealed class TransferTask
     /// <summary>The tier staging now (-1: none yet); its reads still outstanding.</summary>
     internal int Stage = -1;
     internal int PendingReads;
+    /// <summary>When the staging tier got the task's reads (Stopwatch ticks; the metrics' read timing).</summary>
+    internal long StageStartTicks;
+    /// <summary>When the copy threads got the task, and when its last slice ended (Stopwatch ticks; 0: not yet).</summary>
+    internal long CopyStartTicks, CopyEndTicks;
     internal int[] DeviceBlocks = new int[64];
     internal int[] CpuSlots = new int[64];
     internal int[] Nodes = new int[64];
@@ -117,6 +121,9 @@ internal sealed class TransferTask
         StageMask = 0;
         Stage = -1;
         PendingReads = 0;
+        StageStartTicks = 0;
+        CopyStartTicks = 0;
+        CopyEndTicks = 0;
         WasLaunched = false;
         _cancelled = 0;
         PendingChunks = 0;

@@ -51,7 +51,7 @@ internal static unsafe class EngineExports
     {
         try
         {
-            HandleTable.Get<KvEngine>(engine).RegisterKvCaches(Args.Span(layers, numLayers, "layers"), numDeviceBlocks);
+            HandleTable.Get<KvEngine>(engine).Devices.RegisterKvCaches(Args.Span(layers, numLayers, "layers"), numDeviceBlocks);
             return 0;
         }
         catch (Exception ex) { return LastError.Set(ex); }
@@ -62,7 +62,7 @@ internal static unsafe class EngineExports
     {
         try
         {
-            HandleTable.Get<KvEngine>(engine).RegisterCudaKvCaches(Args.Span(layers, numLayers, "layers"), numDeviceBlocks, device);
+            HandleTable.Get<KvEngine>(engine).Devices.RegisterCudaKvCaches(Args.Span(layers, numLayers, "layers"), numDeviceBlocks, device);
             return 0;
         }
         catch (Exception ex) { return LastError.Set(ex); }
@@ -73,7 +73,7 @@ internal static unsafe class EngineExports
     {
         try
         {
-            HandleTable.Get<KvEngine>(engine).RegisterProcessKvCaches(pid, Args.Span(layers, numLayers, "layers"), numDeviceBlocks);
+            HandleTable.Get<KvEngine>(engine).Devices.RegisterProcessKvCaches(pid, Args.Span(layers, numLayers, "layers"), numDeviceBlocks);
             return 0;
         }
         catch (Exception ex) { return LastError.Set(ex); }

@@ -45,8 +45,14 @@ internal static unsafe class MetricsExports
                 MetricInfo m = StatsMetrics.Info(i);
                 w.WriteStartObject();
                 w.WriteString("name", m.Name);
-                w.WriteString("kind", m.Kind == MetricKind.Counter ? "counter" : "gauge");
+                w.WriteString("kind", m.Kind switch { MetricKind.Counter => "counter", MetricKind.Gauge => "gauge", _ => "histogram" });
                 w.WriteString("help", m.Help);
+                if (!m.LabelSpan.IsEmpty)
+                {
+                    w.WriteStartObject("labels");
+                    foreach (MetricLabel l in m.LabelSpan) w.WriteString(l.Key, l.Value);
+                    w.WriteEndObject();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -16,7 +16,7 @@ internal static unsafe class RankExports
         try
         {
             Args.NotNull(complete, "complete");
-            *complete = HandleTable.Get<KvEngine>(engine).RegisterRankKvCaches(rank, worldSize, pid,
+            *complete = HandleTable.Get<KvEngine>(engine).Devices.RegisterRankKvCaches(rank, worldSize, pid,
                 Args.Span(layers, numLayers, "layers"), numDeviceBlocks) ? 1 : 0;
             return 0;
         }
@@ -30,7 +30,7 @@ internal static unsafe class RankExports
         try
         {
             Args.NotNull(complete, "complete");
-            *complete = HandleTable.Get<KvEngine>(engine).RegisterRankCudaKvCaches(rank, worldSize,
+            *complete = HandleTable.Get<KvEngine>(engine).Devices.RegisterRankCudaKvCaches(rank, worldSize,
                 Args.Span(handles, numLayers, "handles"), Args.Span(layers, numLayers, "layers"), numDeviceBlocks) ? 1 : 0;
             return 0;
         }
@@ -42,7 +42,7 @@ internal static unsafe class RankExports
     {
         try
         {
-            HandleTable.Get<KvEngine>(engine).DeregisterRank(rank);
+            HandleTable.Get<KvEngine>(engine).Devices.DeregisterRank(rank);
             return 0;
         }
         catch (Exception ex) { return LastError.Set(ex); }

@@ -68,6 +68,10 @@ typedef struct flexkv_layer {
 /* Writes FLEXKV_ABI_VERSION of the loaded library to *version. */
 int flexkv_abi_version(int32_t* version);
 
+/* What this build is, as a NUL-terminated JSON object: abi_version, git_sha and build_date
+ * ("unknown" when the build did not record them), instruction_set, dotnet_runtime, cpu_features. */
+int flexkv_build_info(char* buffer, size_t capacity, size_t* needed);
+
 /*
  * Copies the calling thread's last error message (NUL-terminated) into buffer.
  * *needed receives the size including the terminator; FLEXKV_ERR_BUFFER_TOO_SMALL if capacity < *needed.
@@ -156,11 +160,65 @@ int flexkv_stats(flexkv_engine_t engine, char* buffer, size_t capacity, size_t* 
  */
 int flexkv_metrics_read(flexkv_engine_t engine, int64_t* values, size_t capacity, size_t* count);
 
-/* The snapshot's layout as a NUL-terminated JSON array of {"name", "kind": "counter"|"gauge", "help"}. */
+/*
+ * The snapshot's layout as a NUL-terminated JSON array of {"name", "kind", "help"} with an
+ * optional "labels" object of strings. kind is "counter", "gauge" or "histogram"; a histogram is
+ * entries <base>_bucket (labels include "le", cumulative), <base>_sum (microseconds for a base
+ * ending in _seconds) and <base>_count. Every entry of one name has the same label keys.
+ */
 int flexkv_metrics_names(char* buffer, size_t capacity, size_t* needed);
 
 /* Waits up to timeout_ms for a task to finish; *ready = 1 if something can be queried. */
 int flexkv_wait(flexkv_engine_t engine, int32_t timeout_ms, int32_t* ready);
+
+/* ---- KV events (vLLM's kv_events_config) ------------------------------------------------ */
+
+/* Kinds of flexkv_kv_event_t (vLLM's BlockStored, BlockRemoved, AllBlocksCleared). */
+#define FLEXKV_KV_EVENT_STORED  1  /* the block became readable in the tier */
+#define FLEXKV_KV_EVENT_REMOVED 2  /* the tier dropped its copy (evicted, or after a failed read) */
+#define FLEXKV_KV_EVENT_CLEARED 3  /* every block of every tier was forgotten (a reset) */
+
+/* Tiers (medium) of flexkv_kv_event_t. */
+#define FLEXKV_TIER_CPU    0
+#define FLEXKV_TIER_SSD    1
+#define FLEXKV_TIER_REMOTE 2
+
+/* Most bytes of one block hash. */
+#define FLEXKV_MAX_HASH_BYTES 32
+
+/*
+ * One KV event: a block, named by vLLM's hash of it (as given by flexkv_set_block_hashes), and
+ * for a stored block its parent's hash (parent_len 0: a first block, or a parent whose hash the
+ * engine never learned). A CLEARED event carries no hash.
+ */
+typedef struct flexkv_kv_event {
+    uint8_t kind;         /* FLEXKV_KV_EVENT_* */
+    uint8_t medium;       /* FLEXKV_TIER_* */
+    uint8_t hash_len;
+    uint8_t parent_len;
+    uint8_t reserved[4];
+    uint8_t hash[32];
+    uint8_t parent[32];
+} flexkv_kv_event_t;
+
+/*
+ * Starts recording KV events into a ring of `capacity` events (1 to 1048576); when they are not
+ * taken in time the oldest are dropped (counted: kv_events_dropped). Calling again replaces the
+ * ring. Blocks whose vLLM hash the engine never learned are counted (kv_events_unhashed), not recorded.
+ */
+int flexkv_kv_events_enable(flexkv_engine_t engine, int32_t capacity);
+
+/*
+ * vLLM's hashes of a known request's blocks [first_block, first_block + count), hash_bytes
+ * (1 to 32) bytes each, back to back: the names of its blocks in KV events. first_block is at
+ * most the number of blocks given so far (a block given again is overwritten); every hash of a
+ * request has the same length. FLEXKV_ERR_INVALID_STATE when KV events are not enabled.
+ */
+int flexkv_set_block_hashes(flexkv_engine_t engine, const char* request_id, size_t request_id_len, int32_t first_block,
+                            const uint8_t* hashes, size_t hash_bytes, size_t count);
+
+/* Moves up to `capacity` of the oldest KV events into `events`; *count = how many (0 when events are off). */
+int flexkv_kv_events_take(flexkv_engine_t engine, flexkv_kv_event_t* events, size_t capacity, size_t* count);
 
 /* ---- Scheduler calls (vLLM's names) ----------------------------------------------------- */
 
@@ -250,6 +308,84 @@ int flexkv_index_replay(flexkv_index_t index, const int64_t* tokens, size_t num_
 
 /* Blocks held and blocks evicted so far. */
 int flexkv_index_info(flexkv_index_t index, int64_t* blocks, int64_t* evictions);
+
+/* ---- Tiered capacity planner (control plane of the CPU and SSD tiers, no bytes) --------- */
+
+typedef uint64_t flexkv_planner_t;
+
+/*
+ * Creates a planner: the engine's block index with cpu_blocks CPU slots and ssd_blocks SSD slots
+ * (0: no SSD tier), driven as the engine is when vLLM runs one request at a time with instant
+ * transfers: match the prompt (CPU, then SSD blocks staged through CPU slots), load, save the
+ * full blocks of all tokens but the last with write-through to SSD, each tier evicting its LRU leaves.
+ */
+int flexkv_plan_create(int32_t tokens_per_block, int64_t cpu_blocks, int64_t ssd_blocks, flexkv_planner_t* planner);
+
+/* Releases a planner. planner == 0 is a no-op. */
+int flexkv_plan_destroy(flexkv_planner_t planner);
+
+/*
+ * Replays requests packed in `tokens` (request i: the next total_lengths[i] tokens, of which the
+ * first prompt_lengths[i] are its prompt); later calls continue the same cache. Per request, when
+ * not NULL: blocks loaded from CPU (cpu_blocks[i]), from SSD (ssd_blocks[i]) and matched blocks no
+ * CPU slot could be freed for (not_loaded[i]; the engine reports them as failed loads).
+ */
+int flexkv_plan_replay(flexkv_planner_t planner, const int64_t* tokens, size_t num_tokens, const int64_t* prompt_lengths,
+                       const int64_t* total_lengths, size_t num_sequences, int32_t* cpu_blocks, int32_t* ssd_blocks,
+                       int32_t* not_loaded);
+
+/*
+ * Replays Mooncake/FAST'25 requests without a token buffer: request i has the next
+ * hash_counts[i] of hash_ids, input_lengths[i] prompt and output_lengths[i] output tokens. Hash id
+ * h stands for the tokens h * block_tokens + k (k < block_tokens), so shared leading hash ids are
+ * shared prefixes; the prompt is cut to its input length; output token j is -1 - (first_output_id
+ * + j), numbered on across requests (pass the outputs replayed so far), so nothing else holds it.
+ * Outputs as flexkv_plan_replay. Nothing is replayed when an argument is refused.
+ */
+int flexkv_plan_replay_mooncake(flexkv_planner_t planner, const int64_t* hash_ids, size_t num_hash_ids,
+                                const int64_t* hash_counts, const int64_t* input_lengths, const int64_t* output_lengths,
+                                size_t num_requests, int32_t block_tokens, int64_t first_output_id, int32_t* cpu_blocks,
+                                int32_t* ssd_blocks, int32_t* not_loaded);
+
+/* The planner's totals (requests, tokens, hits and writes per tier, evictions, levels) as a
+ * NUL-terminated JSON object. */
+int flexkv_plan_stats(flexkv_planner_t planner, char* buffer, size_t capacity, size_t* needed);
+
+/* ---- Read-only views for operators ------------------------------------------------------ */
+
+/* What an engine created from config_json (flexkv_engine_create's document) would reserve, as a
+ * NUL-terminated JSON object (block bytes, CPU blocks and pool bytes, SSD slots, redacted remote
+ * URL, fingerprint), worked out as the engine does without reserving anything. */
+int flexkv_config_summary(const char* config_json, size_t config_json_length, char* buffer, size_t capacity,
+                          size_t* needed);
+
+typedef uint64_t flexkv_ssd_t;
+
+/*
+ * Opens an SSD cache directory for inspection (dirs: ';'-separated, as ssd_cache_dir) without
+ * changing it or taking it over: the journal is copied and replayed by the engine's own reader.
+ * With config_json (may be NULL/0) the summary also says whether an engine with that
+ * configuration would reuse the cache. Works while an engine runs (the journal as it was now).
+ */
+int flexkv_ssd_open(const char* dirs, size_t dirs_length, const char* config_json, size_t config_json_length,
+                    flexkv_ssd_t* inspector);
+
+/* The cache's files, journal state, geometry and blocks as a NUL-terminated JSON object. */
+int flexkv_ssd_summary(flexkv_ssd_t inspector, char* buffer, size_t capacity, size_t* needed);
+
+/* Re-reads the blocks of slots [first_slot, first_slot + count) and checks them as a load would:
+ * the first bad_capacity failing slots go to bad_slots, *bad_count = how many failed,
+ * *checked_blocks = how many were read. Read only. */
+int flexkv_ssd_verify(flexkv_ssd_t inspector, int32_t first_slot, int32_t count, int32_t* bad_slots,
+                      size_t bad_capacity, int32_t* bad_count, int32_t* checked_blocks);
+
+/* Journals the given slots as empty so no engine serves them again (their unreachable children
+ * are dropped at the next engine start). The one call that writes: it takes the directories as an
+ * engine does, so FLEXKV_ERR_INVALID_STATE while an engine uses them. *removed = slots that held a block. */
+int flexkv_ssd_repair(flexkv_ssd_t inspector, const int32_t* slots, size_t count, int32_t* removed);
+
+/* Releases an inspector (its private copy of the journal is deleted). inspector == 0 is a no-op. */
+int flexkv_ssd_close(flexkv_ssd_t inspector);
 
 #ifdef __cplusplus
 }

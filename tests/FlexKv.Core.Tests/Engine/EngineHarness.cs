@@ -32,8 +32,8 @@ internal sealed class EngineHarness : IDisposable
             Engine = KvEngine.Create(Encoding.UTF8.GetBytes(json), (_, _) => remote);
         }
         else Engine = wrapSsd is null ? KvEngine.Create(Encoding.UTF8.GetBytes(json))
-            : KvEngine.Create(FlexKv.Core.Config.EngineOptionsJson.Parse(json), wrapSsd);
-        if (register) Engine.RegisterKvCaches(Device.Layers, deviceBlocks);
+            : KvEngine.Create(FlexKv.Core.Config.EngineOptionsJson.Parse(json), FlexKv.Core.Tiers.TierRegistry.Default, wrapSsdDevice: wrapSsd);
+        if (register) Engine.Devices.RegisterKvCaches(Device.Layers, deviceBlocks);
     }
 
     public KvEngine Engine { get; }
@@ -55,7 +55,7 @@ internal sealed class EngineHarness : IDisposable
     public FlakyTransport UseFlakyTransport()
     {
         var t = new FlakyTransport(KvLayout.Create(Device.Layers, Device.NumBlocks, Device.BlockBytes));
-        Engine.RegisterTransport(t);
+        Engine.Devices.RegisterTransport(t);
         return t;
     }
 

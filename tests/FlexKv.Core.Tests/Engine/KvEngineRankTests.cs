@@ -25,7 +25,7 @@ public class KvEngineRankTests
         public bool Register(int rank, DeviceKvCache? shard = null)
         {
             shard ??= Shards[rank];
-            return H.Engine.RegisterRankKvCaches(rank, 2, Self, shard.Layers, shard.NumBlocks);
+            return H.Engine.Devices.RegisterRankKvCaches(rank, 2, Self, shard.Layers, shard.NumBlocks);
         }
 
         /// <summary>Registers both ranks, fills their first <paramref name="blocks"/> blocks and saves them; returns the tokens.</summary>
@@ -90,7 +90,7 @@ public class KvEngineRankTests
         using var quarter = new DeviceKvCache(32, spanBytes: 16);
 
         var ex = Assert.Throws<FlexKvException>(() =>
-            t.H.Engine.RegisterRankKvCaches(1, 4, Self, quarter.Layers, quarter.NumBlocks));
+            t.H.Engine.Devices.RegisterRankKvCaches(1, 4, Self, quarter.Layers, quarter.NumBlocks));
 
         Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
         Assert.Contains("world size is 4", ex.Message);
@@ -102,11 +102,11 @@ public class KvEngineRankTests
         using var t = new TwoRanks();
         long[] tokens = t.RegisterAndSave(2);
 
-        t.H.Engine.DeregisterRank(1);
+        t.H.Engine.Devices.DeregisterRank(1);
 
         Assert.False(t.H.Engine.IsRegistered);
         Assert.Equal(0, t.H.Engine.GetNumNewMatchedTokens("B", tokens, tokens.Length, 0, []));
-        var ex = Assert.Throws<FlexKvException>(() => t.H.Engine.DeregisterRank(1));
+        var ex = Assert.Throws<FlexKvException>(() => t.H.Engine.Devices.DeregisterRank(1));
         Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
         Assert.True(t.Register(1));
         Assert.Equal(2 * Bs, t.H.Engine.GetNumNewMatchedTokens("C", tokens, tokens.Length, 0, []));
@@ -140,7 +140,7 @@ public class KvEngineRankTests
         for (int i = 0; i < handles.Length; i++) "0000:3b:00.0"u8.CopyTo(handles[i].PciBusId);
 
         var ex = Assert.Throws<FlexKvException>(() =>
-            t.H.Engine.RegisterRankCudaKvCaches(1, 2, handles, t.Shards[1].Layers, t.Shards[1].NumBlocks));
+            t.H.Engine.Devices.RegisterRankCudaKvCaches(1, 2, handles, t.Shards[1].Layers, t.Shards[1].NumBlocks));
 
         if (!HasDriver)
         {
@@ -158,8 +158,8 @@ public class KvEngineRankTests
         var layers = t.Shards[1].Layers;
         var noBusId = new CudaIpcDesc[layers.Length];
 
-        var tooFew = Assert.Throws<FlexKvException>(() => t.H.Engine.RegisterRankCudaKvCaches(1, 2, noBusId[..1], layers, 32));
-        var empty = Assert.Throws<FlexKvException>(() => t.H.Engine.RegisterRankCudaKvCaches(1, 2, noBusId, layers, 32));
+        var tooFew = Assert.Throws<FlexKvException>(() => t.H.Engine.Devices.RegisterRankCudaKvCaches(1, 2, noBusId[..1], layers, 32));
+        var empty = Assert.Throws<FlexKvException>(() => t.H.Engine.Devices.RegisterRankCudaKvCaches(1, 2, noBusId, layers, 32));
 
         Assert.Contains("IPC handles for", tooFew.Message);
         Assert.Contains("PCI bus id", empty.Message);

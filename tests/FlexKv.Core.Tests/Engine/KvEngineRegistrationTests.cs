@@ -15,7 +15,7 @@ public class KvEngineRegistrationTests
         using var h = new EngineHarness(register: false);
         KvLayerDesc[] oneLayer = [h.Device.Layers[0]];
 
-        var ex = Assert.Throws<FlexKvException>(() => h.Engine.RegisterKvCaches(oneLayer, h.Device.NumBlocks));
+        var ex = Assert.Throws<FlexKvException>(() => h.Engine.Devices.RegisterKvCaches(oneLayer, h.Device.NumBlocks));
         Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
         Assert.False(h.Engine.IsRegistered);
     }
@@ -26,7 +26,7 @@ public class KvEngineRegistrationTests
         using var h = new EngineHarness();
         Assert.True(h.Engine.RequestFinished("A", Tokens(9), 9, Blocks(0, 3), save: true));
 
-        var ex = Assert.Throws<FlexKvException>(() => h.Engine.RegisterKvCaches(h.Device.Layers, h.Device.NumBlocks));
+        var ex = Assert.Throws<FlexKvException>(() => h.Engine.Devices.RegisterKvCaches(h.Device.Layers, h.Device.NumBlocks));
         Assert.Equal(FlexKvStatus.InvalidState, ex.Status);
     }
 
@@ -37,7 +37,7 @@ public class KvEngineRegistrationTests
         using var other = new Fakes.DeviceKvCache(4, spanBytes: 32);
         var transport = new HostMemoryTransport(KvLayout.Create(other.Layers, 4, other.BlockBytes));
 
-        var ex = Assert.Throws<FlexKvException>(() => h.Engine.RegisterTransport(transport));
+        var ex = Assert.Throws<FlexKvException>(() => h.Engine.Devices.RegisterTransport(transport));
         Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
     }
 
@@ -81,9 +81,9 @@ public class KvEngineRegistrationTests
         using var h = new EngineHarness(register: false);
         var first = new DisposableTransport(KvLayout.Create(h.Device.Layers, h.Device.NumBlocks, h.Device.BlockBytes));
         var second = new DisposableTransport(KvLayout.Create(h.Device.Layers, h.Device.NumBlocks, h.Device.BlockBytes));
-        h.Engine.RegisterTransport(first);
+        h.Engine.Devices.RegisterTransport(first);
 
-        h.Engine.RegisterTransport(second);
+        h.Engine.Devices.RegisterTransport(second);
         h.Poll(); // any scheduler call may release it; no copy is running
 
         Assert.True(first.Disposed);

@@ -55,7 +55,7 @@ public class KvEngineShutdownTests
             () => h.Engine.Reset(),
             () => h.Engine.CancelRequest("A"),
             () => h.Engine.WaitForCompletion(1),
-            () => h.Engine.RegisterKvCaches(h.Device.Layers, h.Device.NumBlocks),
+            () => h.Engine.Devices.RegisterKvCaches(h.Device.Layers, h.Device.NumBlocks),
         ];
         foreach (Action call in calls)
             Assert.Equal(FlexKvStatus.ShutDown, Assert.Throws<FlexKvException>(call).Status);

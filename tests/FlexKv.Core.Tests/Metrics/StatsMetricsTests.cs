@@ -10,7 +10,7 @@ public class StatsMetricsTests
     [Fact]
     public void Names_AreUniqueStatsKeys()
     {
-        var names = Enumerable.Range(0, StatsMetrics.Count).Select(i => StatsMetrics.Info(i).Name).ToArray();
+        var names = Enumerable.Range(0, StatsMetrics.StatsCount).Select(i => StatsMetrics.Info(i).Name).ToArray();
         Assert.Equal(names.Length, names.Distinct().Count());
         Assert.Contains("matched_tokens", names);
         Assert.Equal(MetricKind.Counter, StatsMetrics.Info(Array.IndexOf(names, "blocks_saved")).Kind);
@@ -37,6 +37,24 @@ public class StatsMetricsTests
         Assert.Equal(s.BytesMoved, Get("bytes_moved"));
         Assert.Equal(s.CpuBlocksUsed, Get("cpu_blocks_used"));
         Assert.Equal(1, Get("registered"));
+    }
+
+    [Fact]
+    public void TheStraightFill_WritesWhatTheTableSays()
+    {
+        var stats = new EngineStats();
+        int n = 1;
+        foreach (var p in typeof(EngineStats).GetProperties())
+        {
+            if (p.PropertyType == typeof(long)) p.SetValue(stats, (long)(n++ * 1000 + 7));
+            else if (p.PropertyType == typeof(double)) p.SetValue(stats, n++ * 1.5);
+            else if (p.PropertyType == typeof(bool)) p.SetValue(stats, n++ % 2 == 0);
+        }
+        var fast = new long[StatsMetrics.StatsCount];
+        var table = new long[StatsMetrics.StatsCount];
+        StatsMetrics.FillStats(stats, fast);
+        StatsMetrics.FillStatsByTable(stats, table);
+        Assert.Equal(table, fast); // every property a distinct value: a swapped or missed entry differs
     }
 
     [Fact]

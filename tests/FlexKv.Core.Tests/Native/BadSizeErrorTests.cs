@@ -75,7 +75,7 @@ public unsafe class BadSizeErrorTests
         using var h = new EngineHarness(register: false);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var ex = Assert.Throws<FlexKvException>(() =>
-            h.Engine.RegisterRankKvCaches(0, 1 << 30, Environment.ProcessId, h.Device.Layers, h.Device.NumBlocks));
+            h.Engine.Devices.RegisterRankKvCaches(0, 1 << 30, Environment.ProcessId, h.Device.Layers, h.Device.NumBlocks));
         Assert.Equal(FlexKvStatus.InvalidArgument, ex.Status);
         Assert.Contains("world_size", ex.Message);
         Assert.True(sw.ElapsedMilliseconds < 1000);

@@ -82,6 +82,24 @@ public partial class HeaderTests
     }
 
     [Fact]
+    public void KvEventStruct_KindsAndTiers_MatchTheCode()
+    {
+        // uint8 kind, medium, hash_len, parent_len, reserved[4]; uint8 hash[32], parent[32]
+        Assert.Equal(72, Unsafe.SizeOf<Core.Events.KvEvent>());
+        Assert.Equal(8, (int)Marshal.OffsetOf<Core.Events.KvEvent>(nameof(Core.Events.KvEvent.Hash)));
+        Assert.Equal(40, (int)Marshal.OffsetOf<Core.Events.KvEvent>(nameof(Core.Events.KvEvent.Parent)));
+        Assert.Contains("uint8_t hash[32];", s_header);
+        Assert.Contains("uint8_t parent[32];", s_header);
+        Assert.Matches($@"#define FLEXKV_MAX_HASH_BYTES {Core.Events.KvEvent.MaxHashBytes}\b", s_header);
+        Assert.Matches($@"#define FLEXKV_KV_EVENT_STORED  {(int)Core.Events.KvEventKind.Stored}\b", s_header);
+        Assert.Matches($@"#define FLEXKV_KV_EVENT_REMOVED {(int)Core.Events.KvEventKind.Removed}\b", s_header);
+        Assert.Matches($@"#define FLEXKV_KV_EVENT_CLEARED {(int)Core.Events.KvEventKind.Cleared}\b", s_header);
+        Assert.Matches($@"#define FLEXKV_TIER_CPU    {(int)Core.Metrics.MetricTier.Cpu}\b", s_header);
+        Assert.Matches($@"#define FLEXKV_TIER_SSD    {(int)Core.Metrics.MetricTier.Ssd}\b", s_header);
+        Assert.Matches($@"#define FLEXKV_TIER_REMOTE {(int)Core.Metrics.MetricTier.Remote}\b", s_header);
+    }
+
+    [Fact]
     public void CudaIpcStruct_HasTheCLayout()
     {
         // uint8 handle[64], uint64 offset, char pci_bus_id[32]

@@ -37,7 +37,7 @@ public unsafe class QueryFinishedExportTests
         e.Query();
         // Fault injection behind the C ABI: the handle's engine gets a flaky transport.
         var flaky = new FlakyTransport(KvLayout.Create(e.Device.Layers, e.Device.NumBlocks, e.Device.BlockBytes));
-        HandleTable.Get<KvEngine>(e.Handle).RegisterTransport(flaky);
+        HandleTable.Get<KvEngine>(e.Handle).Devices.RegisterTransport(flaky);
         flaky.FailBlocks(11, 12);
         Assert.Equal(16, Match(e.Handle, "B", tokens));
         Assert.Equal(Ok, Alloc(e.Handle, "B", [10, 11, 12, 13, 14], 16));

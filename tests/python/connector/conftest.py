@@ -23,7 +23,8 @@ import vllm  # noqa: E402
 if getattr(vllm, "__version__", None) != "0.0.0-stub":
     raise RuntimeError(f"tests/python/connector needs the stub vllm, but {vllm.__file__} was imported first")
 
-from vllm.config import CacheConfig, KVTransferConfig, ModelConfig, ParallelConfig, SchedulerConfig, VllmConfig  # noqa: E402
+from vllm.config import (CacheConfig, KVEventsConfig, KVTransferConfig, ModelConfig, ParallelConfig,  # noqa: E402
+                         SchedulerConfig, VllmConfig)
 from vllm.distributed import parallel_state  # noqa: E402
 from vllm.distributed.kv_transfer.kv_connector.factory import KVConnectorFactory  # noqa: E402
 
@@ -39,9 +40,10 @@ def build_vllm_config(*, model: str = "stub/tiny-model", dtype: torch.dtype = to
                       kv_connector_module_path: str | None = None, kv_load_failure_policy: str = "recompute",
                       max_num_batched_tokens: int = 2048, max_num_seqs: int = 256, enable_chunked_prefill: bool = True,
                       cache_dtype: str = "auto", async_scheduling: bool = False, executor_backend: str | None = None,
-                      dp_size: int = 1, dp_rank: int = 0) -> VllmConfig:
+                      dp_size: int = 1, dp_rank: int = 0, kv_events: bool = False) -> VllmConfig:
     """A VllmConfig for the harness; ``kv_connector=None`` means no KV connector at all;
-    ``async_scheduling`` selects vLLM's AsyncScheduler and batch-queue step order."""
+    ``async_scheduling`` selects vLLM's AsyncScheduler and batch-queue step order; ``kv_events``
+    is vLLM's --kv-events-config '{"enable_kv_cache_events": true, "publisher": "zmq"}'."""
     ktc = None
     if kv_connector is not None:
         ktc = KVTransferConfig(kv_connector=kv_connector, kv_role="kv_both",
@@ -58,6 +60,7 @@ def build_vllm_config(*, model: str = "stub/tiny-model", dtype: torch.dtype = to
         scheduler_config=SchedulerConfig(max_num_batched_tokens=max_num_batched_tokens, max_num_seqs=max_num_seqs,
                                          enable_chunked_prefill=enable_chunked_prefill,
                                          async_scheduling=async_scheduling),
+        kv_events_config=KVEventsConfig(enable_kv_cache_events=True, publisher="zmq") if kv_events else None,
     )
 
 

@@ -24,6 +24,8 @@ class AdapterOptions:
     idle_flush_timeout_ms: float = 200.0
     # How often at most the scheduler side hands vLLM its figures (vLLM asks every step).
     stats_interval_ms: float = 100.0
+    # KV events (with vLLM's kv_events_config) the engine keeps until vLLM takes them.
+    kv_events_buffer: int = 16384
 
 
 def connector_options(vllm_config, env: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:

@@ -44,6 +44,9 @@ class DisabledScheduler:
     def on_new_request(self, request) -> None:
         pass
 
+    def take_events(self) -> list:
+        return []
+
     def step_stats(self):
         return None
 

@@ -20,6 +20,7 @@ from ... import _errors
 from ...config import redacted
 from ...manager import KVManager
 from . import _config, _deployment, _log
+from ._kv_events import KvEventsBridge
 from ._load_errors import LoadErrorRoute
 from ._step_stats import StepStats
 
@@ -69,6 +70,9 @@ class SchedulerSide:
         self._step = 0
         self._planned = False                # something waits for launch_tasks
         self._running: Optional[Set[str]] = None
+        # vLLM's KV events (kv_events_config), None when off: then nothing is recorded or kept.
+        self.kv_events = KvEventsBridge.create(vllm_config, self.manager, self.block_size,
+                                               self.options.kv_events_buffer)
         self._attach_workers(vllm_config)
         policy = _load_failure_policy(vllm_config)
         if policy == "fail" and (cfg.get("ssd_cache_gb") or cfg.get("remote_url") or cfg.get("redis_host")):
@@ -118,6 +122,8 @@ class SchedulerSide:
         except _errors.FlexKVError as e:
             _log.once(f"match:{type(e).__name__}", "lookup failed, treating as a miss: %s", e)
             return 0, False
+        if self.kv_events is not None:
+            self.kv_events.send_hashes(request)  # the engine knows the request now
         if n is None:
             return None, False  # the remote store is being asked: vLLM retries next step
         self._asked[rid] = num_computed_tokens
@@ -143,6 +149,8 @@ class SchedulerSide:
         if num_external_tokens > 0:
             self._loading[rid] = external
             self._planned = True
+            if self.kv_events is not None:  # the loaded blocks are stored in CPU as they arrive
+                self.kv_events.remember(request, first, first + len(external))
 
     # ---- per step ------------------------------------------------------------------------
 
@@ -237,15 +245,22 @@ class SchedulerSide:
         computed = request.num_computed_tokens - getattr(request, "num_output_placeholders", 0)
         n = max(0, min(request.num_tokens, computed + 1))
         tokens = request.all_token_ids[:n]  # one copy; the engine is sent only what it lacks
+        if self.kv_events is not None and save:
+            self.kv_events.send_hashes(request)  # blocks decoding added since the lookup
         try:
             hold = self.manager.request_finished(rid, tokens, list(block_ids or ()), save=save,
                                                  namespace=_namespace(request))
         except _errors.FlexKVError as e:
             _log.once(f"finish:{type(e).__name__}", "could not save a finished request: %s", e)
             return False, None
+        finally:
+            if self.kv_events is not None:
+                self.kv_events.forget(rid)
         if hold:
             self._holding.add(rid)
             self._planned = True
+            if self.kv_events is not None:
+                self.kv_events.remember(request, 0, max(0, n - 1) // self.block_size)
         return hold, None
 
     def _handle_preemptions(self, scheduler_output) -> None:
@@ -289,6 +304,10 @@ class SchedulerSide:
         elapsed, self._last_report_t = now - self._last_report_t, now
         counters, gauges = changed
         return _Stats(data={"counters": counters, "gauges": gauges, "elapsed_us": int(elapsed * 1e6)})
+
+    def take_events(self) -> list:
+        """vLLM's KV events since the last call (vLLM's take_events, once a step); none when off."""
+        return self.kv_events.take() if self.kv_events is not None else []
 
     def stats_data(self) -> dict:
         try:

@@ -78,7 +78,8 @@ class FlexKVConnectorV1Impl:
         """No-op: FlexKv copies by block id and needs nothing of vLLM's block pool."""
 
     def take_events(self) -> Iterable[Any]:
-        return ()
+        """KV events (blocks stored in or removed from a tier, resets) when vLLM's kv_events_config enables them."""
+        return self.scheduler.take_events() if self.scheduler is not None else ()
 
     def is_ready(self) -> bool:
         """Whether every worker registered its KV cache (scheduler side)."""

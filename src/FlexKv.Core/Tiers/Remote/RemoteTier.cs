@@ -3,6 +3,7 @@ using FlexKv.Core.Config;
 using FlexKv.Core.Engine;
 using FlexKv.Core.Errors;
 using FlexKv.Core.Index;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Tiers.Remote;
@@ -106,6 +107,10 @@ internal sealed unsafe class RemoteTier : ILowerTier
         _writer.TryAdd(DeleteAllMarker); // wakes the writer; when the queue is full it sees the flag after the next batch
     }
 
+    public int QueuedWrites => _writer.Count;
+
+    public int QueuedReads => _reader.Count;
+
     public void FillStats(EngineStats s, int writesPending)
     {
         s.RemoteWritesPending = writesPending;
@@ -144,20 +149,23 @@ internal sealed unsafe class RemoteTier : ILowerTier
             bufs[i] = (nint)_ctx.CpuSlot(batch[i].CpuSlot);
         }
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+        bool connected = _store.IsConnected;
         try
         {
-            if (_store.IsConnected) _store.Put(keys, bufs, _blockBytes, ok);
+            if (connected) _store.Put(keys, bufs, _blockBytes, ok);
         }
         catch (Exception)
         {
             // A store that throws loses this batch, not the thread.
         }
-        Interlocked.Add(ref _writeTicks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+        long ticks = System.Diagnostics.Stopwatch.GetTimestamp() - t0;
+        Interlocked.Add(ref _writeTicks, ticks);
+        if (connected) _ctx.Metrics.Operation(TransferFlow.H2Remote, ticks); // a batch the store was asked to take
         for (int i = 0; i < n; i++)
         {
             if (ok[i]) Interlocked.Increment(ref _written);
             else Interlocked.Increment(ref _dropped);
-            CompletedWrites.Enqueue(new TierWriteDone(batch[i].Node, ok[i]));
+            CompletedWrites.Enqueue(new TierWriteDone(batch[i].Node, ok[i], connected ? FailureReason.IoError : FailureReason.Unavailable));
         }
         DeleteAllIfRequested(); // a marker taken inside the batch
         return true;

@@ -178,7 +178,7 @@ internal sealed unsafe class DirectFileDevice : IBlockDevice
     {
         nint done = write ? LibcMethods.Pwritev(fd, iov, count, offset) : LibcMethods.Preadv(fd, iov, count, offset);
         if (done < 0) return Marshal.GetLastPInvokeError();
-        return done == total ? 0 : 5; // a short transfer is an I/O error (EIO) for every block in it
+        return done == total ? 0 : LibcMethods.Eio; // a short transfer is an I/O error (EIO) for every block in it
     }
 
     /// <summary>Closes the files; idempotent.</summary>

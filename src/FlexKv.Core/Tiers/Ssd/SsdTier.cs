@@ -3,6 +3,7 @@ using FlexKv.Core.Engine;
 using FlexKv.Core.Hashing;
 using FlexKv.Core.Index;
 using FlexKv.Core.Memory;
+using FlexKv.Core.Metrics;
 using FlexKv.Core.Transfer;
 
 namespace FlexKv.Core.Tiers.Ssd;
@@ -125,6 +126,8 @@ internal sealed unsafe class SsdTier : ILowerTier
         // (tens of bytes a slot) as garbage: the memory goes back to the system now, once,
         // rather than staying with the process until some later collection.
         if (_device.NumSlots >= LargeCacheSlots) GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        if (!SsdCacheLabel.TryWrite(_directories.Paths[0], _ctx.Options, _ctx.Fingerprint, out string? why))
+            _ctx.Warnings.Add($"the SSD cache's label ({SsdCacheLabel.FileName}, for inspection only) was not written: {why}");
     }
 
     public bool TryWrite(in TierWrite w)
@@ -143,6 +146,10 @@ internal sealed unsafe class SsdTier : ILowerTier
         _writer.ClearFull(); // the reset frees the disk room the cache used
         _writer.Add(new SsdOp(SsdOpKind.Reset, -1, -1, -1, 0, 0, false));
     }
+
+    public int QueuedWrites => _writer.Count;
+
+    public int QueuedReads => _reader.Count;
 
     public void FillStats(EngineStats s, int writesPending)
     {

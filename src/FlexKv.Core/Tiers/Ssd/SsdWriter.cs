@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using FlexKv.Core.Hashing;
 using FlexKv.Core.Memory;
+using FlexKv.Core.Metrics;
 
 namespace FlexKv.Core.Tiers.Ssd;
 
@@ -92,6 +93,9 @@ internal sealed unsafe class SsdWriter
     public long BytesWritten => Interlocked.Read(ref _bytesWritten);
 
     public long WriteErrors => Interlocked.Read(ref _writeErrors);
+
+    /// <summary>Operations queued and not yet taken by the writer thread (queue_depth).</summary>
+    public int Count => _writer.Count;
 
     /// <summary>Queues an operation (scheduler thread); operations run in queue order.</summary>
     public void Add(in SsdOp op) => _writer.Add(op);
@@ -234,6 +238,7 @@ internal sealed unsafe class SsdWriter
         if (_full) errno = LibcMethods.Enospc; // queued before the disk was found full
         else
         {
+            long started = EngineMetrics.Now();
             try
             {
                 SealAndWrite(run);
@@ -242,6 +247,7 @@ internal sealed unsafe class SsdWriter
             {
                 errno = LibcMethods.Eio; // a device never throws for an I/O error: a bug, but only this run fails
             }
+            _ctx.Metrics.Operation(TransferFlow.H2Ssd, EngineMetrics.Now() - started); // one run: its seals and its write
         }
         EndRun(run, errno);
     }
@@ -333,7 +339,8 @@ internal sealed unsafe class SsdWriter
             _full = true;
             Warnings.Enqueue("the SSD cache disk is full; blocks are no longer written to SSD");
         }
-        CompletedWrites.Enqueue(new TierWriteDone(node, errno == 0));
+        CompletedWrites.Enqueue(new TierWriteDone(node, errno == 0,
+            errno == 0 ? FailureReason.None : errno == LibcMethods.Enospc ? FailureReason.DiskFull : FailureReason.IoError));
     }
 
     /// <summary>Runs what is queued, then stops the threads (bounded); returns whether all ended.</summary>

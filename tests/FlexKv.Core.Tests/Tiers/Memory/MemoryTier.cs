@@ -63,6 +63,8 @@ internal sealed unsafe class MemoryTier : ILowerTier
     public bool IsAvailable => true;
     public ConcurrentQueue<TierWriteDone> CompletedWrites { get; } = new();
     public ConcurrentQueue<string> Warnings { get; } = new();
+    public int QueuedWrites => _writer.Count;
+    public int QueuedReads => _reader.Count;
 
     public void Attach(BlockIndex index, int tier)
     {

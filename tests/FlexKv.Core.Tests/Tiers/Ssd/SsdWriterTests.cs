@@ -55,7 +55,7 @@ public sealed unsafe class SsdWriterTests : IDisposable
         var ctx = new TierContext
         {
             Options = new EngineOptions(), Fingerprint = 7, BlockBytes = BlockBytes, CpuBase = _cpu, CpuStride = BlockBytes,
-            Warnings = [], ReadsDone = _ => true, WritesDone = () => { },
+            Warnings = [], ReadsDone = _ => true, WritesDone = () => { }, Metrics = new FlexKv.Core.Metrics.EngineMetrics(),
         };
         var writer = new SsdWriter(ctx, device, journal, new BlockSeal(7, null), new UInt128[Slots], stripes: 1);
         return (writer, journal, device);

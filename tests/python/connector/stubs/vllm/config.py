@@ -126,12 +126,28 @@ class KVTransferConfig:
 
 
 @dataclass
+class KVEventsConfig:
+    """vLLM's --kv-events-config: KV cache events are published (and connectors asked for theirs)
+    only when enable_kv_cache_events is set."""
+
+    enable_kv_cache_events: bool = False
+    publisher: str = "null"
+    endpoint: str = "tcp://*:5557"
+    replay_endpoint: Optional[str] = None
+    buffer_steps: int = 10_000
+    hwm: int = 100_000
+    max_queue_size: int = 100_000
+    topic: str = ""
+
+
+@dataclass
 class VllmConfig:
     model_config: ModelConfig = field(default_factory=ModelConfig)
     cache_config: CacheConfig = field(default_factory=CacheConfig)
     parallel_config: ParallelConfig = field(default_factory=ParallelConfig)
     kv_transfer_config: Optional[KVTransferConfig] = None
     scheduler_config: SchedulerConfig = field(default_factory=SchedulerConfig)
+    kv_events_config: Optional[KVEventsConfig] = None
 
     def __post_init__(self) -> None:
         if self.scheduler_config.disable_hybrid_kv_cache_manager is None:
