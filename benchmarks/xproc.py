@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import time
 
@@ -29,6 +30,20 @@ import xproc_worker  # noqa: E402
 import flexkv  # noqa: E402
 
 SPAN = 1 << 20  # bytes per K or V span: a block is 2 MiB
+
+
+def anon_huge_bytes(pid: int) -> int:
+    """Bytes of a process's anonymous memory on transparent huge pages (0 where not reported).
+    The kernel pins the worker's pages for each copy, a 4 KiB page at a time where it is not
+    on a huge page: how much of both sides is on huge pages explains a slow round."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("AnonHugePages:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def main() -> None:
@@ -84,6 +99,7 @@ def main() -> None:
             copies.append(base)
             ratios.append(min(put, get) / base)
             phase(f"round {run}/{a.runs}: put {put:.2f} GB/s, get {get:.2f} GB/s, memcpy {base:.2f} GB/s")
+    worker_huge, pool_huge = anon_huge_bytes(info["pid"]), anon_huge_bytes(os.getpid())
     parent.send(("same", [(i, blocks + i) for i in range(blocks)]))
     if parent.recv() is not True:
         raise SystemExit("blocks loaded into the child differ from those saved from it")
@@ -103,6 +119,10 @@ def main() -> None:
         "ratio_max": round(max(ratios), 3),
         "best_ratio": round(min(max(puts), max(gets)) / max(copies), 3),  # best of each, as before
         "bytes_verified": nbytes,
+        # On huge pages at the end: the worker's cache is 2x the bytes moved; this process holds
+        # the CPU pool (1x) and the memcpy round's buffers.
+        "worker_huge_mib": worker_huge >> 20,
+        "engine_process_huge_mib": pool_huge >> 20,
     })
 
 
