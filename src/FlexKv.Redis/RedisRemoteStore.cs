@@ -32,6 +32,7 @@ internal sealed unsafe class RedisRemoteStore : IRemoteStore
     private readonly ConnectionMultiplexer _mux;
     private readonly IDatabase _db;
     private readonly BulkConnections _values;
+    private readonly DirectValueReader? _direct; // GETs into the CPU slots (one plain server)
     // Per batch, reused: the reader and the writer thread each call one of Get and Put at a time.
     private Task<Lease<byte>?>[] _gets = [];
     private Task<bool>[] _sets = [];
@@ -59,6 +60,8 @@ internal sealed unsafe class RedisRemoteStore : IRemoteStore
         _db = _mux.GetDatabase();
         Description = string.Join(",", cfg.EndPoints.Select(e => e.ToString()));
         _values = new BulkConnections(cfg, ValueConnections, _db);
+        if (cfg.EndPoints.Count == 1 && !cfg.Ssl)
+            _direct = new DirectValueReader(cfg.EndPoints[0], cfg.User, cfg.Password, cfg.DefaultDatabase ?? 0, _timeoutMs);
         if (!_mux.IsConnected)
         {
             // A wrong password is a configuration error, not an outage: say so at once.
@@ -82,6 +85,15 @@ internal sealed unsafe class RedisRemoteStore : IRemoteStore
 
     /// <inheritdoc />
     public int Connections => _values.Count;
+
+    /// <inheritdoc />
+    public long DirectReadBatches => _direct?.Batches ?? 0;
+
+    /// <inheritdoc />
+    public int ReadConnections => _direct is { Disabled: false } ? 1 : Connections;
+
+    /// <inheritdoc />
+    public int ReadWindow(int bytes) => _direct is { Disabled: false } ? DirectValueReader.DepthFor(bytes) : Window(bytes);
 
     /// <inheritdoc />
     public string Description { get; }
@@ -159,9 +171,10 @@ internal sealed unsafe class RedisRemoteStore : IRemoteStore
     /// <inheritdoc />
     public void Get(ReadOnlySpan<UInt128> keys, ReadOnlySpan<nint> buffers, int bytes, Span<RemoteReadResult> results)
     {
+        long deadline = Environment.TickCount64 + _timeoutMs;
+        if (_direct is not null && _direct.TryGet(keys, buffers, bytes, results, _prefix, _seal, deadline)) return;
         int n = keys.Length, window = Window(bytes), issued = 0;
         if (_gets.Length < n) _gets = new Task<Lease<byte>?>[n];
-        long deadline = Environment.TickCount64 + _timeoutMs;
         for (int i = 0; i < n; i++)
         {
             // A sliding window: value i is checked and copied into its CPU slot while the next
@@ -283,6 +296,7 @@ internal sealed unsafe class RedisRemoteStore : IRemoteStore
     /// <summary>Closes the connections.</summary>
     public void Dispose()
     {
+        _direct?.Dispose();
         _values.Dispose();
         _mux.Dispose();
         _seal.Dispose();

@@ -92,6 +92,23 @@ def test_blocks_saved_by_one_engine_are_loaded_by_another(redis):
         a.close(), b.close()
 
 
+def test_loads_from_one_plain_server_are_received_straight_into_the_cpu_slots():
+    # The user, password and database of the URL apply to the direct reads too; the bytes are
+    # those saved, and the cluster test below goes through the cluster-aware client instead.
+    with RedisServer(password="pw") as r:
+        port = int(r.url.rsplit(":", 1)[1])
+        url = f"redis://:pw@127.0.0.1:{port}/3"
+        a, b = Engine(url), Engine(url)
+        try:
+            a.save("r", toks(4), [0, 1, 2, 3], value0=40)
+            assert b.load("q", toks(4), [10, 11, 12, 13]) == (4 * BS, set())
+            assert [b.block(10 + i) for i in range(4)] == [bytes([40 + i]) * BB for i in range(4)]
+            assert b.m.stats()["remote_direct_read_batches"] >= 1
+            assert r.cli("-n", "3", "DBSIZE").strip() == "4"
+        finally:
+            a.close(), b.close()
+
+
 def test_another_process_is_served_from_redis(redis):
     code = textwrap.dedent(f"""
         import ctypes, time, flexkv
@@ -308,6 +325,7 @@ def test_redis_cluster_shares_blocks_between_engines():
             assert a.m.stats()["remote_blocks_written"] == 8
             assert b.load("q", toks(8), list(range(20, 28))) == (8 * BS, set())
             assert all(b.block(20 + i)[:1] == bytes([3 + i]) for i in range(8))
+            assert b.m.stats()["remote_direct_read_batches"] == 0  # several nodes: the cluster-aware client reads
             counts = [int(s.cli("DBSIZE").strip()) for s in c.servers] if hasattr(c, "servers") else []
             if counts:
                 assert sum(counts) == 8 and sum(1 for x in counts if x) >= 2  # keys spread over the nodes

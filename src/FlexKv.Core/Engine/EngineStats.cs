@@ -79,6 +79,15 @@ internal sealed class EngineStats
     [JsonPropertyName("remote_pipeline_depth")] public long RemotePipelineDepth { get; set; }
     /// <summary>Connections carrying the remote tier's values (each with up to remote_pipeline_depth in flight).</summary>
     [JsonPropertyName("remote_connections")] public long RemoteConnections { get; set; }
+
+    /// <summary>Connections carrying the remote tier's read values (one of FlexKv's own on a plain server).</summary>
+    [JsonPropertyName("remote_read_connections")] public long RemoteReadConnections { get; set; }
+
+    /// <summary>Remote read values requested ahead per read connection.</summary>
+    [JsonPropertyName("remote_read_pipeline_depth")] public long RemoteReadPipelineDepth { get; set; }
+
+    /// <summary>Remote read batches received straight into the CPU slots (a plain connection to one Redis server).</summary>
+    [JsonPropertyName("remote_direct_read_batches")] public long RemoteDirectReadBatches { get; set; }
     /// <summary>Time spent inside remote write calls (ms).</summary>
     [JsonPropertyName("remote_store_write_ms")] public double RemoteStoreWriteMs { get; set; }
     /// <summary>Time spent inside remote read calls (ms).</summary>

@@ -30,8 +30,17 @@ internal unsafe interface IRemoteStore : IDisposable
     /// <summary>Connections that carry values: a batch spreads its blocks over them.</summary>
     int Connections => 1;
 
+    /// <summary>Read batches whose values were received straight into their CPU slots (no client-side copy).</summary>
+    long DirectReadBatches => 0;
+
     /// <summary>Values of <paramref name="bytes"/> the store keeps in flight at once within a batch (over all connections).</summary>
     int Window(int bytes) => 1;
+
+    /// <summary>Connections that carry the values of reads (when reads go another way than writes).</summary>
+    int ReadConnections => Connections;
+
+    /// <summary>Values of <paramref name="bytes"/> in flight at once within a read batch (over all its connections).</summary>
+    int ReadWindow(int bytes) => Window(bytes);
 
     /// <summary>
     /// Starts asking, in one pipelined round trip, how many leading <paramref name="keys"/> the

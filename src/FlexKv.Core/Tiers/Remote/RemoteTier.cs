@@ -118,6 +118,9 @@ internal sealed unsafe class RemoteTier : ILowerTier
         s.RemoteConnected = _store.IsConnected;
         s.RemotePipelineDepth = _depth;
         s.RemoteConnections = _store.Connections;
+        s.RemoteDirectReadBatches = _store.DirectReadBatches;
+        s.RemoteReadConnections = _store.ReadConnections;
+        s.RemoteReadPipelineDepth = Math.Max(1, _store.ReadWindow(_blockBytes) / Math.Max(1, _store.ReadConnections));
         s.RemoteStoreWriteMs = Math.Round(Interlocked.Read(ref _writeTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency, 3);
         s.RemoteStoreReadMs = Math.Round(Interlocked.Read(ref _readTicks) * 1000.0 / System.Diagnostics.Stopwatch.Frequency, 3);
         s.RemoteBlocksWritten = Interlocked.Read(ref _written);
