@@ -9,7 +9,9 @@ size on the same kind of server and keys: SETs of new keys on a fresh server (-r
 keyspace; a new large value costs the server fresh memory, overwriting one key - redis-benchmark's
 default - does not: that figure is reported too), and GETs spread over as many existing keys as
 the tier reads (populated first). redis-benchmark runs with the tier's own settings (as many
-connections and the same pipelining depth: put_ratio, get_ratio) and over a small sweep of
+connections and the same pipelining depth: put_ratio against SET at the tier's write settings,
+get_ratio against GET at its read settings, which on a plain server are one connection of
+FlexKv's own) and over a small sweep of
 connections (-c) and depths (-P), whose best is put_ratio_best / get_ratio_best. Then
 engine B replays the trace (match, then save prompt + output) with a CPU tier too small to hold
 it, so its hits come from Redis; its matched tokens must equal the reference replayer's.
@@ -110,6 +112,9 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, fl
     a = engine(url, block_bytes, n, kv)
     depth = a.stats()["remote_pipeline_depth"]
     conns = a.stats().get("remote_connections", 1)
+    # Reads may go another way (on a plain server, one connection of FlexKv's own).
+    read_depth = a.stats().get("remote_read_pipeline_depth", depth)
+    read_conns = a.stats().get("remote_read_connections", conns)
     warm_up(a, n, 0)
     rq = [(f"r{r}", list(range(r * 10**6, r * 10**6 + per_req * 16 + 1)), list(range(r * per_req, (r + 1) * per_req)))
           for r in range(reqs)]
@@ -127,7 +132,7 @@ def tier(url: str, block_bytes: int, total_bytes: int) -> tuple[float, float, fl
     again = max(cold_get(url, block_bytes, n, kv, rq) for _ in range(3))
     if not np.array_equal(kv[n:], kv[:n]):
         raise SystemExit("blocks loaded from Redis differ from those saved")
-    return put, first, again, n * block_bytes, depth, conns
+    return put, first, again, n * block_bytes, (conns, depth), (read_conns, read_depth)
 
 
 SWEEP_CLIENTS = (1, 2, 4)
@@ -188,21 +193,27 @@ def main() -> None:
         # fresh memory (measured: 2 MiB SETs of new keys 0.23 GB/s, of one overwritten key 1.5).
         phase(f"{name} blocks: put and get of {a.mib} MiB through the remote tier")
         with RedisServer() as r:
-            put, first, get, moved, depth, conns = tier(r.url, bb, a.mib << 20)
-        phase(f"{name} blocks: redis-benchmark SET and GET with the tier's settings ({conns} connections, depth {depth})")
+            put, first, get, moved, (conns, depth), (rconns, rdepth) = tier(r.url, bb, a.mib << 20)
+        phase(f"{name} blocks: redis-benchmark SET with the tier's write settings ({conns} connections, depth {depth})")
         own = baseline(bb, n, conns, depth)
-        sweep = {}
+        own_get = own
+        if (rconns, rdepth) != (conns, depth):
+            phase(f"{name} blocks: redis-benchmark GET with the tier's read settings ({rconns} connections, depth {rdepth})")
+            own_get = baseline(bb, n, rconns, rdepth)
+        sweep = {(conns, depth): own, (rconns, rdepth): own_get}
         for c in SWEEP_CLIENTS:
             for pdepth in SWEEP_PIPELINE:
+                if (c, pdepth) in sweep:
+                    continue
                 phase(f"{name} blocks: redis-benchmark sweep -c {c} -P {pdepth}")
-                sweep[(c, pdepth)] = own if (c, pdepth) == (conns, depth) else baseline(bb, n, c, pdepth)
+                sweep[(c, pdepth)] = baseline(bb, n, c, pdepth)
         best_set = max(sweep.items(), key=lambda kv: kv[1]["set"])
         best_get = max(sweep.items(), key=lambda kv: kv[1]["get"])
         out.update({
             f"put_gbps_{name}": round(put, 3), f"get_gbps_{name}": round(get, 3),
             f"get_first_read_gbps_{name}": round(first, 3),
             f"redis_benchmark_set_gbps_{name}": round(own["set"], 3),
-            f"redis_benchmark_get_gbps_{name}": round(own["get"], 3),
+            f"redis_benchmark_get_gbps_{name}": round(own_get["get"], 3),
             f"redis_benchmark_same_key_set_gbps_{name}": round(own["same_key_set"], 3),
             f"redis_benchmark_same_key_get_gbps_{name}": round(own["same_key_get"], 3),
             f"redis_benchmark_best_set_gbps_{name}": round(best_set[1]["set"], 3),
@@ -210,10 +221,11 @@ def main() -> None:
             f"redis_benchmark_best_get_gbps_{name}": round(best_get[1]["get"], 3),
             f"redis_benchmark_best_get_at_{name}": "-c {} -P {}".format(*best_get[0]),
             f"put_ratio_{name}": round(put / own["set"], 3),
-            f"get_ratio_{name}": round(get / own["get"], 3),
+            f"get_ratio_{name}": round(get / own_get["get"], 3),
             f"put_ratio_best_{name}": round(put / best_set[1]["set"], 3),
             f"get_ratio_best_{name}": round(get / best_get[1]["get"], 3),
-            f"pipeline_depth_{name}": depth, f"connections_{name}": conns, f"bytes_verified_{name}": moved,
+            f"pipeline_depth_{name}": depth, f"connections_{name}": conns,
+            f"read_pipeline_depth_{name}": rdepth, f"read_connections_{name}": rconns, f"bytes_verified_{name}": moved,
             **{f"redis_benchmark_sweep_{name}_c{c}_P{pd}": {k: round(v, 3) for k, v in res.items()}
                for (c, pd), res in sweep.items()},
         })
