@@ -176,7 +176,10 @@ def second_engine_replay(url: str) -> tuple[int, int, int]:
         wait(lambda: not b.stats()["remote_writes_pending"])
     st = b.stats()
     b.close()
-    return matched, want, st["remote_matched_blocks"]
+    # What explains a shortfall against the reference: a late lookup is a miss, a dropped or
+    # failed write leaves a block the next request cannot find.
+    why = {k: st[k] for k in ("remote_lookups_late", "remote_writes_dropped", "remote_blocks_written")}
+    return matched, want, st["remote_matched_blocks"], why
 
 
 def main() -> None:
@@ -231,7 +234,7 @@ def main() -> None:
         })
     phase("trace replay by an engine whose hits come from Redis")
     with RedisServer() as r:
-        matched, want, from_redis = second_engine_replay(r.url)
+        matched, want, from_redis, why = second_engine_replay(r.url)
     worst_put = min(out["put_ratio_256k"], out["put_ratio_2m"])
     worst_get = min(out["get_ratio_256k"], out["get_ratio_2m"])
     worst_put_best = min(out["put_ratio_best_256k"], out["put_ratio_best_2m"])
@@ -249,6 +252,7 @@ def main() -> None:
         "second_engine_matched_tokens": matched,
         "reference_matched_tokens": want,
         "second_engine_blocks_from_redis": from_redis,
+        **{f"second_engine_{k}": v for k, v in why.items()},
     })
 
 
