@@ -24,7 +24,6 @@ internal sealed unsafe class DirectValueReader : IDisposable
 {
     private const int MaxInFlightBytes = 4 << 20; // values requested ahead of the one being read
     private const int RetryMs = 1000;
-    private static readonly byte[] Crlf = "\r\n"u8.ToArray();
     private readonly EndPoint _endPoint;
     private readonly string? _user, _password;
     private readonly int _database;
@@ -70,7 +69,6 @@ internal sealed unsafe class DirectValueReader : IDisposable
                 // A sliding window: while value i is received the next ones are being sent.
                 if (issued < n && issued < i + depth)
                 {
-                    _outLength = 0;
                     for (; issued < n && issued < i + depth; issued++) AppendGet(prefix, keys[issued]);
                     Send(deadline);
                 }
@@ -119,7 +117,6 @@ internal sealed unsafe class DirectValueReader : IDisposable
             if (_password is not null) Command(deadline, _user is null ? ["AUTH", _password] : ["AUTH", _user, _password]);
             if (_database != 0) Command(deadline, "SELECT", _database.ToString(System.Globalization.CultureInfo.InvariantCulture));
             Command(deadline, "CLIENT", "SETNAME", "flexkv-direct");
-            _outLength = 0;
             AppendCommand("INFO", "cluster");
             Send(deadline);
             long length = ReadBulkLength(deadline);
@@ -151,7 +148,6 @@ internal sealed unsafe class DirectValueReader : IDisposable
     // A command whose reply must be +OK (the password never appears in an exception).
     private void Command(long deadline, params string[] args)
     {
-        _outLength = 0;
         AppendCommand(args);
         Send(deadline);
         ReadOnlySpan<byte> line = ReadLine(deadline);
@@ -166,7 +162,7 @@ internal sealed unsafe class DirectValueReader : IDisposable
             byte[] b = Encoding.UTF8.GetBytes(a);
             AppendHeader((byte)'$', b.Length);
             Append(b);
-            Append(Crlf);
+            Append("\r\n"u8);
         }
     }
 
@@ -178,7 +174,7 @@ internal sealed unsafe class DirectValueReader : IDisposable
         Span<byte> hex = stackalloc byte[32];
         key.TryFormat(hex, out _, "x32", System.Globalization.CultureInfo.InvariantCulture);
         Append(hex);
-        Append(Crlf);
+        Append("\r\n"u8);
     }
 
     private void AppendHeader(byte kind, int value)
@@ -187,7 +183,7 @@ internal sealed unsafe class DirectValueReader : IDisposable
         h[0] = kind;
         Utf8Formatter.TryFormat(value, h[1..], out int w);
         Append(h[..(1 + w)]);
-        Append(Crlf);
+        Append("\r\n"u8);
     }
 
     private void Append(ReadOnlySpan<byte> b)
@@ -238,7 +234,7 @@ internal sealed unsafe class DirectValueReader : IDisposable
     {
         Span<byte> end = stackalloc byte[2];
         ReadExactly(end, deadline);
-        if (!end.SequenceEqual(Crlf)) throw new InvalidDataException("a value not followed by CRLF");
+        if (!end.SequenceEqual("\r\n"u8)) throw new InvalidDataException("a value not followed by CRLF");
     }
 
     // What the input buffer holds goes first; the rest is received straight into the target.

@@ -77,12 +77,11 @@ internal static class SsdInspectionJson
     // (KvEngine.Restore keeps those, drops the rest).
     private static void WriteBlocks(Utf8JsonWriter w, SsdInspector i, SsdJournalHeader h)
     {
-        ReadOnlySpan<SsdRecord?> slots = i.Slots;
         var byKey = new Dictionary<UInt128, SsdRecord>();
         int blocks = 0, roots = 0;
-        foreach (SsdRecord? r in slots)
+        for (int s = 0; s < i.SlotCount; s++)
         {
-            if (r is not { } rec) continue;
+            if (i.RecordAt(s) is not { } rec) continue;
             blocks++;
             if (!rec.HasParent) roots++;
             byKey.TryAdd(rec.Key, rec);
@@ -111,7 +110,7 @@ internal static class SsdInspectionJson
         w.WriteNumber("root_blocks", roots);
         w.WriteNumber("restorable_blocks", restorable);
         w.WriteNumber("unreachable_blocks", blocks - restorable);
-        w.WriteNumber("free_slots", slots.Length - blocks);
+        w.WriteNumber("free_slots", i.SlotCount - blocks);
         w.WriteNumber("bytes", (long)blocks * h.BlockBytes);
     }
 

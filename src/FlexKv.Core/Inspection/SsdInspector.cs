@@ -24,7 +24,8 @@ internal sealed unsafe class SsdInspector : IDisposable
     private readonly string? _tempDir;
     private readonly byte[]? _copy; // the journal's bytes as read
     private readonly SsdJournal? _journal; // over the private copy
-    private readonly SsdRecord?[] _table = []; // per slot, what the copy's replay found (the journal keeps only positions)
+    private readonly SsdJournalContents? _contents; // per slot, what the copy's replay found (the journal keeps only positions)
+    private readonly UInt128[] _seals = [];
     private ReadOnlyBlockDevice? _device;
     private BlockSeal? _seal;
     private NativeRegion? _buffer;
@@ -47,9 +48,9 @@ internal sealed unsafe class SsdInspector : IDisposable
         {
             _copy = journal;
             if (options is not null) ConfigDiscardReason = WouldDiscard(options);
-            var seals = new UInt128[h.Slots];
-            _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Stripes, h.Slots, seals);
-            _table = TableOf(_journal.Contents!, seals);
+            _seals = new UInt128[h.Slots];
+            _journal = new SsdJournal(CopyJournal(), h.Fingerprint, h.BlockBytes, h.Stripes, h.Slots, _seals);
+            _contents = _journal.Contents; // never started, so the journal keeps them
             Label = ReadLabel(h.Fingerprint, out string? labelProblem);
             LabelProblem = labelProblem;
             Problem = _journal.DiscardReason;
@@ -92,15 +93,15 @@ internal sealed unsafe class SsdInspector : IDisposable
     public long TornRecords => _journal?.DroppedRecords ?? 0;
 
     /// <summary>The block each slot holds (null: free).</summary>
-    public ReadOnlySpan<SsdRecord?> Slots => _table;
+    /// <summary>Slots the journal was replayed over (0: nothing to list).</summary>
+    public int SlotCount => _contents is null ? 0 : _seals.Length;
 
-    private static SsdRecord?[] TableOf(SsdJournalContents c, UInt128[] seals)
+    /// <summary>The block slot <paramref name="slot"/> holds (null: free).</summary>
+    public SsdRecord? RecordAt(int slot)
     {
-        var table = new SsdRecord?[c.Kind.Length];
-        for (int s = 0; s < table.Length; s++)
-            if (c.Kind[s] != SsdJournalContents.Empty)
-                table[s] = new SsdRecord(s, c.Keys[s], c.Parents[s], c.Kind[s] == SsdJournalContents.Child, seals[s]);
-        return table;
+        SsdJournalContents c = _contents!;
+        return c.Kind[slot] == SsdJournalContents.Empty ? null
+            : new SsdRecord(slot, c.Keys[slot], c.Parents[slot], c.Kind[slot] == SsdJournalContents.Child, _seals[slot]);
     }
 
     // The copy is replayed under the configuration's geometry: the engine's own decision.
@@ -235,18 +236,17 @@ internal sealed unsafe class SsdInspector : IDisposable
         Span<nint> buffers = stackalloc nint[VerifyBatch];
         Span<int> errors = stackalloc int[VerifyBatch];
         for (int k = 0; k < VerifyBatch; k++) buffers[k] = (nint)(_buffer.Base + k * stride);
-        ReadOnlySpan<SsdRecord?> table = _table;
-        int end = (int)Math.Min((long)firstSlot + Math.Max(count, 0), table.Length), failed = 0;
+        int end = (int)Math.Min((long)firstSlot + Math.Max(count, 0), SlotCount), failed = 0;
         for (int s = Math.Max(firstSlot, 0); s < end;)
         {
             int n = 0;
             for (; s < end && n < VerifyBatch; s++)
-                if (table[s] is not null) slots[n++] = s;
+                if (_contents!.Kind[s] != SsdJournalContents.Empty) slots[n++] = s;
             if (n == 0) break;
             _device.Read(slots[..n], buffers[..n], h.BlockBytes, errors[..n]);
             for (int k = 0; k < n; k++)
             {
-                SsdRecord r = table[slots[k]]!.Value;
+                SsdRecord r = RecordAt(slots[k])!.Value;
                 bool ok = errors[k] == 0 && _seal.Verify(r.Key, new ReadOnlySpan<byte>((void*)buffers[k], (int)h.BlockBytes), r.Seal);
                 if (ok) continue;
                 if (failed < bad.Length) bad[failed] = slots[k];
